@@ -1,0 +1,15 @@
+//! wharf: an FTP server. The protocol core lives in the `wharf-proto` crate; this crate
+//! holds the IO edges: configuration, listeners, sessions, data connections and the jail.
+
+pub mod auth;
+pub mod config;
+pub mod datachan;
+pub mod error;
+pub mod limits;
+pub mod observe;
+pub mod server;
+pub mod session;
+pub mod vfs;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,1 +1,206 @@
-fn main(){}
+//! The `wharf` command: CLI glue only. `serve`, `check-config`, `hash-password`.
+
+use std::io::{IsTerminal, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wharf::config::{AnonymousMode, Config, LogFormat, Permission, PortRange, UserConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "An FTP server that does what it is told."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server. With no flags: ./ftp on [::]:2121, anonymous read-only.
+    Serve(ServeArgs),
+    /// Validate a configuration file and explain what it does.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Read a password (no echo on a terminal, or from stdin) and print its argon2id hash.
+    HashPassword,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Configuration file (TOML); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (repeatable), e.g. 127.0.0.1:2121 or [::1]:2121.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Directory to serve.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Anonymous access: off, read, upload (drop box) or write.
+    #[arg(long, value_name = "MODE")]
+    anonymous: Option<AnonymousMode>,
+    /// A user with full read-write access to the root (repeatable).
+    #[arg(long, value_name = "NAME:PASSWORD")]
+    user: Vec<String>,
+    /// Passive port range.
+    #[arg(long, value_name = "LOW-HIGH")]
+    passive_ports: Option<PortRange>,
+    /// Address announced in PASV replies (for NAT).
+    #[arg(long, value_name = "ADDR")]
+    public_address: Option<IpAddr>,
+    /// Log format: text or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn config(self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        if !self.listen.is_empty() {
+            config.listen = self.listen;
+        }
+        if let Some(root) = self.root {
+            config.root = root;
+        }
+        if let Some(a) = self.anonymous {
+            config.anonymous = a;
+        }
+        for spec in self.user {
+            let (name, password) = spec
+                .split_once(':')
+                .ok_or_else(|| format!("--user `{spec}`: expected NAME:PASSWORD"))?;
+            config.users.retain(|u| u.name != name);
+            config.users.push(UserConfig {
+                name: name.to_string(),
+                password: wharf::auth::hash_password(password.as_bytes()),
+                root: None,
+                home: None,
+                permissions: vec![Permission::Read, Permission::Write],
+            });
+        }
+        if let Some(p) = self.passive_ports {
+            config.passive_ports = Some(p);
+        }
+        if let Some(a) = self.public_address {
+            config.public_address = Some(a);
+        }
+        if let Some(f) = self.log_format {
+            config.log_format = f;
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve(args) => serve(args),
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                print!("{}: ok\n{}", file.display(), c.explain());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::HashPassword => hash_password(),
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password("Password: ") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut s = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+            eprintln!("cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+        s.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", wharf::auth::hash_password(password.as_bytes()));
+    ExitCode::SUCCESS
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wharf::observe::init(config.log_format);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wharf: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        if let Err(e) = std::fs::create_dir_all(&config.root) {
+            eprintln!("wharf: cannot create {}: {e}", config.root.display());
+            return ExitCode::FAILURE;
+        }
+        let root = std::fs::canonicalize(&config.root).unwrap_or(config.root.clone());
+        let anonymous = config.anonymous;
+        let server = match wharf::Server::bind(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("wharf: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addrs = server.local_addrs();
+        let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        let port = addrs.first().map_or(2121, |a| a.port());
+        let try_host = match addrs.first().map(|a| a.ip()) {
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
+            _ => "127.0.0.1".to_string(),
+        };
+        println!(
+            "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/",
+            root.display(),
+            shown.join(", "),
+        );
+        server.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

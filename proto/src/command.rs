@@ -86,9 +86,15 @@ pub enum Opts {
 pub enum Site {
     Help,
     /// `SITE CHMOD <octal> <path>`.
-    Chmod { mode: u32, path: PathArg },
+    Chmod {
+        mode: u32,
+        path: PathArg,
+    },
     /// `SITE UTIME <time> <path>` or `SITE UTIME <path> <atime> <mtime> <ctime> UTC`.
-    Utime { mtime: OffsetDateTime, path: PathArg },
+    Utime {
+        mtime: OffsetDateTime,
+        path: PathArg,
+    },
 }
 
 /// One parsed command.
@@ -251,7 +257,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         *d = s.to_ascii_uppercase();
     }
     let verb_up = &upper[..verb.len()];
-    let need = |a: Option<&[u8]>| a.map(<[u8]>::to_vec).ok_or(ParseError::BadArgument("argument required"));
+    let need = |a: Option<&[u8]>| {
+        a.map(<[u8]>::to_vec)
+            .ok_or(ParseError::BadArgument("argument required"))
+    };
     let opt = |a: Option<&[u8]>| a.map(<[u8]>::to_vec);
     use Command as C;
     Ok(match verb_up {
@@ -270,7 +279,10 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"STOR" => C::Stor(need(arg)?),
         b"STOU" => C::Stou(opt(arg)),
         b"APPE" => C::Appe(need(arg)?),
-        b"REST" => C::Rest(decimal(trim(need(arg)?.as_slice())).ok_or(ParseError::BadArgument("REST needs a byte offset"))?),
+        b"REST" => C::Rest(
+            decimal(trim(need(arg)?.as_slice()))
+                .ok_or(ParseError::BadArgument("REST needs a byte offset"))?,
+        ),
         b"DELE" => C::Dele(need(arg)?),
         b"RMD" | b"XRMD" => C::Rmd(need(arg)?),
         b"MKD" | b"XMKD" => C::Mkd(need(arg)?),
@@ -282,21 +294,31 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         b"STAT" => C::Stat(opt(arg)),
         b"HELP" => C::Help(opt(arg)),
         b"NOOP" => C::Noop,
-        b"SITE" => C::Site(site(arg.ok_or(ParseError::BadArgument("SITE needs a subcommand"))?)?),
+        b"SITE" => C::Site(site(
+            arg.ok_or(ParseError::BadArgument("SITE needs a subcommand"))?,
+        )?),
         b"ALLO" => C::Allo,
-        b"TYPE" => C::Type(transfer_type(arg.ok_or(ParseError::BadArgument("TYPE needs a type"))?)?),
+        b"TYPE" => C::Type(transfer_type(
+            arg.ok_or(ParseError::BadArgument("TYPE needs a type"))?,
+        )?),
         b"MODE" => mode(arg)?,
         b"STRU" => stru(arg)?,
-        b"PORT" => C::Port(port(arg.ok_or(ParseError::BadArgument("PORT needs h1,h2,h3,h4,p1,p2"))?)?),
+        b"PORT" => C::Port(port(
+            arg.ok_or(ParseError::BadArgument("PORT needs h1,h2,h3,h4,p1,p2"))?,
+        )?),
         b"PASV" => C::Pasv,
-        b"EPRT" => C::Eprt(eprt(arg.ok_or(ParseError::BadArgument("EPRT needs |proto|addr|port|"))?)?),
+        b"EPRT" => C::Eprt(eprt(
+            arg.ok_or(ParseError::BadArgument("EPRT needs |proto|addr|port|"))?,
+        )?),
         b"EPSV" => C::Epsv(epsv(arg)?),
         b"LPRT" | b"LPSV" => return Err(ParseError::NotImplemented("use EPRT/EPSV")),
         b"SIZE" => C::Size(need(arg)?),
         b"MDTM" => C::Mdtm(need(arg)?),
         b"MFMT" => mfmt(arg.ok_or(ParseError::BadArgument("MFMT needs a time and a path"))?)?,
         b"FEAT" => C::Feat,
-        b"OPTS" => C::Opts(opts(arg.ok_or(ParseError::BadArgument("OPTS needs an option"))?)?),
+        b"OPTS" => C::Opts(opts(
+            arg.ok_or(ParseError::BadArgument("OPTS needs an option"))?,
+        )?),
         b"HOST" => C::Host(need(arg)?),
         b"CLNT" => C::Clnt,
         b"AUTH" => C::Auth(need(arg)?),
@@ -353,9 +375,9 @@ fn transfer_type(arg: &[u8]) -> Result<TransferType, ParseError> {
     match words.as_slice() {
         [b"A"] | [b"A", b"N"] | [b"AN"] => Ok(TransferType::Ascii),
         [b"I"] | [b"L", b"8"] | [b"L8"] => Ok(TransferType::Image),
-        [b"A" | b"E", b"T" | b"C"] | [b"E"] | [b"E", b"N"] | [b"L", _] => {
-            Err(ParseError::Unsupported("only TYPE A, A N, I and L 8 are supported"))
-        }
+        [b"A" | b"E", b"T" | b"C"] | [b"E"] | [b"E", b"N"] | [b"L", _] => Err(
+            ParseError::Unsupported("only TYPE A, A N, I and L 8 are supported"),
+        ),
         _ => Err(ParseError::BadArgument("unknown TYPE")),
     }
 }
@@ -363,7 +385,11 @@ fn transfer_type(arg: &[u8]) -> Result<TransferType, ParseError> {
 fn mode(arg: Option<&[u8]>) -> Result<Command, ParseError> {
     match arg.map(trim) {
         Some(m) if m.eq_ignore_ascii_case(b"S") => Ok(Command::Mode),
-        Some(m) if m.eq_ignore_ascii_case(b"B") || m.eq_ignore_ascii_case(b"C") || m.eq_ignore_ascii_case(b"Z") => {
+        Some(m)
+            if m.eq_ignore_ascii_case(b"B")
+                || m.eq_ignore_ascii_case(b"C")
+                || m.eq_ignore_ascii_case(b"Z") =>
+        {
             Err(ParseError::Unsupported("only MODE S is supported"))
         }
         _ => Err(ParseError::BadArgument("MODE needs S, B or C")),
@@ -393,7 +419,10 @@ fn port(arg: &[u8]) -> Result<SocketAddr, ParseError> {
         return Err(BAD);
     }
     let ip = Ipv4Addr::new(n[0], n[1], n[2], n[3]);
-    Ok(SocketAddr::new(ip.into(), u16::from(n[4]) << 8 | u16::from(n[5])))
+    Ok(SocketAddr::new(
+        ip.into(),
+        u16::from(n[4]) << 8 | u16::from(n[5]),
+    ))
 }
 
 fn eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
@@ -443,7 +472,9 @@ pub fn parse_time(s: &[u8]) -> Option<OffsetDateTime> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> u32 {
-        whole[r].iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+        whole[r]
+            .iter()
+            .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
     };
     let nanos = match frac {
         None => 0,
@@ -457,7 +488,8 @@ pub fn parse_time(s: &[u8]) -> Option<OffsetDateTime> {
         Some(_) => return None,
     };
     let month = Month::try_from(u8::try_from(num(4..6)).ok()?).ok()?;
-    let date = Date::from_calendar_date(num(0..4) as i32, month, u8::try_from(num(6..8)).ok()?).ok()?;
+    let date =
+        Date::from_calendar_date(num(0..4) as i32, month, u8::try_from(num(6..8)).ok()?).ok()?;
     let time = Time::from_hms_nano(
         u8::try_from(num(8..10)).ok()?,
         u8::try_from(num(10..12)).ok()?,
@@ -481,7 +513,9 @@ pub fn split_time_prefix(arg: &[u8]) -> Option<(OffsetDateTime, &[u8])> {
 }
 
 fn mfmt(arg: &[u8]) -> Result<Command, ParseError> {
-    let (mtime, path) = split_time_prefix(arg).ok_or(ParseError::BadArgument("MFMT needs YYYYMMDDHHMMSS and a path"))?;
+    let (mtime, path) = split_time_prefix(arg).ok_or(ParseError::BadArgument(
+        "MFMT needs YYYYMMDDHHMMSS and a path",
+    ))?;
     Ok(Command::Mfmt {
         mtime,
         path: path.to_vec(),
@@ -520,13 +554,16 @@ fn site(arg: &[u8]) -> Result<Site, ParseError> {
         return Ok(Site::Help);
     }
     if sub.eq_ignore_ascii_case(b"CHMOD") {
-        const BAD: ParseError = ParseError::BadArgument("SITE CHMOD needs an octal mode and a path");
+        const BAD: ParseError =
+            ParseError::BadArgument("SITE CHMOD needs an octal mode and a path");
         let sp = rest.iter().position(|b| *b == b' ').ok_or(BAD)?;
         let mode = &rest[..sp];
         if mode.is_empty() || mode.len() > 4 || !mode.iter().all(|d| (b'0'..=b'7').contains(d)) {
             return Err(BAD);
         }
-        let mode = mode.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+        let mode = mode
+            .iter()
+            .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
         let path = &rest[sp + 1..];
         if path.is_empty() {
             return Err(BAD);
@@ -560,9 +597,7 @@ fn site(arg: &[u8]) -> Result<Site, ParseError> {
             path: path.to_vec(),
         });
     }
-    Err(ParseError::Unknown(
-        [b"SITE ".as_slice(), sub].concat(),
-    ))
+    Err(ParseError::Unknown([b"SITE ".as_slice(), sub].concat()))
 }
 
 #[cfg(test)]
@@ -588,7 +623,10 @@ mod tests {
         assert_eq!(p(b""), Err(ParseError::Empty));
         assert_eq!(p(b"   "), Err(ParseError::Empty));
         assert_eq!(p(b"FOO bar"), Err(ParseError::Unknown(b"FOO".to_vec())));
-        assert_eq!(p(b"LPRT 4,4,1,2,3,4,2,1,2"), Err(ParseError::NotImplemented("use EPRT/EPSV")));
+        assert_eq!(
+            p(b"LPRT 4,4,1,2,3,4,2,1,2"),
+            Err(ParseError::NotImplemented("use EPRT/EPSV"))
+        );
         assert!(matches!(p(b"LPSV"), Err(ParseError::NotImplemented(_))));
         assert!(matches!(p(b"AVERYLONGVERB"), Err(ParseError::Unknown(_))));
     }
@@ -607,11 +645,20 @@ mod tests {
 
     #[test]
     fn required_arguments() {
-        assert_eq!(p(b"RETR"), Err(ParseError::BadArgument("argument required")));
-        assert_eq!(p(b"CWD "), Err(ParseError::BadArgument("argument required")));
+        assert_eq!(
+            p(b"RETR"),
+            Err(ParseError::BadArgument("argument required"))
+        );
+        assert_eq!(
+            p(b"CWD "),
+            Err(ParseError::BadArgument("argument required"))
+        );
         assert!(matches!(p(b"REST abc"), Err(ParseError::BadArgument(_))));
         assert_eq!(p(b"REST 100"), Ok(Command::Rest(100)));
-        assert!(matches!(p(b"REST 99999999999999999999999"), Err(ParseError::BadArgument(_))));
+        assert!(matches!(
+            p(b"REST 99999999999999999999999"),
+            Err(ParseError::BadArgument(_))
+        ));
     }
 
     #[test]
@@ -624,15 +671,23 @@ mod tests {
     #[test]
     fn list_flags() {
         assert_eq!(p(b"LIST"), Ok(Command::List(ListArgs::default())));
-        let Ok(Command::List(a)) = p(b"LIST -la") else { panic!() };
+        let Ok(Command::List(a)) = p(b"LIST -la") else {
+            panic!()
+        };
         assert!(a.all());
         assert_eq!(a.path, None);
-        let Ok(Command::Nlst(a)) = p(b"NLST -CF dir") else { panic!() };
+        let Ok(Command::Nlst(a)) = p(b"NLST -CF dir") else {
+            panic!()
+        };
         assert_eq!(a.flags, b"CF");
         assert_eq!(a.path, Some(b"dir".to_vec()));
-        let Ok(Command::List(a)) = p(b"LIST -a -l my dir") else { panic!() };
+        let Ok(Command::List(a)) = p(b"LIST -a -l my dir") else {
+            panic!()
+        };
         assert_eq!(a.path, Some(b"my dir".to_vec()));
-        let Ok(Command::List(a)) = p(b"LIST -") else { panic!() };
+        let Ok(Command::List(a)) = p(b"LIST -") else {
+            panic!()
+        };
         assert_eq!(a.path, Some(b"-".to_vec()));
     }
 
@@ -674,7 +729,12 @@ mod tests {
             p(b"PORT 127,0,0,1,4,1"),
             Ok(Command::Port("127.0.0.1:1025".parse().unwrap()))
         );
-        for bad in [&b"PORT 1,2,3,4,5"[..], b"PORT 1,2,3,4,5,256", b"PORT a,b,c,d,e,f", b"PORT 1,2,3,4,5,6,7"] {
+        for bad in [
+            &b"PORT 1,2,3,4,5"[..],
+            b"PORT 1,2,3,4,5,256",
+            b"PORT a,b,c,d,e,f",
+            b"PORT 1,2,3,4,5,6,7",
+        ] {
             assert!(matches!(p(bad), Err(ParseError::BadArgument(_))), "{bad:?}");
         }
         assert_eq!(
@@ -690,9 +750,18 @@ mod tests {
             Ok(Command::Eprt("[::1]:5282".parse().unwrap()))
         );
         assert_eq!(p(b"EPRT |3|1.2.3.4|5|"), Err(ParseError::UnsupportedFamily));
-        assert!(matches!(p(b"EPRT |1|::1|5|"), Err(ParseError::BadArgument(_))));
-        assert!(matches!(p(b"EPRT |1|1.2.3.4|70000|"), Err(ParseError::BadArgument(_))));
-        assert!(matches!(p(b"EPRT |1|1.2.3.4|5"), Err(ParseError::BadArgument(_))));
+        assert!(matches!(
+            p(b"EPRT |1|::1|5|"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            p(b"EPRT |1|1.2.3.4|70000|"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            p(b"EPRT |1|1.2.3.4|5"),
+            Err(ParseError::BadArgument(_))
+        ));
     }
 
     #[test]
@@ -713,11 +782,16 @@ mod tests {
         assert!(parse_time(b"20230229123456").is_none());
         assert!(parse_time(b"2024022912345").is_none());
         assert!(parse_time(b"20241301000000").is_none());
-        let Ok(Command::Mfmt { mtime, path }) = p(b"MFMT 20000101000000 a b.txt") else { panic!() };
+        let Ok(Command::Mfmt { mtime, path }) = p(b"MFMT 20000101000000 a b.txt") else {
+            panic!()
+        };
         assert_eq!(mtime.unix_timestamp(), 946684800);
         assert_eq!(path, b"a b.txt");
         assert!(matches!(p(b"MFMT 2000 x"), Err(ParseError::BadArgument(_))));
-        assert!(matches!(p(b"MFMT 20000101000000"), Err(ParseError::BadArgument(_))));
+        assert!(matches!(
+            p(b"MFMT 20000101000000"),
+            Err(ParseError::BadArgument(_))
+        ));
     }
 
     #[test]
@@ -727,7 +801,10 @@ mod tests {
         assert_eq!(p(b"OPTS UTF8 OFF"), Ok(Command::Opts(Opts::Utf8(false))));
         assert_eq!(
             p(b"OPTS MLST type;size;"),
-            Ok(Command::Opts(Opts::Mlst(vec![b"type".to_vec(), b"size".to_vec()])))
+            Ok(Command::Opts(Opts::Mlst(vec![
+                b"type".to_vec(),
+                b"size".to_vec()
+            ])))
         );
         assert_eq!(p(b"OPTS MLST"), Ok(Command::Opts(Opts::Mlst(vec![]))));
         assert!(matches!(p(b"OPTS FOO"), Err(ParseError::BadArgument(_))));
@@ -738,25 +815,46 @@ mod tests {
         assert_eq!(p(b"SITE HELP"), Ok(Command::Site(Site::Help)));
         assert_eq!(
             p(b"SITE CHMOD 755 a file"),
-            Ok(Command::Site(Site::Chmod { mode: 0o755, path: b"a file".to_vec() }))
+            Ok(Command::Site(Site::Chmod {
+                mode: 0o755,
+                path: b"a file".to_vec()
+            }))
         );
-        assert!(matches!(p(b"SITE CHMOD 9 x"), Err(ParseError::BadArgument(_))));
-        let Ok(Command::Site(Site::Utime { mtime, path })) = p(b"SITE UTIME 20000101000000 f") else { panic!() };
-        assert_eq!((mtime.unix_timestamp(), path.as_slice()), (946684800, &b"f"[..]));
+        assert!(matches!(
+            p(b"SITE CHMOD 9 x"),
+            Err(ParseError::BadArgument(_))
+        ));
+        let Ok(Command::Site(Site::Utime { mtime, path })) = p(b"SITE UTIME 20000101000000 f")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (mtime.unix_timestamp(), path.as_slice()),
+            (946684800, &b"f"[..])
+        );
         let Ok(Command::Site(Site::Utime { mtime, path })) =
             p(b"SITE UTIME my f 20000101000000 20000101000001 20000101000002 UTC")
         else {
             panic!()
         };
-        assert_eq!((mtime.unix_timestamp(), path.as_slice()), (946684801, &b"my f"[..]));
-        assert!(matches!(p(b"SITE UTIME f"), Err(ParseError::BadArgument(_))));
+        assert_eq!(
+            (mtime.unix_timestamp(), path.as_slice()),
+            (946684801, &b"my f"[..])
+        );
+        assert!(matches!(
+            p(b"SITE UTIME f"),
+            Err(ParseError::BadArgument(_))
+        ));
         assert!(matches!(p(b"SITE FOO"), Err(ParseError::Unknown(_))));
         assert!(matches!(p(b"SITE"), Err(ParseError::BadArgument(_))));
     }
 
     #[test]
     fn host_and_misc() {
-        assert_eq!(p(b"HOST ftp.example.com"), Ok(Command::Host(b"ftp.example.com".to_vec())));
+        assert_eq!(
+            p(b"HOST ftp.example.com"),
+            Ok(Command::Host(b"ftp.example.com".to_vec()))
+        );
         assert!(matches!(p(b"HOST"), Err(ParseError::BadArgument(_))));
         assert_eq!(p(b"STOU"), Ok(Command::Stou(None)));
         assert_eq!(p(b"MLSD"), Ok(Command::Mlsd(None)));

@@ -2,6 +2,7 @@
 //! encoding and listing formats. No IO and no async runtime: everything here is pure and
 //! unit-tested byte for byte, and fuzzed.
 
+pub mod ascii;
 pub mod code;
 pub mod command;
 pub mod line;

@@ -242,7 +242,11 @@ mod tests {
     #[test]
     fn recent_file() {
         let mut out = Vec::new();
-        list_line(&entry("a b.txt", Kind::File, 12, T, 0o644), T + 60, &mut out);
+        list_line(
+            &entry("a b.txt", Kind::File, 12, T, 0o644),
+            T + 60,
+            &mut out,
+        );
         assert_eq!(
             out,
             b"-rw-r--r--    1 ftp      ftp                12 Nov 23 17:05 a b.txt\r\n"
@@ -264,8 +268,16 @@ mod tests {
     #[test]
     fn future_file_far_ahead_shows_year() {
         let mut out = Vec::new();
-        list_line(&entry("f", Kind::File, 0, T + 400 * 86400, 0o600), T, &mut out);
-        assert!(out.ends_with(b" 2025 f\r\n"), "{}", String::from_utf8_lossy(&out));
+        list_line(
+            &entry("f", Kind::File, 0, T + 400 * 86400, 0o600),
+            T,
+            &mut out,
+        );
+        assert!(
+            out.ends_with(b" 2025 f\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]
@@ -288,20 +300,35 @@ mod tests {
     #[test]
     fn mlsx_facts() {
         let mut out = Vec::new();
-        facts_line(&entry("é.txt", Kind::File, 5, T, 0o644), Facts::default(), b"adfrw", "é.txt".as_bytes(), &mut out);
+        facts_line(
+            &entry("é.txt", Kind::File, 5, T, 0o644),
+            Facts::default(),
+            b"adfrw",
+            "é.txt".as_bytes(),
+            &mut out,
+        );
         assert_eq!(
             out,
             "type=file;size=5;modify=20241123170509;perm=adfrw;unique=803U1f; é.txt".as_bytes()
         );
         out.clear();
         let facts = Facts::select(&[b"type".to_vec(), b"modify".to_vec()]);
-        facts_line(&entry("d", Kind::Dir, 4096, T, 0o755), facts, b"el", b"d", &mut out);
+        facts_line(
+            &entry("d", Kind::Dir, 4096, T, 0o755),
+            facts,
+            b"el",
+            b"d",
+            &mut out,
+        );
         assert_eq!(out, b"type=dir;modify=20241123170509; d");
     }
 
     #[test]
     fn feat_text() {
-        assert_eq!(Facts::default().feat(), "type*;size*;modify*;perm*;unique*;");
+        assert_eq!(
+            Facts::default().feat(),
+            "type*;size*;modify*;perm*;unique*;"
+        );
         let f = Facts::select(&[b"size".to_vec(), b"bogus".to_vec()]);
         assert_eq!(f.feat(), "type;size*;modify;perm;unique;");
         assert_eq!(f.enabled(), "size;");

@@ -1,0 +1,321 @@
+//! Who may log in and what they may do: anonymous policy, configured users, argon2id
+//! password hashes, and the permission set each login carries.
+//!
+//! Password checks run on the blocking pool so a burst of logins never stalls sessions.
+//! Secrets never reach a log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::config::{AnonymousMode, Collision, Config, Permission};
+
+/// What a login may do. Each flag guards one kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Perms {
+    pub list: bool,
+    pub read: bool,
+    /// Create new files.
+    pub upload: bool,
+    /// Replace existing files (STOR over a name, REST+STOR).
+    pub overwrite: bool,
+    pub append: bool,
+    pub mkdir: bool,
+    pub rename: bool,
+    pub delete: bool,
+    pub rmdir: bool,
+    pub chmod: bool,
+    pub mtime: bool,
+}
+
+impl Perms {
+    pub const NONE: Perms = Perms {
+        list: false,
+        read: false,
+        upload: false,
+        overwrite: false,
+        append: false,
+        mkdir: false,
+        rename: false,
+        delete: false,
+        rmdir: false,
+        chmod: false,
+        mtime: false,
+    };
+    pub const READ: Perms = Perms {
+        list: true,
+        read: true,
+        ..Perms::NONE
+    };
+    pub const ALL: Perms = Perms {
+        list: true,
+        read: true,
+        upload: true,
+        overwrite: true,
+        append: true,
+        mkdir: true,
+        rename: true,
+        delete: true,
+        rmdir: true,
+        chmod: true,
+        mtime: true,
+    };
+    /// The drop box: new files and directories only.
+    pub const DROP_BOX: Perms = Perms {
+        upload: true,
+        mkdir: true,
+        ..Perms::NONE
+    };
+
+    pub fn from_list(list: &[Permission]) -> Perms {
+        let mut p = Perms::NONE;
+        for perm in list {
+            match perm {
+                Permission::Read => {
+                    p.list = true;
+                    p.read = true;
+                }
+                Permission::Write => {
+                    let r = (p.list, p.read);
+                    p = Perms::ALL;
+                    (p.list, p.read) = r;
+                }
+            }
+        }
+        p
+    }
+
+    pub fn for_anonymous(mode: AnonymousMode) -> Perms {
+        match mode {
+            AnonymousMode::Off => Perms::NONE,
+            AnonymousMode::Read => Perms::READ,
+            AnonymousMode::Upload => Perms::DROP_BOX,
+            AnonymousMode::Write => Perms::ALL,
+        }
+    }
+
+    /// RFC 3659 `perm` fact for a file.
+    pub fn file_fact(&self) -> Vec<u8> {
+        let mut s = Vec::new();
+        for (on, c) in [
+            (self.append, b'a'),
+            (self.delete, b'd'),
+            (self.rename, b'f'),
+            (self.read, b'r'),
+            (self.overwrite, b'w'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        s
+    }
+
+    /// RFC 3659 `perm` fact for a directory.
+    pub fn dir_fact(&self) -> Vec<u8> {
+        let mut s = Vec::new();
+        for (on, c) in [
+            (self.upload, b'c'),
+            (self.rmdir, b'd'),
+            (true, b'e'),
+            (self.rename, b'f'),
+            (self.list, b'l'),
+            (self.mkdir, b'm'),
+            (self.delete, b'p'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        s
+    }
+}
+
+/// A user as the server holds it.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// The argon2id PHC string.
+    hash: String,
+    pub root: PathBuf,
+    pub home: Vec<u8>,
+    pub perms: Perms,
+}
+
+/// The outcome of a successful login: where the session is jailed and what it may do.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: String,
+    pub anonymous: bool,
+    pub root: PathBuf,
+    pub home: Vec<u8>,
+    pub perms: Perms,
+    pub collision: Collision,
+}
+
+/// Every login rule of one configuration.
+#[derive(Debug)]
+pub struct Authenticator {
+    users: Vec<Arc<User>>,
+    anonymous: AnonymousMode,
+    anonymous_root: PathBuf,
+    collision: Collision,
+    /// A valid hash checked for unknown names, so a wrong name costs as much as a wrong
+    /// password and timing does not reveal which names exist.
+    decoy: String,
+}
+
+/// Whether `name` is one of the anonymous login names.
+pub fn is_anonymous_name(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"anonymous") || name.eq_ignore_ascii_case(b"ftp")
+}
+
+/// Whether `s` is a PHC string wharf can verify.
+pub fn is_phc(s: &str) -> bool {
+    PasswordHash::new(s).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+/// Hashes a password as an argon2id PHC string (used by `wharf hash-password` and
+/// `--user NAME:PASSWORD`).
+pub fn hash_password(password: &[u8]) -> String {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        // Hashing with default parameters and a fresh salt does not fail.
+        .unwrap_or_default()
+}
+
+impl Authenticator {
+    pub fn new(config: &Config) -> Authenticator {
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                Arc::new(User {
+                    name: u.name.clone(),
+                    hash: u.password.clone(),
+                    root: u.root.clone().unwrap_or_else(|| config.root.clone()),
+                    home: u.home.clone().unwrap_or_else(|| "/".into()).into_bytes(),
+                    perms: Perms::from_list(&u.permissions),
+                })
+            })
+            .collect();
+        Authenticator {
+            users,
+            anonymous: config.anonymous,
+            anonymous_root: config.anonymous_root().to_path_buf(),
+            collision: config.upload_collision,
+            decoy: hash_password(b"decoy"),
+        }
+    }
+
+    /// Checks a login. Runs argon2 on the blocking pool.
+    pub async fn login(&self, name: &[u8], password: &[u8]) -> Option<Grant> {
+        let user = self
+            .users
+            .iter()
+            .find(|u| u.name.as_bytes() == name)
+            .cloned();
+        if user.is_none() && is_anonymous_name(name) {
+            if self.anonymous == AnonymousMode::Off {
+                return None;
+            }
+            return Some(Grant {
+                user: "anonymous".into(),
+                anonymous: true,
+                root: self.anonymous_root.clone(),
+                home: b"/".to_vec(),
+                perms: Perms::for_anonymous(self.anonymous),
+                collision: self.collision,
+            });
+        }
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
+        let password = password.to_vec();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| Argon2::default().verify_password(&password, &h).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let user = user.filter(|_| ok)?;
+        Some(Grant {
+            user: user.name.clone(),
+            anonymous: false,
+            root: user.root.clone(),
+            home: user.home.clone(),
+            perms: user.perms,
+            collision: Collision::Refuse,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UserConfig;
+
+    fn config() -> Config {
+        Config {
+            users: vec![UserConfig {
+                name: "alice".into(),
+                password: hash_password(b"pw"),
+                root: Some("/srv/a".into()),
+                home: Some("/in".into()),
+                permissions: vec![Permission::Read],
+            }],
+            ..Config::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn users_and_anonymous() {
+        let a = Authenticator::new(&config());
+        let g = a.login(b"alice", b"pw").await.unwrap();
+        assert_eq!(
+            (g.user.as_str(), g.perms, g.home.as_slice()),
+            ("alice", Perms::READ, &b"/in"[..])
+        );
+        assert!(a.login(b"alice", b"nope").await.is_none());
+        assert!(a.login(b"bob", b"pw").await.is_none());
+        let g = a.login(b"FTP", b"me@example.com").await.unwrap();
+        assert!(g.anonymous);
+        assert_eq!(g.perms, Perms::READ);
+    }
+
+    #[tokio::test]
+    async fn anonymous_off() {
+        let mut c = config();
+        c.anonymous = AnonymousMode::Off;
+        assert!(
+            Authenticator::new(&c)
+                .login(b"anonymous", b"x")
+                .await
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn perms() {
+        assert_eq!(
+            Perms::from_list(&[Permission::Read, Permission::Write]),
+            Perms::ALL
+        );
+        assert_eq!(
+            Perms::from_list(&[Permission::Write, Permission::Read]),
+            Perms::ALL
+        );
+        let w = Perms::from_list(&[Permission::Write]);
+        assert!(!w.read && !w.list && w.upload);
+        assert_eq!(Perms::ALL.file_fact(), b"adfrw");
+        assert_eq!(Perms::ALL.dir_fact(), b"cdeflmp");
+        assert_eq!(Perms::DROP_BOX.dir_fact(), b"cem");
+        assert!(is_phc(&hash_password(b"x")));
+        assert!(!is_phc("plain"));
+    }
+}

@@ -1,0 +1,430 @@
+//! Configuration: the TOML file and the command-line flags become one validated [`Config`].
+//!
+//! Owns every setting's name, type and default. `Config::default()` is the embedded default
+//! (`./ftp` on `[::]:2121`, anonymous read-only). Errors name the file, line, key and what
+//! is allowed; nothing here panics on bad input.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// What anonymous users (`anonymous` or `ftp`) may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AnonymousMode {
+    /// No anonymous login.
+    Off,
+    /// List and download.
+    #[default]
+    Read,
+    /// The drop box: store new files and make directories; no list, download, overwrite,
+    /// delete or rename.
+    Upload,
+    /// Everything a full user may do.
+    Write,
+}
+
+impl FromStr for AnonymousMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "read" => Ok(Self::Read),
+            "upload" => Ok(Self::Upload),
+            "write" => Ok(Self::Write),
+            _ => Err(format!("`{s}` is not one of off, read, upload, write")),
+        }
+    }
+}
+
+impl fmt::Display for AnonymousMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Read => "read",
+            Self::Upload => "upload",
+            Self::Write => "write",
+        })
+    }
+}
+
+/// What a drop-box upload does when the name is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Collision {
+    /// Refuse with 553; the existing file stays.
+    #[default]
+    Refuse,
+    /// Store under a new name (`name.1`, `name.2`, …) and say so in the 226 reply.
+    Unique,
+}
+
+/// Event log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("`{s}` is not one of text, json")),
+        }
+    }
+}
+
+/// A permission name in a user's `permissions` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// List directories and download files.
+    Read,
+    /// Upload, overwrite, append, make and remove directories, rename, delete, chmod, set times.
+    Write,
+}
+
+/// An inclusive passive port range, written `LOW-HIGH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a port range LOW-HIGH with 1024 <= LOW <= HIGH <= 65535");
+        let (l, h) = s.split_once('-').ok_or_else(bad)?;
+        let low: u16 = l.trim().parse().map_err(|_| bad())?;
+        let high: u16 = h.trim().parse().map_err(|_| bad())?;
+        if low < 1024 || low > high {
+            return Err(bad());
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.low, self.high)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// One configured user.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// An argon2id PHC string from `wharf hash-password`.
+    pub password: String,
+    /// The user's jail; defaults to the global `root`.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Initial directory inside the root (a virtual path such as `/incoming`).
+    #[serde(default)]
+    pub home: Option<String>,
+    #[serde(default = "full_permissions")]
+    pub permissions: Vec<Permission>,
+}
+
+fn full_permissions() -> Vec<Permission> {
+    vec![Permission::Read, Permission::Write]
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Control listeners. `[::]:PORT` is dual-stack (IPv4 clients reach it too).
+    pub listen: Vec<SocketAddr>,
+    /// Default root for users without their own, and for anonymous.
+    pub root: PathBuf,
+    pub anonymous: AnonymousMode,
+    /// Root for anonymous users; defaults to `root`.
+    pub anonymous_root: Option<PathBuf>,
+    /// Drop box (`anonymous = "upload"`): what to do when an uploaded name exists.
+    pub upload_collision: Collision,
+    /// Passive ports; unset means any free port the kernel picks.
+    pub passive_ports: Option<PortRange>,
+    /// The address announced in PASV replies (for NAT); unset means the local address of
+    /// the control connection.
+    pub public_address: Option<IpAddr>,
+    /// Accept passive data connections only from the control connection's peer address.
+    pub passive_peer_check: bool,
+    /// PORT/EPRT only to the control connection's peer address and never below port 1024.
+    pub active_peer_check: bool,
+    pub log_format: LogFormat,
+    /// Seconds a logged-in session may stay idle.
+    pub idle_timeout: u64,
+    /// Seconds to wait for the client to connect to a passive port (or for an active
+    /// connection to be established) before replying 425.
+    pub data_connect_timeout: u64,
+    /// Seconds a data transfer may make no progress before it is aborted.
+    pub data_stall_timeout: u64,
+    #[serde(rename = "user")]
+    pub users: Vec<UserConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([0u16; 8], 2121))],
+            root: PathBuf::from("./ftp"),
+            anonymous: AnonymousMode::Read,
+            anonymous_root: None,
+            upload_collision: Collision::Refuse,
+            passive_ports: None,
+            public_address: None,
+            passive_peer_check: true,
+            active_peer_check: true,
+            log_format: LogFormat::Text,
+            idle_timeout: 600,
+            data_connect_timeout: 20,
+            data_stall_timeout: 300,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// A configuration error, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        let config = Config::from_toml(&text, &path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Parse {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(ConfigError::Invalid(
+                "listen: at least one ADDR:PORT is needed".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.users {
+            if u.name.is_empty() || u.name.contains([' ', '\r', '\n', '\0']) {
+                return Err(ConfigError::Invalid(format!(
+                    "user `{}`: a name must be non-empty, with no spaces or control characters",
+                    u.name
+                )));
+            }
+            if !seen.insert(u.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "user `{}` is defined twice",
+                    u.name
+                )));
+            }
+            if !crate::auth::is_phc(&u.password) {
+                return Err(ConfigError::Invalid(format!(
+                    "user `{}`: password must be an argon2id PHC string ($argon2id$...); make one with `wharf hash-password`",
+                    u.name
+                )));
+            }
+            if let Some(home) = &u.home
+                && !home.starts_with('/')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "user `{}`: home `{home}` must be an absolute path inside the user's root, like /incoming",
+                    u.name
+                )));
+            }
+        }
+        for (key, v) in [
+            ("idle_timeout", self.idle_timeout),
+            ("data_connect_timeout", self.data_connect_timeout),
+            ("data_stall_timeout", self.data_stall_timeout),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: must be at least 1 second"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The root anonymous users see.
+    pub fn anonymous_root(&self) -> &Path {
+        self.anonymous_root.as_deref().unwrap_or(&self.root)
+    }
+
+    /// A short human summary, for `check-config` and the start-up line.
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        use std::fmt::Write;
+        let listen: Vec<String> = self.listen.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(s, "listen: {}", listen.join(", "));
+        let _ = writeln!(s, "root: {}", self.root.display());
+        let _ = writeln!(
+            s,
+            "anonymous: {} (root {})",
+            self.anonymous,
+            self.anonymous_root().display()
+        );
+        let _ = writeln!(
+            s,
+            "passive ports: {}",
+            self.passive_ports
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "any free port".into())
+        );
+        if let Some(a) = self.public_address {
+            let _ = writeln!(s, "public address: {a}");
+        }
+        for u in &self.users {
+            let perms: Vec<&str> = u
+                .permissions
+                .iter()
+                .map(|p| match p {
+                    Permission::Read => "read",
+                    Permission::Write => "write",
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "user {}: root {}, home {}, permissions {}",
+                u.name,
+                u.root.as_deref().unwrap_or(&self.root).display(),
+                u.home.as_deref().unwrap_or("/"),
+                perms.join("+")
+            );
+        }
+        s
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_embedded_default() {
+        let c = Config::default();
+        assert_eq!(c.listen, vec!["[::]:2121".parse().unwrap()]);
+        assert_eq!(c.root, PathBuf::from("./ftp"));
+        assert_eq!(c.anonymous, AnonymousMode::Read);
+        assert!(c.validate().is_ok());
+        // An empty file is the default too.
+        assert_eq!(Config::from_toml("", "x").unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = Config::from_toml("anonymous = \"read\"\nbogus = 1\n", "w.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("w.toml:2:"), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_says_what_is_allowed() {
+        let err = Config::from_toml("anonymous = \"maybe\"\n", "w.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("w.toml:1:"), "{msg}");
+        assert!(msg.contains("off") && msg.contains("upload"), "{msg}");
+        let err = Config::from_toml("passive_ports = \"10-5\"\n", "w.toml").unwrap_err();
+        assert!(err.to_string().contains("LOW-HIGH"), "{err}");
+    }
+
+    #[test]
+    fn plaintext_password_refused() {
+        let err =
+            Config::from_toml("[[user]]\nname = \"a\"\npassword = \"pw\"\n", "w.toml").unwrap_err();
+        assert!(err.to_string().contains("hash-password"), "{err}");
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(
+            c.passive_ports,
+            Some(PortRange {
+                low: 50000,
+                high: 50999
+            })
+        );
+    }
+
+    #[test]
+    fn port_range() {
+        assert_eq!(
+            "2000-2010".parse(),
+            Ok(PortRange {
+                low: 2000,
+                high: 2010
+            })
+        );
+        assert!("80-90".parse::<PortRange>().is_err());
+        assert!("x".parse::<PortRange>().is_err());
+    }
+}

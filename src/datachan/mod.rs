@@ -1,0 +1,190 @@
+//! Data connections: passive listeners on the configured port range, active connects, and
+//! the peer checks that stop bounce attacks and connection theft.
+//!
+//! Defences on by default, one switch each: a passive port accepts only the control
+//! connection's peer address (`passive_peer_check`); PORT/EPRT connect only to that address
+//! and never below port 1024 (`active_peer_check`).
+
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::config::PortRange;
+
+/// An address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) turned back into IPv4, so that a
+/// dual-stack listener's peers compare equal to their IPv4 data connections.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// How the next transfer gets its data connection.
+#[derive(Debug)]
+pub enum DataSetup {
+    /// PASV/EPSV: we listen, the client connects.
+    Passive(TcpListener),
+    /// PORT/EPRT: we connect to the client.
+    Active(SocketAddr),
+}
+
+/// Why a data connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("no data connection was set up (PASV, EPSV, PORT or EPRT first)")]
+    NotSetUp,
+    #[error("the client did not connect in time")]
+    Timeout,
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+}
+
+/// Opens a passive listener on `local` (the control connection's local address), on a port
+/// from `range` when one is configured.
+pub fn listen_passive(local: IpAddr, range: Option<PortRange>) -> io::Result<TcpListener> {
+    let Some(range) = range else {
+        return bind_listener(SocketAddr::new(local, 0));
+    };
+    let span = u32::from(range.high - range.low) + 1;
+    // Start at a random port so concurrent sessions do not all probe the same ones.
+    let start = (std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % u64::from(span)) as u32;
+    for i in 0..span {
+        let port = range.low + ((start + i) % span) as u16;
+        match bind_listener(SocketAddr::new(local, port)) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("every passive port in {range} is in use"),
+    ))
+}
+
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(8)
+}
+
+/// Checks a PORT/EPRT target: the control connection's peer, port 1024 or above.
+pub fn active_target_allowed(target: SocketAddr, peer: IpAddr, check: bool) -> bool {
+    !check || (canonical(target.ip()) == canonical(peer) && target.port() >= 1024)
+}
+
+impl DataSetup {
+    /// Establishes the data connection within `timeout`. A passive listener drops
+    /// connections from any address but `peer` (when `check` is on) and keeps waiting.
+    pub async fn open(
+        self,
+        peer: IpAddr,
+        local: IpAddr,
+        check: bool,
+        timeout: Duration,
+    ) -> Result<TcpStream, DataError> {
+        let fut = async {
+            match self {
+                DataSetup::Passive(listener) => loop {
+                    let (stream, from) = listener.accept().await.map_err(DataError::Connect)?;
+                    if !check || canonical(from.ip()) == canonical(peer) {
+                        return Ok(stream);
+                    }
+                    tracing::warn!(%from, expected = %peer, "refused passive data connection from another address");
+                },
+                DataSetup::Active(target) => {
+                    let socket = if target.is_ipv4() {
+                        TcpSocket::new_v4()
+                    } else {
+                        TcpSocket::new_v6()
+                    }
+                    .map_err(DataError::Connect)?;
+                    // Leave from the address the client reached us on.
+                    if local.is_ipv4() == target.is_ipv4() {
+                        let _ = socket.bind(SocketAddr::new(local, 0));
+                    }
+                    socket.connect(target).await.map_err(DataError::Connect)
+                }
+            }
+        };
+        let stream = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| DataError::Timeout)??;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_unmaps() {
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(canonical(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
+        let v6: IpAddr = "::1".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn bounce_rules() {
+        let peer: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
+        assert!(active_target_allowed(
+            "10.0.0.5:2000".parse().unwrap(),
+            peer,
+            true
+        ));
+        assert!(!active_target_allowed(
+            "10.0.0.6:2000".parse().unwrap(),
+            peer,
+            true
+        ));
+        assert!(!active_target_allowed(
+            "10.0.0.5:25".parse().unwrap(),
+            peer,
+            true
+        ));
+        assert!(active_target_allowed(
+            "10.0.0.6:25".parse().unwrap(),
+            peer,
+            false
+        ));
+    }
+
+    #[tokio::test]
+    async fn range_is_honoured_and_exhaustion_is_an_error() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        // Find two free adjacent-ish ports by asking the kernel, then use a range of one.
+        let probe = bind_listener(SocketAddr::new(lo, 0)).unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let range = PortRange {
+            low: port,
+            high: port,
+        };
+        let l = listen_passive(lo, Some(range)).unwrap();
+        assert_eq!(l.local_addr().unwrap().port(), port);
+        let err = listen_passive(lo, Some(range)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[tokio::test]
+    async fn passive_times_out() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let l = listen_passive(lo, None).unwrap();
+        let r = DataSetup::Passive(l)
+            .open(lo, lo, true, Duration::from_millis(50))
+            .await;
+        assert!(matches!(r, Err(DataError::Timeout)));
+    }
+}

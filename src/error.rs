@@ -1,0 +1,141 @@
+//! Runtime errors and the one mapping from an error to a reply.
+//!
+//! Handlers return [`Error`]; [`Error::reply`] turns it into the code and text a client
+//! sees. No Rust debug text and no server path ever reaches the wire.
+
+use std::io;
+
+use wharf_proto::{Code, Reply};
+
+/// What went wrong with a file operation, in the terms the reply table needs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such file or directory")]
+    NotFound,
+    /// The login's permission set does not allow it.
+    #[error("permission denied by policy")]
+    Denied,
+    /// The filesystem refused (EACCES, EPERM, or a path that would leave the root).
+    #[error("access denied")]
+    Access,
+    #[error("already exists")]
+    Exists,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("is a directory")]
+    IsADirectory,
+    #[error("directory not empty")]
+    NotEmpty,
+    /// NUL byte, over-long path or name, or a name that cannot be created.
+    #[error("name not allowed")]
+    InvalidName,
+    #[error("no space left")]
+    NoSpace,
+    #[error("io error: {0}")]
+    Io(io::Error),
+}
+
+/// What kind of request failed: the RFC lists different codes per command family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// STOR, STOU, APPE, RNTO: RFC 959 uses 553 for refused names.
+    Store,
+    /// STAT with a path: RFC 959 lists 450, not 550, among its replies.
+    Status,
+    /// Everything else: RETR, LIST, CWD, MKD, DELE, SIZE, …
+    Other,
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc_errno::ENOENT) => return Error::NotFound,
+            Some(libc_errno::EACCES | libc_errno::EPERM | libc_errno::EROFS) => {
+                return Error::Access;
+            }
+            Some(libc_errno::EEXIST) => return Error::Exists,
+            Some(libc_errno::ENOTDIR) => return Error::NotADirectory,
+            Some(libc_errno::EISDIR) => return Error::IsADirectory,
+            Some(libc_errno::ENOTEMPTY) => return Error::NotEmpty,
+            Some(libc_errno::ENAMETOOLONG | libc_errno::EINVAL | libc_errno::EILSEQ) => {
+                return Error::InvalidName;
+            }
+            Some(libc_errno::ENOSPC | libc_errno::EDQUOT) => return Error::NoSpace,
+            Some(libc_errno::ELOOP | libc_errno::EXDEV) => return Error::Access,
+            _ => {}
+        }
+        match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound,
+            io::ErrorKind::PermissionDenied => Error::Access,
+            io::ErrorKind::AlreadyExists => Error::Exists,
+            _ => Error::Io(e),
+        }
+    }
+}
+
+/// Linux errno values the mapping needs (stable ABI numbers; no libc dependency for six
+/// constants).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EACCES: i32 = 13;
+    pub const EEXIST: i32 = 17;
+    pub const EXDEV: i32 = 18;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const ENOSPC: i32 = 28;
+    pub const EROFS: i32 = 30;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const ELOOP: i32 = 40;
+    pub const EILSEQ: i32 = 84;
+    pub const EDQUOT: i32 = 122;
+}
+
+impl Error {
+    /// THE mapping from an error to a reply.
+    pub fn reply(&self, op: Op) -> Reply {
+        let refuse = match op {
+            Op::Store => Code::NameNotAllowed,
+            Op::Status => Code::FileBusy,
+            Op::Other => Code::FileUnavailable,
+        };
+        let (code, text) = match self {
+            Error::NotFound => (refuse, "No such file or directory."),
+            Error::Denied | Error::Access => (refuse, "Permission denied."),
+            Error::Exists => (refuse, "File exists."),
+            Error::NotADirectory => (refuse, "Not a directory."),
+            Error::IsADirectory => (refuse, "Is a directory."),
+            Error::NotEmpty => (Code::FileUnavailable, "Directory not empty."),
+            Error::InvalidName => (Code::NameNotAllowed, "File name not allowed."),
+            Error::NoSpace => (Code::InsufficientStorage, "Insufficient storage space."),
+            Error::Io(_) => (Code::LocalError, "Local error in processing."),
+        };
+        Reply::new(code, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping() {
+        assert_eq!(
+            Error::NotFound.reply(Op::Other).code(),
+            Code::FileUnavailable
+        );
+        assert_eq!(Error::Denied.reply(Op::Store).code(), Code::NameNotAllowed);
+        assert_eq!(
+            Error::NoSpace.reply(Op::Store).code(),
+            Code::InsufficientStorage
+        );
+        let e: Error = io::Error::from_raw_os_error(2).into();
+        assert!(matches!(e, Error::NotFound));
+        let e: Error = io::Error::new(io::ErrorKind::PermissionDenied, "a path led outside").into();
+        assert!(matches!(e, Error::Access));
+        let r = Error::Io(io::Error::other("/secret/path broke")).reply(Op::Other);
+        assert!(!String::from_utf8_lossy(&r.to_bytes()).contains("secret"));
+    }
+}

@@ -1,0 +1,1301 @@
+//! One control connection from greeting to QUIT: reads command lines, checks them against
+//! the gate, runs them, and writes replies through the one reply encoder.
+//!
+//! A session owns all its state (no locks). A transfer runs as a task the session can abort,
+//! so ABOR and STAT are answered mid-transfer; other commands that arrive meanwhile wait in
+//! a bounded queue and run, in order, once the transfer's reply has been sent.
+
+mod state;
+mod transfer;
+
+pub use state::{Phase, gate};
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::task::{JoinError, JoinHandle};
+use tracing::{Instrument, info, warn};
+
+use wharf_proto::command::{
+    self, Command, EpsvArg, ListArgs, Opts, ParseError, Site, TransferType,
+};
+use wharf_proto::listing::{self, Entry, Facts, Kind};
+use wharf_proto::reply::quote_path;
+use wharf_proto::{Code, Frame, LineFramer, Reply};
+
+use crate::auth::Grant;
+use crate::config::Collision;
+use crate::datachan::{self, DataError, DataSetup};
+use crate::error::{Error, Op};
+use crate::limits;
+use crate::server::Shared;
+use crate::vfs::{Jail, VPath, WriteMode};
+use transfer::{Job, Params, TransferError};
+
+/// Runs one session to its end. Never panics on client input; if it did, only this task
+/// would end.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let id = shared.next_session_id();
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let peer_ip = datachan::canonical(peer.ip());
+    let span = tracing::info_span!("session", id, client = %peer_ip);
+    let (rd, wr) = stream.into_split();
+    let session = Session {
+        shared,
+        ctrl: ControlReader {
+            rd,
+            framer: LineFramer::default(),
+            buf: vec![0u8; limits::CONTROL_READ_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        },
+        wr,
+        out: Vec::new(),
+        peer: peer_ip,
+        local: datachan::canonical(local.ip()),
+        phase: Phase::Fresh,
+        login: None,
+        cwd: VPath::root(),
+        ty: TransferType::Ascii,
+        rest: 0,
+        rename_from: None,
+        epsv_all: false,
+        data: None,
+        facts: Facts::default(),
+        transfer: None,
+        queued: VecDeque::new(),
+        verb: "",
+    };
+    session.serve().instrument(span).await;
+}
+
+/// Reads control lines; cancel-safe (state changes only after a read completes).
+struct ControlReader {
+    rd: OwnedReadHalf,
+    framer: LineFramer,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+enum Event {
+    Line(Vec<u8>),
+    TooLong,
+    Closed,
+    Idle,
+    Done(Result<Result<u64, TransferError>, JoinError>),
+}
+
+impl ControlReader {
+    async fn next(&mut self) -> Event {
+        loop {
+            if self.start < self.end {
+                let (n, frame) = self.framer.push(&self.buf[self.start..self.end]);
+                self.start += n;
+                match frame {
+                    Some(Frame::Line(l)) => return Event::Line(l),
+                    Some(Frame::TooLong) => return Event::TooLong,
+                    None => {}
+                }
+            }
+            self.start = 0;
+            self.end = 0;
+            match self.rd.read(&mut self.buf).await {
+                Ok(0) | Err(_) => return Event::Closed,
+                Ok(n) => self.end = n,
+            }
+        }
+    }
+}
+
+/// What a login holds: its grant and its jail.
+struct Login {
+    grant: Grant,
+    jail: Jail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Download,
+    Upload,
+    Listing,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+            Direction::Listing => "listing",
+        }
+    }
+}
+
+/// A transfer in flight.
+struct Running {
+    handle: JoinHandle<Result<u64, TransferError>>,
+    progress: Arc<AtomicU64>,
+    direction: Direction,
+    path: VPath,
+    started: Instant,
+    done: Reply,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    ctrl: ControlReader,
+    wr: OwnedWriteHalf,
+    /// Reused reply buffer.
+    out: Vec<u8>,
+    peer: IpAddr,
+    local: IpAddr,
+    phase: Phase,
+    login: Option<Login>,
+    cwd: VPath,
+    ty: TransferType,
+    rest: u64,
+    rename_from: Option<VPath>,
+    epsv_all: bool,
+    data: Option<DataSetup>,
+    facts: Facts,
+    transfer: Option<Running>,
+    queued: VecDeque<Vec<u8>>,
+    /// The verb being handled, for error logs.
+    verb: &'static str,
+}
+
+enum Flow {
+    Continue,
+    Quit,
+}
+
+fn reply(code: Code, text: &str) -> Reply {
+    Reply::new(code, text)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Session {
+    async fn serve(mut self) {
+        info!("connect");
+        if self
+            .send(reply(Code::ServiceReady, "wharf FTP server ready."))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let line = match self.queued.pop_front() {
+                Some(line) if self.transfer.is_none() => line,
+                other => {
+                    if let Some(line) = other {
+                        self.queued.push_front(line);
+                    }
+                    match self.next_event().await {
+                        Event::Line(l) => l,
+                        Event::TooLong => {
+                            let r = reply(Code::SyntaxError, "Command line too long.");
+                            if self.send(r).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Event::Closed => break,
+                        Event::Idle => {
+                            let _ = self
+                                .send(reply(
+                                    Code::ServiceNotAvailable,
+                                    "Idle timeout; closing control connection.",
+                                ))
+                                .await;
+                            break;
+                        }
+                        Event::Done(res) => {
+                            if self.finish_transfer(res).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.handle_line(line).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) | Err(_) => break,
+            }
+        }
+        if let Some(t) = self.transfer.take() {
+            t.handle.abort();
+        }
+        info!("disconnect");
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let cfg = &self.shared.config;
+        let idle = if self.phase == Phase::LoggedIn {
+            cfg.idle_timeout
+        } else {
+            cfg.idle_timeout.min(limits::LOGIN_TIMEOUT_SECS)
+        };
+        let Session { ctrl, transfer, .. } = self;
+        tokio::select! {
+            ev = ctrl.next() => ev,
+            res = async { transfer.as_mut().map(|t| &mut t.handle).expect("guarded").await }, if transfer.is_some() => Event::Done(res),
+            _ = tokio::time::sleep(Duration::from_secs(idle)), if transfer.is_none() => Event::Idle,
+        }
+    }
+
+    /// THE writer of control-connection bytes.
+    async fn send(&mut self, r: Reply) -> std::io::Result<()> {
+        if r.code().number() >= 400 {
+            info!(
+                command = self.verb,
+                code = r.code().number(),
+                reply = %lossy(r.lines().last().map_or(&[][..], Vec::as_slice)),
+                "command error"
+            );
+        }
+        self.out.clear();
+        r.encode(&mut self.out);
+        self.wr.write_all(&self.out).await
+    }
+
+    async fn handle_line(&mut self, line: Vec<u8>) -> std::io::Result<Flow> {
+        let cmd = match command::parse(&line) {
+            Ok(c) => c,
+            Err(ParseError::Empty) => return Ok(Flow::Continue),
+            Err(e) if self.transfer.is_some() => {
+                // Answer in order, after the transfer.
+                let _ = e;
+                return self.enqueue(line).await;
+            }
+            Err(e) => {
+                self.verb = "";
+                self.rename_from = None;
+                let r = match e {
+                    ParseError::Empty => return Ok(Flow::Continue),
+                    ParseError::Unknown(_) => reply(Code::SyntaxError, "Unknown command."),
+                    ParseError::NotImplemented(why) => Reply::new(
+                        Code::NotImplemented,
+                        format!("Command not implemented; {why}."),
+                    ),
+                    ParseError::BadArgument(why) => Reply::new(
+                        Code::ArgumentError,
+                        format!("Syntax error in arguments: {why}."),
+                    ),
+                    ParseError::Unsupported(why) => {
+                        Reply::new(Code::ParameterNotImplemented, format!("{why}."))
+                    }
+                    ParseError::UnsupportedFamily => reply(
+                        Code::NetworkProtocolNotSupported,
+                        "Network protocol not supported, use (1,2)",
+                    ),
+                };
+                self.send(r).await?;
+                return Ok(Flow::Continue);
+            }
+        };
+        self.verb = cmd.verb();
+        if self.transfer.is_some() {
+            return match cmd {
+                Command::Abor => self.abort_transfer().await.map(|_| Flow::Continue),
+                Command::Stat(None) => {
+                    let r = self.status();
+                    self.send(r).await.map(|_| Flow::Continue)
+                }
+                _ => self.enqueue(line).await,
+            };
+        }
+        if let Err(r) = gate(&self.phase, &cmd) {
+            self.send(r).await?;
+            return Ok(Flow::Continue);
+        }
+        // RNTO must come right after RNFR.
+        let rename_from = self.rename_from.take();
+        let r = match self.dispatch(cmd, rename_from).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(Flow::Continue),
+            Err(Quit) => {
+                self.send(reply(Code::Closing, "Goodbye.")).await?;
+                return Ok(Flow::Quit);
+            }
+        };
+        self.send(r).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn enqueue(&mut self, line: Vec<u8>) -> std::io::Result<Flow> {
+        if self.queued.len() >= limits::MAX_QUEUED_COMMANDS {
+            self.send(reply(
+                Code::ServiceNotAvailable,
+                "Too many commands queued during a transfer; closing.",
+            ))
+            .await?;
+            return Ok(Flow::Quit);
+        }
+        self.queued.push_back(line);
+        Ok(Flow::Continue)
+    }
+
+    fn login(&self) -> Result<&Login, Reply> {
+        self.login
+            .as_ref()
+            .ok_or_else(|| reply(Code::NotLoggedIn, "Please login with USER and PASS."))
+    }
+
+    fn resolve(&self, arg: &[u8], op: Op) -> Result<VPath, Reply> {
+        self.cwd.resolve(arg).map_err(|e| e.reply(op))
+    }
+
+    fn reset_transfer_state(&mut self) {
+        self.ty = TransferType::Ascii;
+        self.rest = 0;
+        self.rename_from = None;
+        self.epsv_all = false;
+        self.data = None;
+        self.facts = Facts::default();
+    }
+
+    fn logout(&mut self) {
+        self.login = None;
+        self.cwd = VPath::root();
+        self.phase = Phase::Fresh;
+        self.reset_transfer_state();
+    }
+
+    /// Runs one gated command. `Ok(None)` means the handler already replied.
+    async fn dispatch(
+        &mut self,
+        cmd: Command,
+        rename_from: Option<VPath>,
+    ) -> Result<Option<Reply>, Quit> {
+        use Command as C;
+        let r = match cmd {
+            C::Quit => return Err(Quit),
+            C::Noop => reply(Code::Ok, "NOOP ok."),
+            C::Syst => reply(Code::SystemType, "UNIX Type: L8"),
+            C::Feat => self.feat(),
+            C::Help(topic) => help(topic.as_deref()),
+            C::Stat(None) => self.status(),
+            C::Clnt => reply(Code::Ok, "Noted."),
+            C::Acct => reply(Code::Superfluous, "No account needed."),
+            C::Allo => reply(Code::Superfluous, "ALLO not needed."),
+            C::Mode => reply(Code::Ok, "Mode set to S."),
+            C::Stru => reply(Code::Ok, "Structure set to F."),
+            C::Abor => {
+                self.data = None;
+                reply(Code::ClosingData, "No transfer to abort.")
+            }
+            C::Host(_) => reply(Code::ServiceReady, "Host accepted."),
+            C::Auth(_) => reply(Code::NotImplemented, "TLS is not enabled on this server."),
+            C::Pbsz(_) | C::Prot(_) => reply(Code::BadSequence, "Use AUTH TLS first."),
+            C::Ccc => reply(Code::NotImplemented, "TLS is not enabled on this server."),
+            C::Opts(Opts::Utf8(_)) => reply(Code::Ok, "UTF8 mode is always on."),
+            C::Opts(Opts::Mlst(names)) => {
+                self.facts = Facts::select(&names);
+                Reply::new(Code::Ok, format!("MLST OPTS {}", self.facts.enabled()))
+            }
+            C::Type(t) => {
+                self.ty = t;
+                match t {
+                    TransferType::Ascii => reply(Code::Ok, "Type set to A."),
+                    TransferType::Image => reply(Code::Ok, "Type set to I."),
+                }
+            }
+            C::Rein => {
+                self.logout();
+                reply(Code::ServiceReady, "Service ready for new user.")
+            }
+            C::User(name) => {
+                self.logout();
+                let text = if crate::auth::is_anonymous_name(&name) {
+                    "Anonymous login okay, send your e-mail address as password."
+                } else {
+                    "Password required."
+                };
+                self.phase = Phase::NeedPass { user: name };
+                reply(Code::NeedPassword, text)
+            }
+            C::Pass(pw) => self.pass(pw.expose()).await,
+            C::Rest(n) => {
+                self.rest = n;
+                Reply::new(
+                    Code::PendingFurtherInfo,
+                    format!("Restarting at {n}. Send STOR or RETR."),
+                )
+            }
+            C::Pasv => self.pasv(),
+            C::Epsv(arg) => self.epsv(arg),
+            C::Port(addr) | C::Eprt(addr) => self.port(addr),
+            other => match self.file_command(other, rename_from).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(None),
+                Err(r) => r,
+            },
+        };
+        Ok(Some(r))
+    }
+
+    async fn pass(&mut self, password: &[u8]) -> Reply {
+        let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
+            return reply(Code::BadSequence, "Login with USER first.");
+        };
+        let name = lossy(&user);
+        let Some(grant) = self.shared.auth.login(&user, password).await else {
+            info!(user = %name, "login failed");
+            return reply(Code::NotLoggedIn, "Login incorrect.");
+        };
+        let jail = match Jail::open(&grant.root) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
+                return reply(Code::NotLoggedIn, "Login incorrect.");
+            }
+        };
+        let home = VPath::root().resolve(&grant.home).unwrap_or_default();
+        self.cwd = match jail.stat(&home).await {
+            Ok(e) if e.kind == Kind::Dir => home,
+            _ => VPath::root(),
+        };
+        info!(user = %grant.user, anonymous = grant.anonymous, "login");
+        self.login = Some(Login { grant, jail });
+        self.phase = Phase::LoggedIn;
+        reply(Code::LoggedIn, "Login successful.")
+    }
+
+    fn feat(&self) -> Reply {
+        let mut lines: Vec<Vec<u8>> = vec![b"Features:".to_vec()];
+        for f in [
+            " EPRT".to_string(),
+            " EPSV".into(),
+            " HOST".into(),
+            " MDTM".into(),
+            " MFMT".into(),
+            format!(" MLST {}", self.facts.feat()),
+            " REST STREAM".into(),
+            " SIZE".into(),
+            " TVFS".into(),
+            " UTF8".into(),
+        ] {
+            lines.push(f.into_bytes());
+        }
+        lines.push(b"End".to_vec());
+        Reply::multi(Code::SystemStatus, lines)
+    }
+
+    fn status(&self) -> Reply {
+        let mut lines = vec![b"wharf FTP server status:".to_vec()];
+        lines.push(format!(" Connected from {}", self.peer).into_bytes());
+        match &self.login {
+            Some(l) => lines.push(format!(" Logged in as {}", l.grant.user).into_bytes()),
+            None => lines.push(b" Not logged in".to_vec()),
+        }
+        let ty = match self.ty {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        };
+        lines.push(format!(" TYPE: {ty}; STRU: File; MODE: Stream").into_bytes());
+        match (&self.transfer, &self.data) {
+            (Some(t), _) => lines.push(
+                format!(
+                    " Transfer in progress: {} bytes",
+                    t.progress.load(Ordering::Relaxed)
+                )
+                .into_bytes(),
+            ),
+            (None, Some(DataSetup::Passive(_))) => lines.push(b" Passive mode set".to_vec()),
+            (None, Some(DataSetup::Active(_))) => lines.push(b" Active mode set".to_vec()),
+            (None, None) => lines.push(b" No data connection".to_vec()),
+        }
+        lines.push(b"End of status.".to_vec());
+        Reply::multi(Code::SystemStatus, lines)
+    }
+
+    fn pasv(&mut self) -> Reply {
+        if self.epsv_all {
+            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+        }
+        let announce = match (self.shared.config.public_address, self.local) {
+            (Some(IpAddr::V4(public)), _) => public,
+            (_, IpAddr::V4(local)) => local,
+            _ => {
+                return reply(
+                    Code::ArgumentError,
+                    "PASV is for IPv4; use EPSV on IPv6 connections.",
+                );
+            }
+        };
+        if !self.local.is_ipv4() {
+            return reply(
+                Code::ArgumentError,
+                "PASV is for IPv4; use EPSV on IPv6 connections.",
+            );
+        }
+        let listener = match datachan::listen_passive(self.local, self.shared.config.passive_ports)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot open a passive port");
+                return reply(Code::CantOpenData, "Cannot open a passive port; try again.");
+            }
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        self.data = Some(DataSetup::Passive(listener));
+        let o = announce.octets();
+        Reply::new(
+            Code::PassiveMode,
+            format!(
+                "Entering Passive Mode ({},{},{},{},{},{}).",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                port >> 8,
+                port & 0xff
+            ),
+        )
+    }
+
+    fn epsv(&mut self, arg: EpsvArg) -> Reply {
+        let family = if self.local.is_ipv4() { 1 } else { 2 };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                return reply(Code::Ok, "EPSV ALL ok.");
+            }
+            EpsvArg::Family(f) if f != family => {
+                return Reply::new(
+                    Code::NetworkProtocolNotSupported,
+                    format!("Network protocol not supported, use ({family})"),
+                );
+            }
+            _ => {}
+        }
+        let listener = match datachan::listen_passive(self.local, self.shared.config.passive_ports)
+        {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot open a passive port");
+                return reply(Code::CantOpenData, "Cannot open a passive port; try again.");
+            }
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        self.data = Some(DataSetup::Passive(listener));
+        Reply::new(
+            Code::ExtendedPassiveMode,
+            format!("Entering Extended Passive Mode (|||{port}|)"),
+        )
+    }
+
+    fn port(&mut self, target: SocketAddr) -> Reply {
+        if self.epsv_all {
+            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+        }
+        if !datachan::active_target_allowed(target, self.peer, self.shared.config.active_peer_check)
+        {
+            return reply(
+                Code::ParameterNotImplemented,
+                "Refused: data connections go only to your own address, on port 1024 or above.",
+            );
+        }
+        self.data = Some(DataSetup::Active(target));
+        reply(Code::Ok, "PORT command successful.")
+    }
+
+    /// Commands that work on files and need a login.
+    async fn file_command(
+        &mut self,
+        cmd: Command,
+        rename_from: Option<VPath>,
+    ) -> Result<Option<Reply>, Reply> {
+        use Command as C;
+        let login = self.login()?;
+        let perms = login.grant.perms;
+        let jail = login.jail.clone();
+        let deny = |op: Op| Error::Denied.reply(op);
+        Ok(Some(match cmd {
+            C::Pwd => {
+                let mut text = quote_path(self.cwd.as_bytes());
+                text.extend_from_slice(b" is the current directory.");
+                Reply::new(Code::PathCreated, text)
+            }
+            C::Cwd(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                self.change_dir(&jail, target).await?
+            }
+            C::Cdup => {
+                let target = self.cwd.parent();
+                self.change_dir(&jail, target).await?
+            }
+            C::Mkd(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                if !perms.mkdir {
+                    return Err(deny(Op::Other));
+                }
+                jail.mkdir(&target).await.map_err(|e| e.reply(Op::Other))?;
+                let mut text = quote_path(target.as_bytes());
+                text.extend_from_slice(b" created.");
+                Reply::new(Code::PathCreated, text)
+            }
+            C::Rmd(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                if !perms.rmdir {
+                    return Err(deny(Op::Other));
+                }
+                jail.rmdir(&target).await.map_err(|e| e.reply(Op::Other))?;
+                reply(Code::FileActionOk, "Directory removed.")
+            }
+            C::Dele(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                if !perms.delete {
+                    return Err(deny(Op::Other));
+                }
+                jail.remove_file(&target)
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                reply(Code::FileActionOk, "File deleted.")
+            }
+            C::Rnfr(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                if !perms.rename {
+                    return Err(deny(Op::Other));
+                }
+                if !jail.exists(&target).await.map_err(|e| e.reply(Op::Other))? {
+                    return Err(Error::NotFound.reply(Op::Other));
+                }
+                self.rename_from = Some(target);
+                reply(Code::PendingFurtherInfo, "Ready for RNTO.")
+            }
+            C::Rnto(arg) => {
+                let Some(from) = rename_from else {
+                    return Err(reply(Code::BadSequence, "RNFR required first."));
+                };
+                let to = self.resolve(&arg, Op::Store)?;
+                jail.rename(&from, &to)
+                    .await
+                    .map_err(|e| e.reply(Op::Store))?;
+                reply(Code::FileActionOk, "Rename successful.")
+            }
+            C::Size(arg) => {
+                let target = self.resolve(&arg, Op::Other)?;
+                if !(perms.read || perms.list) {
+                    return Err(deny(Op::Other));
+                }
+                let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+                if e.kind != Kind::File {
+                    return Err(reply(Code::FileUnavailable, "Not a regular file."));
+                }
+                let size = match self.ty {
+                    TransferType::Image => e.size,
+                    TransferType::Ascii => ascii_size(&jail, &target, e.size).await?,
+                };
+                Reply::new(Code::FileStatus, size.to_string())
+            }
+            C::Mdtm(arg) => self.mdtm(&jail, perms, &arg).await?,
+            C::Mfmt { mtime, path } => {
+                let target = self.resolve(&path, Op::Other)?;
+                if !perms.mtime {
+                    return Err(deny(Op::Other));
+                }
+                jail.set_mtime(&target, SystemTime::from(mtime))
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                let mut text = b"Modify=".to_vec();
+                listing::time_val(mtime.unix_timestamp(), &mut text);
+                text.extend_from_slice(b"; ");
+                text.extend_from_slice(&path);
+                Reply::new(Code::FileStatus, text)
+            }
+            C::Site(Site::Help) => Reply::multi(
+                Code::Help,
+                vec![
+                    b"SITE commands:".to_vec(),
+                    b" CHMOD <octal-mode> <path>".to_vec(),
+                    b" UTIME <YYYYMMDDHHMMSS> <path>".to_vec(),
+                    b" HELP".to_vec(),
+                    b"End.".to_vec(),
+                ],
+            ),
+            C::Site(Site::Chmod { mode, path }) => {
+                let target = self.resolve(&path, Op::Other)?;
+                if !perms.chmod {
+                    return Err(deny(Op::Other));
+                }
+                jail.chmod(&target, mode)
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                reply(Code::Ok, "SITE CHMOD command ok.")
+            }
+            C::Site(Site::Utime { mtime, path }) => {
+                let target = self.resolve(&path, Op::Other)?;
+                if !perms.mtime {
+                    return Err(deny(Op::Other));
+                }
+                jail.set_mtime(&target, SystemTime::from(mtime))
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                reply(Code::Ok, "Modification time set.")
+            }
+            C::Stat(Some(arg)) => {
+                let args = command_list_args(&arg);
+                let target = self.resolve(args.path.as_deref().unwrap_or(b""), Op::Status)?;
+                if !perms.list {
+                    return Err(deny(Op::Status));
+                }
+                let body = self
+                    .listing(&jail, &target, ListFormat::List)
+                    .await
+                    .map_err(|e| e.reply(Op::Status))?;
+                let mut lines =
+                    vec![format!("Status of {}:", lossy(target.as_bytes())).into_bytes()];
+                lines.extend(
+                    body.split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()),
+                );
+                lines.push(b"End of status.".to_vec());
+                Reply::multi(Code::FileStatus, lines)
+            }
+            C::Mlst(arg) => {
+                let target = self.resolve(arg.as_deref().unwrap_or(b""), Op::Other)?;
+                if !perms.list {
+                    return Err(deny(Op::Other));
+                }
+                let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+                let mut line = b" ".to_vec();
+                listing::facts_line(
+                    &e,
+                    self.facts,
+                    &perm_fact(&e, perms),
+                    target.as_bytes(),
+                    &mut line,
+                );
+                Reply::multi(
+                    Code::FileActionOk,
+                    vec![
+                        format!("Listing {}", lossy(target.as_bytes())).into_bytes(),
+                        line,
+                        b"End.".to_vec(),
+                    ],
+                )
+            }
+            C::List(args) | C::Nlst(args) if false => {
+                let _ = args;
+                unreachable!()
+            }
+            C::List(args) => {
+                return self
+                    .list_command(&jail, perms, args, ListFormat::List)
+                    .await;
+            }
+            C::Nlst(args) => {
+                return self
+                    .list_command(&jail, perms, args, ListFormat::Nlst)
+                    .await;
+            }
+            C::Mlsd(arg) => {
+                let args = ListArgs {
+                    flags: Vec::new(),
+                    path: arg,
+                };
+                return self
+                    .list_command(&jail, perms, args, ListFormat::Mlsd)
+                    .await;
+            }
+            C::Retr(arg) => return self.retr(&jail, perms, &arg).await,
+            C::Stor(arg) => return self.store(&jail, perms, Store::Stor(arg)).await,
+            C::Appe(arg) => return self.store(&jail, perms, Store::Appe(arg)).await,
+            C::Stou(hint) => return self.store(&jail, perms, Store::Stou(hint)).await,
+            // Everything else was handled by `dispatch`.
+            _ => reply(Code::NotImplemented, "Command not implemented."),
+        }))
+    }
+
+    async fn change_dir(&mut self, jail: &Jail, target: VPath) -> Result<Reply, Reply> {
+        let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+        if e.kind != Kind::Dir {
+            return Err(Error::NotADirectory.reply(Op::Other));
+        }
+        self.cwd = target;
+        Ok(reply(Code::FileActionOk, "Directory successfully changed."))
+    }
+
+    async fn mdtm(
+        &mut self,
+        jail: &Jail,
+        perms: crate::auth::Perms,
+        arg: &[u8],
+    ) -> Result<Reply, Reply> {
+        // The set form `MDTM <time> <path>` (rclone, lftp) unless the whole argument names a file.
+        let whole = self.resolve(arg, Op::Other)?;
+        let existing = jail.stat(&whole).await;
+        if existing.is_err()
+            && let Some((mtime, path)) = command::split_time_prefix(arg)
+        {
+            let target = self.resolve(path, Op::Other)?;
+            if !perms.mtime {
+                return Err(Error::Denied.reply(Op::Other));
+            }
+            jail.set_mtime(&target, SystemTime::from(mtime))
+                .await
+                .map_err(|e| e.reply(Op::Other))?;
+            let mut text = Vec::new();
+            listing::time_val(mtime.unix_timestamp(), &mut text);
+            return Ok(Reply::new(Code::FileStatus, text));
+        }
+        if !(perms.read || perms.list) {
+            return Err(Error::Denied.reply(Op::Other));
+        }
+        let e = existing.map_err(|e| e.reply(Op::Other))?;
+        let mut text = Vec::new();
+        listing::time_val(e.mtime, &mut text);
+        Ok(Reply::new(Code::FileStatus, text))
+    }
+
+    async fn listing(
+        &self,
+        jail: &Jail,
+        target: &VPath,
+        format: ListFormat,
+    ) -> Result<Vec<u8>, Error> {
+        let perms = self
+            .login
+            .as_ref()
+            .map(|l| l.grant.perms)
+            .unwrap_or_default();
+        let top = jail.stat(target).await?;
+        let entries = if top.kind == Kind::Dir {
+            jail.list(target).await?
+        } else if format == ListFormat::Mlsd {
+            return Err(Error::NotADirectory);
+        } else {
+            vec![top]
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(entries.len() * 80);
+        for e in &entries {
+            match format {
+                ListFormat::List => listing::list_line(e, now, &mut out),
+                ListFormat::Nlst => listing::nlst_line(&e.name, &mut out),
+                ListFormat::Mlsd => {
+                    listing::facts_line(e, self.facts, &perm_fact(e, perms), &e.name, &mut out);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn need_data(&self) -> Result<(), Reply> {
+        if self.data.is_none() {
+            return Err(reply(
+                Code::CantOpenData,
+                "Use PASV, EPSV, PORT or EPRT first.",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn list_command(
+        &mut self,
+        jail: &Jail,
+        perms: crate::auth::Perms,
+        args: ListArgs,
+        format: ListFormat,
+    ) -> Result<Option<Reply>, Reply> {
+        self.rest = 0;
+        if !perms.list {
+            return Err(Error::Denied.reply(Op::Other));
+        }
+        let target = self.resolve(args.path.as_deref().unwrap_or(b""), Op::Other)?;
+        self.need_data()?;
+        let body = match self.listing(jail, &target, format).await {
+            Ok(b) => b,
+            Err(Error::NotADirectory) if format == ListFormat::Mlsd => {
+                return Err(reply(Code::ArgumentError, "Not a directory; use MLST."));
+            }
+            Err(e) => return Err(e.reply(Op::Other)),
+        };
+        let opening = reply(Code::OpeningData, "Here comes the directory listing.");
+        self.start(
+            Job::Listing(body),
+            opening,
+            Direction::Listing,
+            target,
+            reply(Code::ClosingData, "Directory send OK."),
+        )
+        .await
+    }
+
+    async fn retr(
+        &mut self,
+        jail: &Jail,
+        perms: crate::auth::Perms,
+        arg: &[u8],
+    ) -> Result<Option<Reply>, Reply> {
+        let rest = std::mem::take(&mut self.rest);
+        let target = self.resolve(arg, Op::Other)?;
+        if !perms.read {
+            return Err(Error::Denied.reply(Op::Other));
+        }
+        self.need_data()?;
+        let ascii = self.ty == TransferType::Ascii;
+        let offset = if ascii { 0 } else { rest };
+        let file = jail
+            .open_read(&target, offset)
+            .await
+            .map_err(|e| e.reply(Op::Other))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mode = if ascii { "ASCII" } else { "BINARY" };
+        let opening = Reply::new(
+            Code::OpeningData,
+            format!("Opening {mode} mode data connection ({size} bytes)."),
+        );
+        let job = Job::Send {
+            file,
+            ascii,
+            skip: if ascii { rest } else { 0 },
+        };
+        self.start(
+            job,
+            opening,
+            Direction::Download,
+            target,
+            reply(Code::ClosingData, "Transfer complete."),
+        )
+        .await
+    }
+
+    async fn store(
+        &mut self,
+        jail: &Jail,
+        perms: crate::auth::Perms,
+        how: Store,
+    ) -> Result<Option<Reply>, Reply> {
+        let rest = std::mem::take(&mut self.rest);
+        let ascii = self.ty == TransferType::Ascii;
+        let collision = self
+            .login
+            .as_ref()
+            .map(|l| l.grant.collision)
+            .unwrap_or_default();
+        let deny = || Error::Denied.reply(Op::Store);
+        let (target, mode, unique) = match &how {
+            Store::Stor(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                if rest > 0 {
+                    if !perms.overwrite {
+                        return Err(deny());
+                    }
+                    if ascii {
+                        return Err(reply(
+                            Code::InvalidRestart,
+                            "Resuming an upload needs TYPE I.",
+                        ));
+                    }
+                    (target, WriteMode::At(rest), false)
+                } else if perms.overwrite {
+                    (target, WriteMode::Truncate, false)
+                } else if perms.upload {
+                    (target, WriteMode::CreateNew, collision == Collision::Unique)
+                } else {
+                    return Err(deny());
+                }
+            }
+            Store::Appe(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                if !perms.append {
+                    return Err(deny());
+                }
+                (target, WriteMode::Append, false)
+            }
+            Store::Stou(hint) => {
+                if !perms.upload {
+                    return Err(deny());
+                }
+                let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
+                let target = self.resolve(base, Op::Store)?;
+                (target, WriteMode::CreateNew, true)
+            }
+        };
+        self.need_data()?;
+        let (file, target) = match jail.open_write(&target, mode).await {
+            Ok(f) => (f, target),
+            Err(Error::Exists) if unique => unique_create(jail, &target).await?,
+            Err(e) => return Err(e.reply(Op::Store)),
+        };
+        let stou = matches!(how, Store::Stou(_));
+        let renamed = stou
+            || (unique
+                && !matches!(how, Store::Stou(_))
+                && target.as_bytes()
+                    != self
+                        .resolve(
+                            match &how {
+                                Store::Stor(a) | Store::Appe(a) => a,
+                                Store::Stou(_) => &[],
+                            },
+                            Op::Store,
+                        )?
+                        .as_bytes());
+        let name = target.file_name().unwrap_or(b"").to_vec();
+        let opening = if stou {
+            let mut text = b"FILE: ".to_vec();
+            text.extend_from_slice(&name);
+            Reply::new(Code::OpeningData, text)
+        } else {
+            reply(Code::OpeningData, "Ok to send data.")
+        };
+        let done = if renamed {
+            let mut text = b"Transfer complete; stored as ".to_vec();
+            text.extend_from_slice(&name);
+            text.push(b'.');
+            Reply::new(Code::ClosingData, text)
+        } else {
+            reply(Code::ClosingData, "Transfer complete.")
+        };
+        self.start(
+            Job::Receive { file, ascii },
+            opening,
+            Direction::Upload,
+            target,
+            done,
+        )
+        .await
+    }
+
+    /// Sends the opening reply and spawns the transfer task.
+    async fn start(
+        &mut self,
+        job: Job,
+        opening: Reply,
+        direction: Direction,
+        path: VPath,
+        done: Reply,
+    ) -> Result<Option<Reply>, Reply> {
+        let Some(setup) = self.data.take() else {
+            return Err(reply(
+                Code::CantOpenData,
+                "Use PASV, EPSV, PORT or EPRT first.",
+            ));
+        };
+        // A failed write means the control connection is gone; the loop notices on read.
+        let _ = self.send(opening).await;
+        let cfg = &self.shared.config;
+        let progress = Arc::new(AtomicU64::new(0));
+        let params = Params {
+            setup,
+            peer: self.peer,
+            local: self.local,
+            peer_check: cfg.passive_peer_check,
+            connect_timeout: Duration::from_secs(cfg.data_connect_timeout),
+            stall: Duration::from_secs(cfg.data_stall_timeout),
+            progress: progress.clone(),
+        };
+        let handle = tokio::spawn(transfer::run(params, job).in_current_span());
+        self.transfer = Some(Running {
+            handle,
+            progress,
+            direction,
+            path,
+            started: Instant::now(),
+            done,
+        });
+        Ok(None)
+    }
+
+    fn log_transfer(&self, t: &Running, bytes: u64, result: &str) {
+        info!(
+            user = self.login.as_ref().map_or("", |l| l.grant.user.as_str()),
+            path = %lossy(t.path.as_bytes()),
+            direction = t.direction.as_str(),
+            bytes,
+            duration_ms = t.started.elapsed().as_millis() as u64,
+            result,
+            "transfer"
+        );
+    }
+
+    async fn finish_transfer(
+        &mut self,
+        res: Result<Result<u64, TransferError>, JoinError>,
+    ) -> std::io::Result<()> {
+        let Some(t) = self.transfer.take() else {
+            return Ok(());
+        };
+        let bytes = t.progress.load(Ordering::Relaxed);
+        let r = match res {
+            Ok(Ok(n)) => {
+                self.log_transfer(&t, n, "ok");
+                t.done.clone()
+            }
+            Ok(Err(e)) => {
+                self.log_transfer(&t, bytes, &e.to_string());
+                match e {
+                    TransferError::Data(
+                        DataError::Timeout | DataError::NotSetUp | DataError::Connect(_),
+                    ) => reply(Code::CantOpenData, "Can't open data connection."),
+                    TransferError::Stalled(_) => reply(
+                        Code::TransferAborted,
+                        "Transfer aborted: no progress on the data connection.",
+                    ),
+                    TransferError::Network(_) => reply(
+                        Code::TransferAborted,
+                        "Connection closed; transfer aborted.",
+                    ),
+                    TransferError::File(e) => match t.direction {
+                        Direction::Upload => e.reply(Op::Store),
+                        _ => reply(Code::LocalError, "Local error reading the file."),
+                    },
+                }
+            }
+            Err(_) => {
+                self.log_transfer(&t, bytes, "failed");
+                reply(Code::LocalError, "Local error in processing.")
+            }
+        };
+        self.send(r).await
+    }
+
+    async fn abort_transfer(&mut self) -> std::io::Result<()> {
+        let Some(mut t) = self.transfer.take() else {
+            return self
+                .send(reply(Code::ClosingData, "No transfer to abort."))
+                .await;
+        };
+        if t.handle.is_finished() {
+            let res = (&mut t.handle).await;
+            self.transfer = Some(t);
+            self.finish_transfer(res).await?;
+            return self
+                .send(reply(Code::ClosingData, "No transfer to abort."))
+                .await;
+        }
+        t.handle.abort();
+        let _ = (&mut t.handle).await;
+        self.log_transfer(&t, t.progress.load(Ordering::Relaxed), "aborted");
+        self.send(reply(
+            Code::TransferAborted,
+            "Connection closed; transfer aborted.",
+        ))
+        .await?;
+        self.send(reply(Code::ClosingData, "ABOR successful."))
+            .await
+    }
+}
+
+/// QUIT: the session ends after its 221.
+struct Quit;
+
+enum Store {
+    Stor(Vec<u8>),
+    Appe(Vec<u8>),
+    Stou(Option<Vec<u8>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListFormat {
+    List,
+    Nlst,
+    Mlsd,
+}
+
+/// STAT's argument takes `ls` flags like LIST's.
+fn command_list_args(arg: &[u8]) -> ListArgs {
+    let mut line = b"LIST ".to_vec();
+    line.extend_from_slice(arg);
+    match command::parse(&line) {
+        Ok(Command::List(a)) => a,
+        _ => ListArgs::default(),
+    }
+}
+
+fn perm_fact(e: &Entry, perms: crate::auth::Perms) -> Vec<u8> {
+    if e.kind == Kind::Dir {
+        perms.dir_fact()
+    } else {
+        perms.file_fact()
+    }
+}
+
+/// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.
+async fn unique_create(jail: &Jail, target: &VPath) -> Result<(std::fs::File, VPath), Reply> {
+    let base = target.file_name().unwrap_or(b"file").to_vec();
+    for i in 1..=limits::MAX_UNIQUE_TRIES {
+        let mut name = base.clone();
+        name.extend_from_slice(format!(".{i}").as_bytes());
+        let candidate = target.with_name(&name).map_err(|e| e.reply(Op::Store))?;
+        match jail.open_write(&candidate, WriteMode::CreateNew).await {
+            Ok(f) => return Ok((f, candidate)),
+            Err(Error::Exists) => continue,
+            Err(e) => return Err(e.reply(Op::Store)),
+        }
+    }
+    Err(Error::Exists.reply(Op::Store))
+}
+
+/// SIZE in TYPE A: the bytes a download would send (every LF becomes CRLF).
+async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply> {
+    if size > limits::MAX_ASCII_SIZE_SCAN {
+        return Err(reply(
+            Code::FileUnavailable,
+            "SIZE in TYPE A is not offered for files this large; use TYPE I.",
+        ));
+    }
+    let file = jail
+        .open_read(target, 0)
+        .await
+        .map_err(|e| e.reply(Op::Other))?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += wharf_proto::ascii::encoded_len(&buf[..n]),
+                Err(e) => return Err(Error::from(e).reply(Op::Other)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(reply(Code::LocalError, "Local error in processing.")))
+}
+
+fn help(topic: Option<&[u8]>) -> Reply {
+    if let Some(t) = topic {
+        let t = t.trim_ascii().to_ascii_uppercase();
+        if command::VERBS.iter().any(|v| v.as_bytes() == t.as_slice()) {
+            let mut text = t;
+            text.extend_from_slice(b" is supported.");
+            return Reply::new(Code::Help, text);
+        }
+        return reply(Code::ArgumentError, "Unknown command.");
+    }
+    let mut lines = vec![b"The following commands are recognized:".to_vec()];
+    for chunk in command::VERBS.chunks(8) {
+        let mut l = Vec::new();
+        for v in chunk {
+            l.extend_from_slice(format!(" {v:<5}").as_bytes());
+        }
+        lines.push(l);
+    }
+    lines.push(b"Help OK.".to_vec());
+    Reply::multi(Code::Help, lines)
+}

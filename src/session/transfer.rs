@@ -1,0 +1,197 @@
+//! One data transfer, run as its own task so the session can answer ABOR and STAT while it
+//! runs: open the data connection, move the bytes, close the connection.
+//!
+//! Bytes move through one large buffer per transfer (never a buffer per chunk). TYPE A
+//! conversion happens chunk by chunk. The data connection is closed before the task ends,
+//! so the session's 226 always follows the close.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::datachan::{DataError, DataSetup};
+use crate::error::Error;
+use crate::limits::TRANSFER_BUFFER;
+use wharf_proto::ascii;
+
+/// What to move.
+#[derive(Debug)]
+pub enum Job {
+    /// RETR: file to client. `skip` drops that many bytes of the converted TYPE A stream
+    /// (REST in ASCII mode); in TYPE I the file is already positioned.
+    Send {
+        file: std::fs::File,
+        ascii: bool,
+        skip: u64,
+    },
+    /// LIST/NLST/MLSD: a formatted listing.
+    Listing(Vec<u8>),
+    /// STOR/APPE/STOU: client to file.
+    Receive { file: std::fs::File, ascii: bool },
+}
+
+/// How a transfer ended.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{0}")]
+    Data(#[from] DataError),
+    #[error("no progress for {0:?}")]
+    Stalled(Duration),
+    #[error("data connection lost: {0}")]
+    Network(std::io::Error),
+    #[error("file error: {0}")]
+    File(Error),
+}
+
+/// Everything the task needs besides the job.
+pub struct Params {
+    pub setup: DataSetup,
+    pub peer: IpAddr,
+    pub local: IpAddr,
+    pub peer_check: bool,
+    pub connect_timeout: Duration,
+    pub stall: Duration,
+    pub progress: Arc<AtomicU64>,
+}
+
+/// What the copy loops report to and are bounded by.
+struct Meter {
+    stall: Duration,
+    progress: Arc<AtomicU64>,
+}
+
+/// Runs one transfer to its end. Returns the bytes moved on the wire.
+pub async fn run(p: Params, job: Job) -> Result<u64, TransferError> {
+    let Params {
+        setup,
+        peer,
+        local,
+        peer_check,
+        connect_timeout,
+        stall,
+        progress,
+    } = p;
+    let mut stream = setup.open(peer, local, peer_check, connect_timeout).await?;
+    let p = Meter { stall, progress };
+    let moved = match job {
+        Job::Listing(bytes) => {
+            io_stall(p.stall, stream.write_all(&bytes))
+                .await?
+                .map_err(TransferError::Network)?;
+            p.progress.store(bytes.len() as u64, Ordering::Relaxed);
+            bytes.len() as u64
+        }
+        Job::Send { file, ascii, skip } => {
+            send(
+                tokio::fs::File::from_std(file),
+                &mut stream,
+                ascii,
+                skip,
+                &p,
+            )
+            .await?
+        }
+        Job::Receive { file, ascii } => {
+            receive(&mut stream, tokio::fs::File::from_std(file), ascii, &p).await?
+        }
+    };
+    // Close before the session says 226 (clients wait for EOF, some old ones insist).
+    let _ = io_stall(p.stall, stream.shutdown()).await;
+    drop(stream);
+    Ok(moved)
+}
+
+async fn io_stall<T>(stall: Duration, f: impl Future<Output = T>) -> Result<T, TransferError> {
+    tokio::time::timeout(stall, f)
+        .await
+        .map_err(|_| TransferError::Stalled(stall))
+}
+
+async fn send(
+    mut file: impl AsyncRead + Unpin,
+    out: &mut (impl AsyncWrite + Unpin),
+    ascii: bool,
+    mut skip: u64,
+    p: &Meter,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut conv = if ascii {
+        Vec::with_capacity(TRANSFER_BUFFER * 2)
+    } else {
+        Vec::new()
+    };
+    let mut total = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .await
+            .map_err(|e| TransferError::File(e.into()))?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        if ascii {
+            conv.clear();
+            ascii::encode(chunk, &mut conv);
+            chunk = &conv;
+            if skip > 0 {
+                let s = skip.min(chunk.len() as u64) as usize;
+                skip -= s as u64;
+                chunk = &chunk[s..];
+            }
+        }
+        io_stall(p.stall, out.write_all(chunk))
+            .await?
+            .map_err(TransferError::Network)?;
+        total += chunk.len() as u64;
+        p.progress.store(total, Ordering::Relaxed);
+    }
+    Ok(total)
+}
+
+async fn receive(
+    input: &mut (impl AsyncRead + Unpin),
+    mut file: tokio::fs::File,
+    ascii: bool,
+    p: &Meter,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut conv = Vec::new();
+    let mut decoder = ascii::Decoder::default();
+    let mut total = 0u64;
+    loop {
+        let n = io_stall(p.stall, input.read(&mut buf))
+            .await?
+            .map_err(TransferError::Network)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        p.progress.store(total, Ordering::Relaxed);
+        let chunk = if ascii {
+            conv.clear();
+            decoder.decode(&buf[..n], &mut conv);
+            &conv[..]
+        } else {
+            &buf[..n]
+        };
+        file.write_all(chunk)
+            .await
+            .map_err(|e| TransferError::File(e.into()))?;
+    }
+    if ascii {
+        conv.clear();
+        decoder.finish(&mut conv);
+        file.write_all(&conv)
+            .await
+            .map_err(|e| TransferError::File(e.into()))?;
+    }
+    // tokio's File finishes writes in the background; wait for them before saying 226.
+    file.flush()
+        .await
+        .map_err(|e| TransferError::File(e.into()))?;
+    Ok(total)
+}

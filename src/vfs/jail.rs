@@ -1,0 +1,371 @@
+//! The jail: every file operation of a session, beneath one root directory.
+//!
+//! Built on cap-std, whose `Dir` resolves every path beneath itself with kernel help
+//! (`openat2` + `RESOLVE_BENEATH`, or a checked component walk where the kernel lacks it):
+//! a symlink pointing outside fails instead of being followed. Blocking filesystem calls
+//! run on tokio's blocking pool.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cap_fs_ext::{DirExt, SystemTimeSpec};
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+use wharf_proto::listing::{Entry, Kind};
+
+use super::VPath;
+use crate::error::Error;
+
+/// How STOR-like commands open their target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create or truncate (STOR).
+    Truncate,
+    /// Create only; fail with `Exists` if the name is taken (drop box, STOU).
+    CreateNew,
+    /// Create or append (APPE).
+    Append,
+    /// Create or open without truncating, then write from this offset (REST + STOR).
+    At(u64),
+}
+
+/// A root directory and the only door to it.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    dir: Arc<Dir>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(Error::Io(io::Error::other("blocking task failed"))))
+}
+
+fn entry(name: Vec<u8>, m: &cap_std::fs::Metadata) -> Entry {
+    let kind = if m.is_dir() {
+        Kind::Dir
+    } else if m.is_file() {
+        Kind::File
+    } else if m.file_type().is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Other
+    };
+    Entry {
+        name,
+        kind,
+        size: m.len(),
+        mtime: m.mtime(),
+        mode: m.mode() & 0o7777,
+        nlink: m.nlink(),
+        unique: (m.dev(), m.ino()),
+    }
+}
+
+impl Jail {
+    /// Opens `root`, creating it if missing.
+    pub fn open(root: &Path) -> io::Result<Jail> {
+        std::fs::create_dir_all(root)?;
+        let dir = Dir::open_ambient_dir(root, ambient_authority())?;
+        Ok(Jail { dir: Arc::new(dir) })
+    }
+
+    /// Describes one object, following symlinks that stay inside the jail.
+    pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            let m = dir.metadata(path.relative())?;
+            let name = path.file_name().unwrap_or(b"/").to_vec();
+            Ok(entry(name, &m))
+        })
+        .await
+    }
+
+    /// Lists a directory. Symlinks are followed when they stay inside the jail; ones that
+    /// dangle or point outside are shown as links and reveal nothing of their target.
+    pub async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            use std::os::unix::ffi::OsStrExt;
+            let sub = dir.open_dir(path.relative())?;
+            let mut out = Vec::new();
+            for item in sub.entries()? {
+                let item = item?;
+                let name = item.file_name();
+                let name = name.as_bytes().to_vec();
+                let lmeta = match item.metadata() {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                };
+                let meta = if lmeta.file_type().is_symlink() {
+                    sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&name)))
+                        .unwrap_or(lmeta)
+                } else {
+                    lmeta
+                };
+                out.push(entry(name, &meta));
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Opens a file for reading, positioned at `offset`.
+    pub async fn open_read(&self, path: &VPath, offset: u64) -> Result<std::fs::File, Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            use std::io::{Seek, SeekFrom};
+            let f = dir.open(path.relative())?;
+            if f.metadata()?.is_dir() {
+                return Err(Error::IsADirectory);
+            }
+            let mut f = f.into_std();
+            if offset > 0 {
+                f.seek(SeekFrom::Start(offset))?;
+            }
+            Ok(f)
+        })
+        .await
+    }
+
+    /// Opens a file for writing as `mode` says.
+    pub async fn open_write(&self, path: &VPath, mode: WriteMode) -> Result<std::fs::File, Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            use std::io::{Seek, SeekFrom};
+            if path.is_root() {
+                return Err(Error::IsADirectory);
+            }
+            let mut opts = OpenOptions::new();
+            opts.write(true);
+            match mode {
+                WriteMode::Truncate => opts.create(true).truncate(true),
+                WriteMode::CreateNew => opts.create_new(true),
+                WriteMode::Append => opts.create(true).append(true),
+                WriteMode::At(_) => opts.create(true),
+            };
+            let f = dir.open_with(path.relative(), &opts)?;
+            let mut f = f.into_std();
+            if let WriteMode::At(offset) = mode {
+                f.set_len(offset)?;
+                f.seek(SeekFrom::Start(offset))?;
+            }
+            Ok(f)
+        })
+        .await
+    }
+
+    /// Makes a directory and any missing parents; `Exists` if the directory is already there.
+    pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            if dir.symlink_metadata(path.relative()).is_ok() {
+                return Err(Error::Exists);
+            }
+            dir.create_dir_all(path.relative())?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn rmdir(&self, path: &VPath) -> Result<(), Error> {
+        if path.is_root() {
+            return Err(Error::Access);
+        }
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || Ok(dir.remove_dir(path.relative())?)).await
+    }
+
+    pub async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            if dir.symlink_metadata(path.relative())?.is_dir() {
+                return Err(Error::IsADirectory);
+            }
+            Ok(dir.remove_file(path.relative())?)
+        })
+        .await
+    }
+
+    /// Renames within the jail; an existing file at `to` is replaced.
+    pub async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
+        if from.is_root() || to.is_root() {
+            return Err(Error::Access);
+        }
+        let dir = self.dir.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || Ok(dir.rename(from.relative(), &dir, to.relative())?)).await
+    }
+
+    pub async fn chmod(&self, path: &VPath, mode: u32) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            Ok(dir.set_permissions(path.relative(), Permissions::from_mode(mode & 0o7777))?)
+        })
+        .await
+    }
+
+    pub async fn set_mtime(&self, path: &VPath, mtime: SystemTime) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            Ok(dir.set_times(
+                path.relative(),
+                None,
+                Some(SystemTimeSpec::Absolute(
+                    cap_std::time::SystemTime::from_std(mtime),
+                )),
+            )?)
+        })
+        .await
+    }
+
+    /// Whether `path` exists (without following a final symlink).
+    pub async fn exists(&self, path: &VPath) -> Result<bool, Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || match dir.symlink_metadata(path.relative()) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Jail, tempfile::TempDir) {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"top secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("sub")).unwrap();
+        std::fs::write(root.path().join("sub/inside"), b"ok").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("leak"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../../../../etc/passwd", root.path().join("rel"))
+            .unwrap();
+        std::os::unix::fs::symlink("sub/inside", root.path().join("good")).unwrap();
+        let jail = Jail::open(root.path()).unwrap();
+        (root, jail, outside)
+    }
+
+    fn v(s: &str) -> VPath {
+        VPath::root().resolve(s.as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn symlinks_out_of_the_root_fail() {
+        let (_root, jail, outside) = setup();
+        for p in ["/leak", "/out/secret", "/rel"] {
+            assert!(jail.open_read(&v(p), 0).await.is_err(), "{p}");
+            assert!(jail.stat(&v(p)).await.is_err(), "{p}");
+        }
+        assert!(jail.list(&v("/out")).await.is_err());
+        assert!(
+            jail.open_write(&v("/out/new"), WriteMode::Truncate)
+                .await
+                .is_err()
+        );
+        assert!(jail.mkdir(&v("/out/d")).await.is_err());
+        assert!(
+            jail.rename(&v("/sub/inside"), &v("/out/moved"))
+                .await
+                .is_err()
+        );
+        assert!(!outside.path().join("new").exists());
+        assert!(!outside.path().join("d").exists());
+        assert!(!outside.path().join("moved").exists());
+        // A link that stays inside works.
+        assert!(jail.open_read(&v("/good"), 0).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn listing_hides_outside_targets() {
+        let (_root, jail, _outside) = setup();
+        let list = jail.list(&VPath::root()).await.unwrap();
+        let find = |n: &str| {
+            list.iter()
+                .find(|e| e.name == n.as_bytes())
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(find("leak").kind, Kind::Symlink);
+        assert_eq!(find("good").kind, Kind::File);
+        assert_eq!(find("good").size, 2);
+        assert_eq!(find("sub").kind, Kind::Dir);
+    }
+
+    #[tokio::test]
+    async fn write_modes() {
+        use std::io::{Read, Write};
+        let (root, jail, _o) = setup();
+        let p = v("/f");
+        jail.open_write(&p, WriteMode::Truncate)
+            .await
+            .unwrap()
+            .write_all(b"hello")
+            .unwrap();
+        assert!(matches!(
+            jail.open_write(&p, WriteMode::CreateNew).await,
+            Err(Error::Exists)
+        ));
+        jail.open_write(&p, WriteMode::Append)
+            .await
+            .unwrap()
+            .write_all(b"!!")
+            .unwrap();
+        jail.open_write(&p, WriteMode::At(2))
+            .await
+            .unwrap()
+            .write_all(b"LP")
+            .unwrap();
+        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"heLP");
+        let mut s = String::new();
+        jail.open_read(&p, 1)
+            .await
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "eLP");
+        assert!(matches!(
+            jail.open_read(&v("/sub"), 0).await,
+            Err(Error::IsADirectory)
+        ));
+    }
+
+    #[tokio::test]
+    async fn directories() {
+        let (root, jail, _o) = setup();
+        jail.mkdir(&v("/a/b/c")).await.unwrap();
+        assert!(root.path().join("a/b/c").is_dir());
+        assert!(matches!(jail.mkdir(&v("/a/b")).await, Err(Error::Exists)));
+        assert!(matches!(jail.rmdir(&v("/a")).await, Err(Error::NotEmpty)));
+        assert!(matches!(
+            jail.rmdir(&VPath::root()).await,
+            Err(Error::Access)
+        ));
+        assert!(matches!(
+            jail.remove_file(&v("/sub")).await,
+            Err(Error::IsADirectory)
+        ));
+        jail.rmdir(&v("/a/b/c")).await.unwrap();
+        assert!(!jail.exists(&v("/a/b/c")).await.unwrap());
+    }
+}

@@ -1,0 +1,668 @@
+//! curl against wharf: listing, download, upload, resume both ways, active (EPRT/PORT) and
+//! passive (EPSV/PASV) data connections, IPv6, `--ftp-create-dirs`, quote commands
+//! (DELE, RNFR/RNTO), anonymous read and the drop box, TYPE A and awkward names.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use wharf::config::AnonymousMode;
+
+use crate::clients_util::*;
+use crate::harness::*;
+
+/// `curl -sS --max-time 60` plus `args`, with a private HOME.
+fn curl(home: &Path, args: &[&str]) -> Output {
+    let mut c: Command = client("curl", home);
+    c.args(["-sS", "--max-time", "60", "--connect-timeout", "10"])
+        .args(args);
+    exec0(&mut c)
+}
+
+/// An anonymous URL (no credentials: curl logs in as `anonymous`).
+fn anon_url(s: &TestServer, rel: &str) -> String {
+    format!("ftp://127.0.0.1:{}/{rel}", s.v4.port())
+}
+
+/// The lines of a listing, without their CRLF.
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn curl_lists_a_directory_long_and_names_only() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    put_file(&s.path("hello.txt"), b"hello\n");
+    put_file(&s.path("big.bin"), &bytes(123_456, 1));
+    std::fs::create_dir(s.path("sub")).unwrap();
+
+    let out = curl(home.path(), &[&s.url("")]);
+    let text = ok(&out, "curl LIST");
+    let list = lines(&text);
+    assert_eq!(list.len(), 3, "LIST should show 3 entries:\n{text}");
+    for line in &list {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields.len() >= 9, "not an ls -l line: {line:?}");
+        assert!(
+            [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+            ]
+            .contains(&fields[5]),
+            "month should be English: {line:?}"
+        );
+    }
+    let big = list.iter().find(|l| l.ends_with(" big.bin")).expect("big.bin listed");
+    assert!(big.starts_with('-'), "{big}");
+    assert_eq!(big.split_whitespace().nth(4), Some("123456"), "size column: {big}");
+    let sub = list.iter().find(|l| l.ends_with(" sub")).expect("sub listed");
+    assert!(sub.starts_with('d'), "{sub}");
+
+    let out = curl(home.path(), &["--list-only", &s.url("")]);
+    let mut names = lines(&ok(&out, "curl NLST"));
+    names.sort();
+    assert_eq!(names, ["big.bin", "hello.txt", "sub"]);
+}
+
+#[test]
+fn curl_downloads_and_uploads_exact_bytes() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let down = bytes(1_048_576 + 17, 2);
+    put_file(&s.path("dir/down.bin"), &down);
+    put_file(&s.path("empty"), b"");
+
+    let local = home.path().join("got.bin");
+    ok(
+        &curl(home.path(), &["-o", local.to_str().unwrap(), &s.url("dir/down.bin")]),
+        "curl RETR",
+    );
+    assert_file(&local, &down);
+    let local_empty = home.path().join("empty");
+    ok(
+        &curl(home.path(), &["-o", local_empty.to_str().unwrap(), &s.url("empty")]),
+        "curl RETR of an empty file",
+    );
+    assert_file(&local_empty, b"");
+
+    let up = bytes(777_777, 3);
+    let src = home.path().join("up.bin");
+    put_file(&src, &up);
+    ok(
+        &curl(home.path(), &["-T", src.to_str().unwrap(), &s.url("dir/up.bin")]),
+        "curl STOR",
+    );
+    assert_file(&s.path("dir/up.bin"), &up);
+
+    // Overwriting an existing file replaces it whole (a shorter upload truncates).
+    let shorter = bytes(1000, 4);
+    put_file(&src, &shorter);
+    ok(
+        &curl(home.path(), &["-T", src.to_str().unwrap(), &s.url("dir/up.bin")]),
+        "curl STOR over an existing file",
+    );
+    assert_file(&s.path("dir/up.bin"), &shorter);
+
+    // Downloading a missing file: 550 to RETR, curl exit 78 (CURLE_REMOTE_FILE_NOT_FOUND).
+    let out = curl(home.path(), &["-o", "/dev/null", &s.url("dir/nope.bin")]);
+    exit_code(&out, 78, "curl RETR of a missing file");
+}
+
+#[test]
+fn curl_resumes_a_download() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let full = bytes(300_001, 5);
+    put_file(&s.path("resume.bin"), &full);
+    let local = home.path().join("resume.bin");
+    put_file(&local, &full[..123_457]);
+    // REST 123457 + RETR.
+    ok(
+        &curl(
+            home.path(),
+            &["-C", "-", "-o", local.to_str().unwrap(), &s.url("resume.bin")],
+        ),
+        "curl -C - download",
+    );
+    assert_file(&local, &full);
+}
+
+#[test]
+fn curl_resumes_an_upload() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let full = bytes(300_001, 6);
+    put_file(&s.path("partial.bin"), &full[..100_000]);
+    let local = home.path().join("full.bin");
+    put_file(&local, &full);
+    // SIZE partial.bin -> 100000, then the rest of the file with APPE.
+    ok(
+        &curl(
+            home.path(),
+            &["-C", "-", "-T", local.to_str().unwrap(), &s.url("partial.bin")],
+        ),
+        "curl -C - upload",
+    );
+    assert_file(&s.path("partial.bin"), &full);
+
+    // An explicit offset: curl skips that much of the local file and appends the rest.
+    put_file(&s.path("partial2.bin"), &full[..4096]);
+    ok(
+        &curl(
+            home.path(),
+            &["-C", "4096", "-T", local.to_str().unwrap(), &s.url("partial2.bin")],
+        ),
+        "curl -C 4096 upload",
+    );
+    assert_file(&s.path("partial2.bin"), &full);
+
+    // --append: APPE onto an existing file.
+    let tail = home.path().join("tail.txt");
+    put_file(&tail, b"tail\n");
+    put_file(&s.path("log.txt"), b"head\n");
+    ok(
+        &curl(
+            home.path(),
+            &["--append", "-T", tail.to_str().unwrap(), &s.url("log.txt")],
+        ),
+        "curl --append",
+    );
+    assert_file(&s.path("log.txt"), b"head\ntail\n");
+}
+
+#[test]
+fn curl_active_mode_eprt_and_port() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let data = bytes(200_000, 7);
+    put_file(&s.path("a.bin"), &data);
+    let src = home.path().join("src.bin");
+    put_file(&src, &data);
+    for (i, extra) in [
+        // EPRT |1|127.0.0.1|port|
+        &["--ftp-port", "127.0.0.1"][..],
+        // PORT 127,0,0,1,p1,p2
+        &["--ftp-port", "127.0.0.1", "--disable-eprt"],
+        // "-": the address of the control connection.
+        &["-P", "-"],
+        &["-P", "-", "--disable-eprt"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let local = home.path().join(format!("got{i}"));
+        let mut args = extra.to_vec();
+        let dst = s.url("a.bin");
+        args.extend(["-o", local.to_str().unwrap(), &dst]);
+        ok(&curl(home.path(), &args), &format!("curl active RETR {extra:?}"));
+        assert_file(&local, &data);
+
+        let mut args = extra.to_vec();
+        let dst = s.url(&format!("up{i}.bin"));
+        args.extend(["-T", src.to_str().unwrap(), &dst]);
+        ok(&curl(home.path(), &args), &format!("curl active STOR {extra:?}"));
+        assert_file(&s.path(&format!("up{i}.bin")), &data);
+
+        let mut args = extra.to_vec();
+        let dst = s.url("");
+        args.extend(["--list-only", &dst]);
+        let names = ok(&curl(home.path(), &args), &format!("curl active NLST {extra:?}"));
+        assert!(lines(&names).contains(&"a.bin".to_string()), "{names}");
+    }
+}
+
+#[test]
+fn curl_passive_mode_pasv() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let data = bytes(150_000, 8);
+    put_file(&s.path("p.bin"), &data);
+    let local = home.path().join("p.bin");
+    ok(
+        &curl(
+            home.path(),
+            &["--disable-epsv", "-o", local.to_str().unwrap(), &s.url("p.bin")],
+        ),
+        "curl PASV RETR",
+    );
+    assert_file(&local, &data);
+    ok(
+        &curl(
+            home.path(),
+            &["--disable-epsv", "-T", local.to_str().unwrap(), &s.url("q.bin")],
+        ),
+        "curl PASV STOR",
+    );
+    assert_file(&s.path("q.bin"), &data);
+    let list = ok(
+        &curl(home.path(), &["--disable-epsv", &s.url("")]),
+        "curl PASV LIST",
+    );
+    assert!(list.contains(" q.bin"), "{list}");
+}
+
+#[test]
+fn curl_creates_missing_directories() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let data = bytes(5000, 9);
+    let src = home.path().join("f.bin");
+    put_file(&src, &data);
+    // multicwd (default): CWD a, 550, MKD a, CWD a, ... for each level.
+    ok(
+        &curl(
+            home.path(),
+            &["--ftp-create-dirs", "-T", src.to_str().unwrap(), &s.url("a/b/c/f.bin")],
+        ),
+        "curl --ftp-create-dirs (multicwd)",
+    );
+    assert_file(&s.path("a/b/c/f.bin"), &data);
+    // singlecwd: CWD x/y/z fails, then one MKD x/y/z that must create the parents too.
+    ok(
+        &curl(
+            home.path(),
+            &[
+                "--ftp-create-dirs",
+                "--ftp-method",
+                "singlecwd",
+                "-T",
+                src.to_str().unwrap(),
+                &s.url("x/y/z/f.bin"),
+            ],
+        ),
+        "curl --ftp-create-dirs (singlecwd)",
+    );
+    assert_file(&s.path("x/y/z/f.bin"), &data);
+    // nocwd: STOR with the whole path into an existing directory.
+    ok(
+        &curl(
+            home.path(),
+            &[
+                "--ftp-method",
+                "nocwd",
+                "-T",
+                src.to_str().unwrap(),
+                &s.url("x/y/z/g.bin"),
+            ],
+        ),
+        "curl --ftp-method nocwd",
+    );
+    assert_file(&s.path("x/y/z/g.bin"), &data);
+    // Without --ftp-create-dirs a missing directory fails (CWD 550 -> exit 9).
+    let out = curl(home.path(), &["-T", src.to_str().unwrap(), &s.url("m/n/f.bin")]);
+    exit_code(&out, 9, "curl upload into a missing directory");
+    assert_absent(&s.path("m"));
+}
+
+#[test]
+fn curl_over_ipv6() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    if !has_v6(&s) {
+        return;
+    }
+    let home = scratch();
+    let data = bytes(250_000, 10);
+    put_file(&s.path("six.bin"), &data);
+    let local = home.path().join("six.bin");
+    // EPSV (curl always uses it on IPv6).
+    ok(
+        &curl(home.path(), &["-g", "-o", local.to_str().unwrap(), &s.url6("six.bin")]),
+        "curl RETR over IPv6",
+    );
+    assert_file(&local, &data);
+    ok(
+        &curl(home.path(), &["-g", "-T", local.to_str().unwrap(), &s.url6("up6.bin")]),
+        "curl STOR over IPv6",
+    );
+    assert_file(&s.path("up6.bin"), &data);
+    let list = ok(&curl(home.path(), &["-g", &s.url6("")]), "curl LIST over IPv6");
+    assert!(list.contains(" up6.bin"), "{list}");
+    // Active over IPv6: EPRT |2|::1|port|.
+    let local2 = home.path().join("six2.bin");
+    ok(
+        &curl(
+            home.path(),
+            &["-g", "-P", "::1", "-o", local2.to_str().unwrap(), &s.url6("six.bin")],
+        ),
+        "curl EPRT RETR over IPv6",
+    );
+    assert_file(&local2, &data);
+}
+
+#[test]
+fn curl_deletes_and_renames_with_quote_commands() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    put_file(&s.path("gone.txt"), b"x");
+    put_file(&s.path("old.txt"), b"old contents");
+    std::fs::create_dir(s.path("dir")).unwrap();
+
+    ok(
+        &curl(home.path(), &["-o", "/dev/null", "-Q", "-DELE gone.txt", &s.url("")]),
+        "curl DELE",
+    );
+    assert_absent(&s.path("gone.txt"));
+
+    ok(
+        &curl(
+            home.path(),
+            &["-o", "/dev/null", "-Q", "-RNFR old.txt", "-Q", "-RNTO dir/new.txt", &s.url("")],
+        ),
+        "curl RNFR/RNTO",
+    );
+    assert_absent(&s.path("old.txt"));
+    assert_file(&s.path("dir/new.txt"), b"old contents");
+
+    // Quote commands before the transfer work too (no `-` prefix).
+    ok(
+        &curl(home.path(), &["-o", "/dev/null", "-Q", "MKD made", &s.url("")]),
+        "curl MKD",
+    );
+    assert!(s.path("made").is_dir());
+    ok(
+        &curl(home.path(), &["-o", "/dev/null", "-Q", "RMD made", &s.url("")]),
+        "curl RMD",
+    );
+    assert_absent(&s.path("made"));
+
+    // A failing quote command (550 to DELE of a missing file) is curl exit 21.
+    let out = curl(home.path(), &["-o", "/dev/null", "-Q", "-DELE nope.txt", &s.url("")]);
+    exit_code(&out, 21, "curl DELE of a missing file");
+    // Deleting a directory with DELE is refused and leaves it.
+    let out = curl(home.path(), &["-o", "/dev/null", "-Q", "-DELE dir", &s.url("")]);
+    exit_code(&out, 21, "curl DELE of a directory");
+    assert!(s.path("dir/new.txt").is_file());
+}
+
+#[test]
+fn curl_anonymous_reads_but_may_not_write() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let data = bytes(40_000, 11);
+    put_file(&s.path("pub/file.bin"), &data);
+
+    let local = home.path().join("file.bin");
+    ok(
+        &curl(home.path(), &["-o", local.to_str().unwrap(), &anon_url(&s, "pub/file.bin")]),
+        "anonymous RETR",
+    );
+    assert_file(&local, &data);
+    let list = ok(&curl(home.path(), &[&anon_url(&s, "pub/")]), "anonymous LIST");
+    assert!(list.contains(" file.bin"), "{list}");
+
+    // STOR refused (550 or 553): curl exit 25 (CURLE_UPLOAD_FAILED); nothing written.
+    let out = curl(home.path(), &["-T", local.to_str().unwrap(), &anon_url(&s, "pub/new.bin")]);
+    exit_code(&out, 25, "anonymous STOR in read mode");
+    assert_absent(&s.path("pub/new.bin"));
+    let out = curl(home.path(), &["-T", local.to_str().unwrap(), &anon_url(&s, "pub/file.bin")]);
+    exit_code(&out, 25, "anonymous overwrite in read mode");
+    assert_file(&s.path("pub/file.bin"), &data);
+    // DELE refused: exit 21, the file stays.
+    let out = curl(
+        home.path(),
+        &["-o", "/dev/null", "-Q", "-DELE pub/file.bin", &anon_url(&s, "")],
+    );
+    exit_code(&out, 21, "anonymous DELE in read mode");
+    assert_file(&s.path("pub/file.bin"), &data);
+}
+
+#[test]
+fn curl_anonymous_off_refuses_login() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::with(|c| c.anonymous = AnonymousMode::Off);
+    let home = scratch();
+    put_file(&s.path("f"), b"secret");
+    // 530 to the login: CURLE_LOGIN_DENIED (67).
+    let out = curl(home.path(), &["-o", "/dev/null", &anon_url(&s, "f")]);
+    exit_code(&out, 67, "anonymous login with anonymous = off");
+    // A wrong password is refused the same way.
+    let url = format!("ftp://judge:wrong@127.0.0.1:{}/f", s.v4.port());
+    let out = curl(home.path(), &["-o", "/dev/null", &url]);
+    exit_code(&out, 67, "login with a wrong password");
+}
+
+#[test]
+fn curl_drop_box_takes_new_files_only() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::with(|c| c.anonymous = AnonymousMode::Upload);
+    let home = scratch();
+    let data = bytes(60_000, 12);
+    let src = home.path().join("scan.pdf");
+    put_file(&src, &data);
+    put_file(&s.path("existing.pdf"), b"keep me");
+
+    ok(
+        &curl(home.path(), &["-T", src.to_str().unwrap(), &anon_url(&s, "scan.pdf")]),
+        "drop-box STOR of a new file",
+    );
+    assert_file(&s.path("scan.pdf"), &data);
+    // MKD is allowed: a camera-style nested upload.
+    ok(
+        &curl(
+            home.path(),
+            &["--ftp-create-dirs", "-T", src.to_str().unwrap(), &anon_url(&s, "cam/2024/01/a.pdf")],
+        ),
+        "drop-box STOR with --ftp-create-dirs",
+    );
+    assert_file(&s.path("cam/2024/01/a.pdf"), &data);
+
+    // Overwrite refused with 553: exit 25, the old file kept.
+    let out = curl(home.path(), &["-T", src.to_str().unwrap(), &anon_url(&s, "existing.pdf")]);
+    exit_code(&out, 25, "drop-box overwrite");
+    assert_file(&s.path("existing.pdf"), b"keep me");
+    // Resuming (APPE onto an existing file) is an overwrite too.
+    let out = curl(
+        home.path(),
+        &["--append", "-T", src.to_str().unwrap(), &anon_url(&s, "existing.pdf")],
+    );
+    exit_code(&out, 25, "drop-box APPE onto an existing file");
+    assert_file(&s.path("existing.pdf"), b"keep me");
+    // No download (RETR 550: exit 78), no listing, no delete, no rename.
+    let out = curl(home.path(), &["-o", "/dev/null", &anon_url(&s, "existing.pdf")]);
+    exit_code(&out, 78, "drop-box RETR");
+    let out = curl(home.path(), &[&anon_url(&s, "")]);
+    assert!(!out.status.success(), "drop-box LIST should fail\n{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("existing.pdf"),
+        "drop-box LIST leaked names\n{}",
+        show(&out)
+    );
+    let out = curl(home.path(), &["--list-only", &anon_url(&s, "")]);
+    assert!(!out.status.success(), "drop-box NLST should fail\n{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("existing.pdf"),
+        "drop-box NLST leaked names\n{}",
+        show(&out)
+    );
+    let out = curl(
+        home.path(),
+        &["-I", "-Q", "DELE existing.pdf", &anon_url(&s, "")],
+    );
+    exit_code(&out, 21, "drop-box DELE");
+    let out = curl(
+        home.path(),
+        &["-I", "-Q", "RNFR scan.pdf", "-Q", "RNTO moved.pdf", &anon_url(&s, "")],
+    );
+    exit_code(&out, 21, "drop-box RNFR/RNTO");
+    assert_file(&s.path("existing.pdf"), b"keep me");
+    assert_file(&s.path("scan.pdf"), &data);
+    assert_absent(&s.path("moved.pdf"));
+}
+
+#[test]
+fn curl_type_a_converts_line_endings() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let unix = b"line one\nline two\n\nlast\n".to_vec();
+    let crlf = b"line one\r\nline two\r\n\r\nlast\r\n".to_vec();
+    put_file(&s.path("text.txt"), &unix);
+
+    // Download in TYPE A: LF becomes CRLF on the wire, and curl on Unix writes what it got.
+    let local = home.path().join("a.txt");
+    ok(
+        &curl(home.path(), &["-o", local.to_str().unwrap(), &s.url("text.txt;type=a")]),
+        "curl ;type=a download",
+    );
+    assert_file(&local, &crlf);
+    let local2 = home.path().join("b.txt");
+    ok(
+        &curl(
+            home.path(),
+            &["--use-ascii", "-o", local2.to_str().unwrap(), &s.url("text.txt")],
+        ),
+        "curl --use-ascii download",
+    );
+    assert_file(&local2, &crlf);
+    // TYPE I is exact.
+    let local3 = home.path().join("c.txt");
+    ok(
+        &curl(home.path(), &["-o", local3.to_str().unwrap(), &s.url("text.txt")]),
+        "curl binary download",
+    );
+    assert_file(&local3, &unix);
+
+    // Upload in TYPE A: CRLF on the wire is stored as LF.
+    let src = home.path().join("crlf.txt");
+    put_file(&src, &crlf);
+    ok(
+        &curl(
+            home.path(),
+            &["--use-ascii", "-T", src.to_str().unwrap(), &s.url("up.txt")],
+        ),
+        "curl --use-ascii upload",
+    );
+    assert_file(&s.path("up.txt"), &unix);
+    // --crlf turns local LF into CRLF on the wire; the server stores LF again.
+    let src2 = home.path().join("lf.txt");
+    put_file(&src2, &unix);
+    ok(
+        &curl(
+            home.path(),
+            &["--crlf", "-T", src2.to_str().unwrap(), &s.url("up2.txt;type=a")],
+        ),
+        "curl --crlf ;type=a upload",
+    );
+    assert_file(&s.path("up2.txt"), &unix);
+}
+
+/// Percent-encodes every byte that is not unreserved, for URL paths.
+fn pct(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn curl_round_trips_names_with_spaces_and_utf8() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let names = [
+        "with space.txt",
+        " leading space",
+        "été.txt",
+        "日本語.txt",
+        "emoji 😀.bin",
+        "-la",
+        "100% #1 & co",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let data = bytes(1000 + i * 333, 20 + i as u64);
+        let src = home.path().join(format!("src{i}"));
+        put_file(&src, &data);
+        ok(
+            &curl(home.path(), &["-T", src.to_str().unwrap(), &s.url(&pct(name))]),
+            &format!("curl STOR {name:?}"),
+        );
+        assert_file(&s.path(name), &data);
+        let local = home.path().join(format!("got{i}"));
+        ok(
+            &curl(home.path(), &["-o", local.to_str().unwrap(), &s.url(&pct(name))]),
+            &format!("curl RETR {name:?}"),
+        );
+        assert_file(&local, &data);
+    }
+    let listed = ok(&curl(home.path(), &["--list-only", &s.url("")]), "curl NLST");
+    let mut got: Vec<String> = listed
+        .split("\r\n")
+        .flat_map(|l| l.split('\n'))
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "NLST names");
+
+    // A directory with UTF-8 and a space, created by curl and listed inside.
+    let src = home.path().join("src0");
+    let dir = format!("{}/{}", pct("dossier été"), pct("fichier 1.txt"));
+    ok(
+        &curl(home.path(), &["--ftp-create-dirs", "-T", src.to_str().unwrap(), &s.url(&dir)]),
+        "curl STOR into a new UTF-8 directory",
+    );
+    assert!(s.path("dossier été/fichier 1.txt").is_file());
+    let list = ok(
+        &curl(home.path(), &[&s.url(&format!("{}/", pct("dossier été")))]),
+        "curl LIST of a UTF-8 directory",
+    );
+    assert!(list.contains(" fichier 1.txt\r\n"), "{list:?}");
+
+    for name in names {
+        ok(
+            &curl(
+                home.path(),
+                &["-o", "/dev/null", "-Q", &format!("-DELE {name}"), &s.url("")],
+            ),
+            &format!("curl DELE {name:?}"),
+        );
+        assert_absent(&s.path(name));
+    }
+}

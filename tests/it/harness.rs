@@ -1,0 +1,328 @@
+//! Test harness: a wharf server running in-process on loopback ports picked by the kernel,
+//! a raw control-connection client for byte-level checks, and helpers to run real clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use wharf::Config;
+use wharf::config::{AnonymousMode, UserConfig};
+
+pub const USER: &str = "judge";
+pub const PASS: &str = "pw";
+
+/// One hash for the whole test binary: argon2 is deliberately slow.
+fn judge_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| wharf::auth::hash_password(PASS.as_bytes()))
+        .clone()
+}
+
+/// A running server; stopped when dropped.
+pub struct TestServer {
+    pub v4: SocketAddr,
+    pub v6: Option<SocketAddr>,
+    root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// User `judge`/`pw` with full rights, anonymous read-only, on 127.0.0.1:0 and [::1]:0.
+    pub fn start() -> TestServer {
+        TestServer::with(|_| {})
+    }
+
+    /// Like [`TestServer::start`], with the configuration adjusted by `f` first.
+    pub fn with(f: impl FnOnce(&mut Config)) -> TestServer {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            root: root.path().to_path_buf(),
+            anonymous: AnonymousMode::Read,
+            data_connect_timeout: 5,
+            users: vec![UserConfig {
+                name: USER.into(),
+                password: judge_hash(),
+                root: None,
+                home: None,
+                permissions: vec![
+                    wharf::config::Permission::Read,
+                    wharf::config::Permission::Write,
+                ],
+            }],
+            ..Config::default()
+        };
+        let has_v6 = TcpListener::bind("[::1]:0").is_ok();
+        if has_v6 {
+            config.listen.push("[::1]:0".parse().unwrap());
+        }
+        f(&mut config);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let server = wharf::Server::bind(config).await.expect("bind");
+                addr_tx.send(server.local_addrs()).unwrap();
+                server
+                    .run(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        });
+        let addrs = addr_rx.recv().expect("server started");
+        TestServer {
+            v4: addrs[0],
+            v6: addrs.iter().copied().find(SocketAddr::is_ipv6),
+            root,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The server's root directory on disk.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A path inside the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// `ftp://judge:pw@127.0.0.1:PORT/rel`
+    pub fn url(&self, rel: &str) -> String {
+        format!("ftp://{USER}:{PASS}@127.0.0.1:{}/{rel}", self.v4.port())
+    }
+
+    /// `ftp://judge:pw@[::1]:PORT/rel` (panics if the host has no IPv6).
+    pub fn url6(&self, rel: &str) -> String {
+        format!(
+            "ftp://{USER}:{PASS}@[::1]:{}/{rel}",
+            self.v6.expect("ipv6").port()
+        )
+    }
+
+    /// A logged-in raw client over IPv4.
+    pub fn login(&self) -> Ctrl {
+        let mut c = Ctrl::connect(self.v4);
+        c.login(USER, PASS);
+        c
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A raw control connection: send a line, read one whole reply.
+pub struct Ctrl {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    pub greeting: Reply,
+}
+
+/// One reply: its code and the raw bytes of every line (CRLF included).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+impl Ctrl {
+    pub fn connect(addr: SocketAddr) -> Ctrl {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut c = Ctrl {
+            reader: BufReader::new(stream),
+            writer,
+            greeting: Reply {
+                code: 0,
+                raw: Vec::new(),
+            },
+        };
+        c.greeting = c.read_reply();
+        assert_eq!(c.greeting.code, 220, "greeting: {}", c.greeting.text());
+        c
+    }
+
+    /// Sends raw bytes as they are (no CRLF added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write");
+    }
+
+    /// Sends `line` + CRLF and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.cmd_bytes(line.as_bytes())
+    }
+
+    pub fn cmd_bytes(&mut self, line: &[u8]) -> Reply {
+        let mut buf = line.to_vec();
+        buf.extend_from_slice(b"\r\n");
+        self.send_raw(&buf);
+        self.read_reply()
+    }
+
+    /// Reads one complete (possibly multi-line) reply.
+    pub fn read_reply(&mut self) -> Reply {
+        let mut raw = Vec::new();
+        let mut first = Vec::new();
+        self.reader
+            .read_until(b'\n', &mut first)
+            .expect("read reply");
+        assert!(first.len() >= 4, "short reply line: {first:?}");
+        let code: u16 = std::str::from_utf8(&first[..3])
+            .unwrap()
+            .parse()
+            .expect("code");
+        raw.extend_from_slice(&first);
+        if first[3] == b'-' {
+            loop {
+                let mut line = Vec::new();
+                let n = self
+                    .reader
+                    .read_until(b'\n', &mut line)
+                    .expect("read reply");
+                assert!(n > 0, "eof inside multi-line reply");
+                raw.extend_from_slice(&line);
+                if line.len() >= 4 && line[..3] == first[..3] && line[3] == b' ' {
+                    break;
+                }
+            }
+        }
+        Reply { code, raw }
+    }
+
+    /// Whether the server closed the connection (reads to EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    pub fn login(&mut self, user: &str, pass: &str) {
+        let r = self.cmd(&format!("USER {user}"));
+        assert_eq!(r.code, 331, "{}", r.text());
+        let r = self.cmd(&format!("PASS {pass}"));
+        assert_eq!(r.code, 230, "{}", r.text());
+    }
+
+    /// Sends PASV and connects to the announced port.
+    pub fn pasv(&mut self) -> TcpStream {
+        let r = self.cmd("PASV");
+        assert_eq!(r.code, 227, "{}", r.text());
+        let t = r.text();
+        let inner = &t[t.find('(').unwrap() + 1..t.find(')').unwrap()];
+        let n: Vec<u16> = inner
+            .split(',')
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
+        let addr = SocketAddr::from((
+            [n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8],
+            n[4] * 256 + n[5],
+        ));
+        TcpStream::connect(addr).expect("data connect")
+    }
+
+    /// Sends EPSV and connects to the announced port on the control connection's host.
+    pub fn epsv(&mut self) -> TcpStream {
+        let r = self.cmd("EPSV");
+        assert_eq!(r.code, 229, "{}", r.text());
+        let t = r.text();
+        let inner = &t[t.find("(|||").unwrap() + 4..t.find("|)").unwrap()];
+        let port: u16 = inner.parse().unwrap();
+        let host = self.writer.peer_addr().unwrap().ip();
+        TcpStream::connect((host, port)).expect("data connect")
+    }
+
+    /// Runs a transfer command over a fresh passive connection and returns the final reply
+    /// and the bytes received.
+    pub fn retr(&mut self, line: &str) -> (Reply, Vec<u8>) {
+        let mut data = self.epsv();
+        let r = self.cmd(line);
+        if r.code != 150 && r.code != 125 {
+            return (r, Vec::new());
+        }
+        let mut buf = Vec::new();
+        data.read_to_end(&mut buf).unwrap();
+        (self.read_reply(), buf)
+    }
+
+    /// Uploads `bytes` with `line` (STOR/APPE/STOU) over a fresh passive connection.
+    pub fn stor(&mut self, line: &str, bytes: &[u8]) -> (Reply, Reply) {
+        let mut data = self.epsv();
+        let first = self.cmd(line);
+        if first.code != 150 && first.code != 125 {
+            return (first.clone(), first);
+        }
+        data.write_all(bytes).unwrap();
+        drop(data);
+        let last = self.read_reply();
+        (first, last)
+    }
+}
+
+/// Runs an external client with a timeout; panics with its output if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(std::process::Stdio::null());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+/// Whether a client program is on PATH. In CI (`CI` set) a missing client is a failure.
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("{program} is not installed, and CI must run every client test");
+    }
+    if !found {
+        eprintln!("skipping: {program} not installed");
+    }
+    found
+}
+
+/// Deterministic pseudo-random bytes for transfer tests.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
