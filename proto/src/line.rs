@@ -108,7 +108,7 @@ impl LineFramer {
         if self.overflow {
             return;
         }
-        if self.buf.len() >= self.max + 1 {
+        if self.buf.len() > self.max {
             // One byte of slack lets a trailing CR of a max-length line fit.
             self.overflow = true;
             self.buf = Vec::new();

@@ -274,8 +274,13 @@ impl Ctrl {
 
     /// Uploads `bytes` with `line` (STOR/APPE/STOU) over a fresh passive connection.
     pub fn stor(&mut self, line: &str, bytes: &[u8]) -> (Reply, Reply) {
+        self.stor_bytes(line.as_bytes(), bytes)
+    }
+
+    /// Like [`Ctrl::stor`] with a command line that need not be UTF-8.
+    pub fn stor_bytes(&mut self, line: &[u8], bytes: &[u8]) -> (Reply, Reply) {
         let mut data = self.epsv();
-        let first = self.cmd(line);
+        let first = self.cmd_bytes(line);
         if first.code != 150 && first.code != 125 {
             return (first.clone(), first);
         }
@@ -289,10 +294,8 @@ impl Ctrl {
 /// Runs an external client with a timeout; panics with its output if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(std::process::Stdio::null());
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Whether a client program is on PATH. In CI (`CI` set) a missing client is a failure.
