@@ -269,7 +269,15 @@ impl Session {
         }
         self.out.clear();
         r.encode(&mut self.out);
-        self.wr.write_all(&self.out).await
+        // A client that stops reading replies must not pin the session forever.
+        let limit = Duration::from_secs(self.shared.config.idle_timeout);
+        match tokio::time::timeout(limit, self.wr.write_all(&self.out)).await {
+            Ok(res) => res,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading replies",
+            )),
+        }
     }
 
     async fn handle_line(&mut self, line: Vec<u8>) -> std::io::Result<Flow> {
@@ -405,7 +413,12 @@ impl Session {
             C::Opts(Opts::Utf8(_)) => reply(Code::Ok, "UTF8 mode is always on."),
             C::Opts(Opts::Mlst(names)) => {
                 self.facts = Facts::select(&names);
-                Reply::new(Code::Ok, format!("MLST OPTS {}", self.facts.enabled()))
+                let enabled = self.facts.enabled();
+                if enabled.is_empty() {
+                    reply(Code::Ok, "MLST OPTS")
+                } else {
+                    Reply::new(Code::Ok, format!("MLST OPTS {enabled}"))
+                }
             }
             C::Type(t) => {
                 self.ty = t;
