@@ -767,6 +767,7 @@ impl Session {
                 if !perms.list {
                     return Err(deny(Op::Status));
                 }
+                let top = jail.stat(&target).await.map_err(|e| e.reply(Op::Status))?;
                 let body = self
                     .listing(&jail, &target, ListFormat::List)
                     .await
@@ -779,7 +780,13 @@ impl Session {
                         .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()),
                 );
                 lines.push(b"End of status.".to_vec());
-                Reply::multi(Code::FileStatus, lines)
+                // RFC 959: 212 directory status, 213 file status.
+                let code = if top.kind == Kind::Dir {
+                    Code::DirectoryStatus
+                } else {
+                    Code::FileStatus
+                };
+                Reply::multi(code, lines)
             }
             C::Mlst(arg) => {
                 let target = self.resolve(arg.as_deref().unwrap_or(b""), Op::Other)?;

@@ -500,6 +500,7 @@ fn stat_idle_and_with_a_path() {
     assert_eq!(r.code, 213, "{}", r.text());
     assert!(r.text().contains(" f\r\n"));
     let r = c.cmd("STAT /");
+    assert_eq!(r.code, 212, "{}", r.text());
     assert!(r.text().contains(" f\r\n"));
     assert_eq!(c.cmd("STAT missing").code, 450);
 }
