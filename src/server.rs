@@ -106,6 +106,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in
+                // the stream so the line framer sees the whole command.
+                let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
                 let shared = shared.clone();
                 tokio::spawn(session::run(stream, peer, shared));
             }

@@ -5,6 +5,7 @@
 pub mod ascii;
 pub mod code;
 pub mod command;
+pub mod glob;
 pub mod line;
 pub mod listing;
 pub mod reply;

@@ -109,8 +109,15 @@ const MONTHS: [&str; 12] = [
 /// Six months, the `ls` rule for showing a year instead of a time.
 const SIX_MONTHS: i64 = 182 * 24 * 3600;
 
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range a 4-digit year can show.
+const MIN_TIME: i64 = -62_167_219_200;
+const MAX_TIME: i64 = 253_402_300_799;
+
+/// A timestamp as a UTC date, clamped to years 0000–9999 so every format keeps its width
+/// (filesystems can hold stranger mtimes than any client parses).
 fn utc(secs: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp(secs.clamp(MIN_TIME, MAX_TIME))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn mode_string(e: &Entry, out: &mut Vec<u8>) {
@@ -157,7 +164,7 @@ pub fn list_line(e: &Entry, now: i64, out: &mut Vec<u8>) {
         month,
         t.day()
     );
-    if (now - e.mtime).abs() < SIX_MONTHS {
+    if now.saturating_sub(e.mtime).unsigned_abs() < SIX_MONTHS as u64 {
         let _ = write!(out, "{:02}:{:02} ", t.hour(), t.minute());
     } else {
         let _ = write!(out, " {:04} ", t.year());
@@ -288,6 +295,23 @@ mod tests {
         out.clear();
         list_line(&entry("s", Kind::File, 0, T, 0o7666), T, &mut out);
         assert!(out.starts_with(b"-rwSrwSrwT "));
+    }
+
+    #[test]
+    fn out_of_range_times_are_clamped() {
+        let mut out = Vec::new();
+        time_val(-252_160_906_775, &mut out);
+        assert_eq!(out, b"00000101000000");
+        out.clear();
+        time_val(i64::MAX, &mut out);
+        assert_eq!(out, b"99991231235959");
+        out.clear();
+        list_line(&entry("x", Kind::File, 0, i64::MIN, 0o644), T, &mut out);
+        assert!(
+            out.ends_with(b"Jan  1  0000 x\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]

@@ -140,7 +140,12 @@ fn check_command(line: &[u8]) {
         .map_or(&b""[..], |i| &line[i + 1..]);
     let verb = cmd.verb();
     assert!(!verb.is_empty());
-    assert!(VERBS.contains(&verb), "{verb} missing from VERBS");
+    // HELP's list leaves out the TLS verbs: they answer 502 while TLS is not enabled.
+    let tls = ["AUTH", "PBSZ", "PROT", "CCC"].contains(&verb);
+    assert!(
+        VERBS.contains(&verb) != tls,
+        "{verb}: VERBS disagrees with the parser"
+    );
     let up = verb_tok.to_ascii_uppercase();
     let canon: &[u8] = match up.as_slice() {
         b"XCWD" => b"CWD",
@@ -333,9 +338,9 @@ fn check_listing(name: &[u8]) {
         }
         b
     };
-    let shift = (name.len() % 64) as u32;
-    let mtime = i64::from_le_bytes(word(0)) >> shift;
-    let now = i64::from_le_bytes(word(8)) >> (63 - shift);
+    // Shifts spread the values over every magnitude, not just the huge ones.
+    let mtime = i64::from_le_bytes(word(0)) >> (name.len() % 64);
+    let now = i64::from_le_bytes(word(8)) >> (name.get(16).copied().unwrap_or(0) % 64);
     let kind = [Kind::File, Kind::Dir, Kind::Symlink, Kind::Other][name.len() % 4];
     let e = Entry {
         name: name.to_vec(),

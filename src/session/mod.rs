@@ -27,7 +27,7 @@ use wharf_proto::command::{
 };
 use wharf_proto::listing::{self, Entry, Facts, Kind};
 use wharf_proto::reply::quote_path;
-use wharf_proto::{Code, Frame, LineFramer, Reply};
+use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 
 use crate::auth::Grant;
 use crate::config::Collision;
@@ -109,7 +109,26 @@ impl ControlReader {
             }
             self.start = 0;
             self.end = 0;
-            match self.rd.read(&mut self.buf).await {
+            // Linux stops a read at the TCP urgent mark (ABOR sent as urgent data), and
+            // tokio then treats the socket as drained although the urgent byte is waiting:
+            // ask the socket directly before waiting for the next readiness event.
+            let direct = {
+                use std::io::Read;
+                let sock = socket2::SockRef::from(self.rd.as_ref());
+                (&*sock).read(&mut self.buf)
+            };
+            let read = match direct {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    self.rd.read(&mut self.buf).await
+                }
+                other => other,
+            };
+            match read {
                 Ok(0) | Err(_) => return Event::Closed,
                 Ok(n) => self.end = n,
             }
@@ -769,7 +788,7 @@ impl Session {
                 }
                 let top = jail.stat(&target).await.map_err(|e| e.reply(Op::Status))?;
                 let body = self
-                    .listing(&jail, &target, ListFormat::List)
+                    .listing(&jail, &target, ListFormat::List, b"")
                     .await
                     .map_err(|e| e.reply(Op::Status))?;
                 let mut lines =
@@ -884,24 +903,44 @@ impl Session {
         Ok(Reply::new(Code::FileStatus, text))
     }
 
+    /// Formats the listing of `target`. For LIST and NLST, a last component that names
+    /// nothing but holds `*`, `?` or `[` is matched against the parent's entries (NLST
+    /// names then carry `prefix`, the directory part the client typed).
     async fn listing(
         &self,
         jail: &Jail,
         target: &VPath,
         format: ListFormat,
+        prefix: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let perms = self
             .login
             .as_ref()
             .map(|l| l.grant.perms)
             .unwrap_or_default();
-        let top = jail.stat(target).await?;
-        let entries = if top.kind == Kind::Dir {
-            jail.list(target).await?
-        } else if format == ListFormat::Mlsd {
-            return Err(Error::NotADirectory);
-        } else {
-            vec![top]
+        let mut name_prefix: &[u8] = b"";
+        let entries = match jail.stat(target).await {
+            Ok(top) if top.kind == Kind::Dir => jail.list(target).await?,
+            Ok(_) if format == ListFormat::Mlsd => return Err(Error::NotADirectory),
+            Ok(top) => vec![top],
+            Err(Error::NotFound)
+                if format != ListFormat::Mlsd
+                    && target.file_name().is_some_and(glob::is_pattern) =>
+            {
+                let pattern = target.file_name().unwrap_or_default();
+                let matched: Vec<Entry> = jail
+                    .list(&target.parent())
+                    .await?
+                    .into_iter()
+                    .filter(|e| glob::matches(pattern, &e.name))
+                    .collect();
+                if matched.is_empty() {
+                    return Err(Error::NotFound);
+                }
+                name_prefix = prefix;
+                matched
+            }
+            Err(e) => return Err(e),
         };
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -911,7 +950,10 @@ impl Session {
         for e in &entries {
             match format {
                 ListFormat::List => listing::list_line(e, now, &mut out),
-                ListFormat::Nlst => listing::nlst_line(&e.name, &mut out),
+                ListFormat::Nlst => {
+                    out.extend_from_slice(name_prefix);
+                    listing::nlst_line(&e.name, &mut out)
+                }
                 ListFormat::Mlsd => {
                     listing::facts_line(e, self.facts, &perm_fact(e, perms), &e.name, &mut out);
                     out.extend_from_slice(b"\r\n");
@@ -942,9 +984,15 @@ impl Session {
         if !perms.list {
             return Err(Error::Denied.reply(Op::Other));
         }
-        let target = self.resolve(args.path.as_deref().unwrap_or(b""), Op::Other)?;
+        let arg = args.path.as_deref().unwrap_or(b"");
+        let target = self.resolve(arg, Op::Other)?;
         self.need_data()?;
-        let body = match self.listing(jail, &target, format).await {
+        // The directory part the client typed, kept on NLST names of a pattern match.
+        let prefix = match arg.iter().rposition(|b| *b == b'/') {
+            Some(i) => arg[..=i].to_vec(),
+            None => Vec::new(),
+        };
+        let body = match self.listing(jail, &target, format, &prefix).await {
             Ok(b) => b,
             Err(Error::NotADirectory) if format == ListFormat::Mlsd => {
                 return Err(reply(Code::ArgumentError, "Not a directory; use MLST."));

@@ -9,8 +9,15 @@ const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
 #[test]
 fn check_config_accepts_the_example_and_explains() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/wharf.example.toml");
-    let out = Command::new(WHARF).args(["check-config", example]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(WHARF)
+        .args(["check-config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("user alice"), "{text}");
     assert!(text.contains("passive ports: 50000-50999"), "{text}");

@@ -53,7 +53,7 @@ pub fn exec(cmd: &mut Command, input: &[u8]) -> Output {
 
 /// Runs `cmd` with an empty standard input.
 pub fn exec0(cmd: &mut Command) -> Output {
-    exec(cmd, b"")
+    crate::harness::run(cmd)
 }
 
 /// The client's output, for failure messages.
@@ -103,8 +103,8 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
 /// Asserts `path` exists and holds exactly `expected`.
 #[track_caller]
 pub fn assert_file(path: &Path, expected: &[u8]) {
-    let got = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{} should exist: {e}", path.display()));
+    let got =
+        std::fs::read(path).unwrap_or_else(|e| panic!("{} should exist: {e}", path.display()));
     if let Some(at) = first_difference(&got, expected) {
         let window = |v: &[u8]| {
             let end = (at + 16).min(v.len());
@@ -160,8 +160,12 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
     for (path, data) in &want {
         match (data, got.get(path)) {
             (_, None) => problems.push(format!("missing: {}", path.display())),
-            (None, Some(Some(_))) => problems.push(format!("a file, not a dir: {}", path.display())),
-            (Some(_), Some(None)) => problems.push(format!("a dir, not a file: {}", path.display())),
+            (None, Some(Some(_))) => {
+                problems.push(format!("a file, not a dir: {}", path.display()))
+            }
+            (Some(_), Some(None)) => {
+                problems.push(format!("a dir, not a file: {}", path.display()))
+            }
             (Some(w), Some(Some(g))) => {
                 if let Some(at) = first_difference(g, w) {
                     problems.push(format!(
@@ -196,8 +200,8 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
 }
 
 /// Writes `count` files of assorted sizes (0 bytes, 1 byte, block edges, ~1 MiB) under
-/// `root`, in nested directories; `fancy` adds names with spaces and UTF-8. Returns the
-/// relative paths written.
+/// `root`, in nested directories; `fancy` adds names with spaces and UTF-8 and a dotfile.
+/// Returns the relative paths written.
 pub fn make_tree(root: &Path, count: usize, fancy: bool) -> Vec<String> {
     let mut names = Vec::with_capacity(count);
     for i in 0..count {
@@ -229,6 +233,7 @@ pub fn make_tree(root: &Path, count: usize, fancy: bool) -> Vec<String> {
             _ => "g/".into(),
         };
         let file = match (fancy, i % 11) {
+            (true, _) if i == 12 => format!(".hidden{i}"),
             (true, 3) => format!("file {i}.bin"),
             (true, 5) => format!("é{i}.txt"),
             _ => format!("f{i}.bin"),
@@ -239,6 +244,26 @@ pub fn make_tree(root: &Path, count: usize, fancy: bool) -> Vec<String> {
     }
     names
 }
+
+/// Sets the modification time of `path` to `secs` after the Unix epoch.
+pub fn set_mtime(path: &Path, secs: i64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// The modification time of `path`, in whole seconds after the Unix epoch.
+pub fn mtime(path: &Path) -> i64 {
+    let t = std::fs::metadata(path).unwrap().modified().unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// 2001-02-03 04:05:06 UTC: an old time (LIST shows the year) for timestamp checks.
+pub const OLD_TIME: i64 = 981_173_106;
 
 /// A fresh scratch directory (removed when dropped).
 pub fn scratch() -> tempfile::TempDir {

@@ -176,6 +176,13 @@ impl Ctrl {
         self.writer.write_all(bytes).expect("write");
     }
 
+    /// Sends bytes as TCP urgent data (MSG_OOB), as ftplib and BSD ftp do for ABOR.
+    pub fn send_urgent(&mut self, bytes: &[u8]) {
+        socket2::SockRef::from(&self.writer)
+            .send_out_of_band(bytes)
+            .expect("send urgent");
+    }
+
     /// Sends `line` + CRLF and reads the reply.
     pub fn cmd(&mut self, line: &str) -> Reply {
         self.cmd_bytes(line.as_bytes())

@@ -2,5 +2,10 @@
 //! port 0, driven by a raw client and by real FTP clients.
 
 mod cli;
+mod clients_curl;
+mod clients_ftplib;
+mod clients_lftp;
+mod clients_misc;
+mod clients_util;
 mod harness;
 mod protocol;

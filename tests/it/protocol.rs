@@ -708,6 +708,74 @@ fn abor_mid_transfer_then_session_usable() {
     assert_eq!(r.code, 226);
 }
 
+/// Regression: ABOR sent as urgent data (ftplib's `abort()` makes the final LF urgent; BSD
+/// ftp sends IAC IP, then IAC as urgent data, then DM ABOR) went unanswered.
+#[test]
+fn abor_as_urgent_data() {
+    let s = TestServer::start();
+    std::fs::write(s.path("big"), bytes(64 << 20, 7)).unwrap();
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    for style in ["ftplib", "bsd"] {
+        let mut data = c.epsv();
+        assert_eq!(c.cmd("RETR big").code, 150);
+        let mut buf = [0u8; 65536];
+        data.read_exact(&mut buf).unwrap();
+        if style == "ftplib" {
+            c.send_raw(b"ABOR\r");
+            c.send_urgent(b"\n");
+        } else {
+            c.send_raw(b"\xff\xf4");
+            c.send_urgent(b"\xff");
+            c.send_raw(b"\xf2ABOR\r\n");
+        }
+        let first = c.read_reply();
+        let second = c.read_reply();
+        assert_eq!((first.code, second.code), (426, 226), "{style}");
+        drop(data);
+        assert_eq!(c.cmd("NOOP").code, 200, "{style}");
+    }
+}
+
+#[test]
+fn nlst_and_list_match_patterns_but_literal_names_win() {
+    let s = TestServer::start();
+    for f in ["a.txt", "b.txt", "c.bin", "lit*star", "sub/d.txt"] {
+        if let Some(dir) = std::path::Path::new(f).parent() {
+            std::fs::create_dir_all(s.path(&dir.to_string_lossy())).unwrap();
+        }
+        std::fs::write(s.path(f), f.as_bytes()).unwrap();
+    }
+    let mut c = s.login();
+    let names = |data: Vec<u8>| -> Vec<String> {
+        let mut v: Vec<String> = String::from_utf8(data)
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    let (r, d) = c.retr("NLST *.txt");
+    assert_eq!(r.code, 226);
+    assert_eq!(names(d), vec!["a.txt", "b.txt"]);
+    let (_, d) = c.retr("NLST sub/*.txt");
+    assert_eq!(names(d), vec!["sub/d.txt"]);
+    let (_, d) = c.retr("NLST lit*star");
+    assert_eq!(
+        names(d),
+        vec!["lit*star"],
+        "the literal name, not a pattern"
+    );
+    let (_, d) = c.retr("LIST [ab].txt");
+    assert_eq!(String::from_utf8(d).unwrap().lines().count(), 2);
+    let (r, _) = c.retr("NLST *.none");
+    assert_eq!(r.code, 550);
+    let (r, _) = c.retr("MLSD *.txt");
+    assert_eq!(r.code, 550, "MLSD never globs");
+}
+
 #[test]
 fn commands_during_a_transfer_are_answered_in_order() {
     let s = TestServer::start();

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import socket
 import sys
 
 SCENARIO, HOST, PORT, WORK, MODE = sys.argv[1:6]
@@ -137,10 +138,11 @@ def roundtrip():
     ftp.sendcmd = orig
     stou = [r for r in replies if r.startswith("150") or r.startswith("125")]
     check(len(stou) == 1, "STOU preliminary reply: %r" % replies)
-    m = re.match(r"^1[25]0 FILE: (.+)$", stou[0])
+    m = re.match(r"^1(25|50) FILE: (.+)$", stou[0])
     check(m is not None, "STOU reply should be '150 FILE: name': %r" % stou[0])
-    check(retr(ftp, m.group(1)) == b"unique data", "RETR of the STOU name")
-    print("STOU " + m.group(1))
+    stou_name = m.group(2)
+    check(retr(ftp, stou_name) == b"unique data", "RETR of the STOU name")
+    print("STOU " + stou_name)
 
     # MKD creates missing parents; 257 carries the absolute path.
     check(ftp.mkd("sub/deeper/deepest") == "/sub/deeper/deepest", "MKD sub/deeper/deepest")
@@ -160,7 +162,7 @@ def roundtrip():
 
     names = sorted(ftp.nlst())
     want = sorted(
-        ["up.bin", "down.bin", "resumed.bin", "appended.bin", "fresh.bin", m.group(1), "sub", 'say "hi"']
+        ["up.bin", "down.bin", "resumed.bin", "appended.bin", "fresh.bin", stou_name, "sub", 'say "hi"']
     )
     check(names == want, "NLST: %r, expected %r" % (names, want))
 
@@ -195,7 +197,7 @@ def roundtrip():
     ftp.rename("up.bin", "renamed.bin")
     ftp.rename("fresh.bin", "sub/fresh.bin")
     ftp.delete("appended.bin")
-    ftp.delete(m.group(1))
+    ftp.delete(stou_name)
     expect_perm(("550",), ftp.rename, "nowhere", "x")
     ftp.rmd('say "hi"')
     ftp.quit()
@@ -220,6 +222,7 @@ def names_put():
     check(sorted(entries) == want, "LIST names: %r, expected %r" % (sorted(entries), want))
     facts = mlsd(ftp)
     check(sorted(facts) == want, "MLSD names: %r, expected %r" % (sorted(facts), want))
+    ftp.voidcmd("TYPE I")
     for i, name in enumerate(names):
         size = len(name_data(i, name))
         check(facts[name].get("size") == str(size), "MLSD size of %r: %r" % (name, facts[name]))
@@ -266,6 +269,30 @@ def ascii_mode():
     check(raw == b"one\r\ntwo\r\n\r\nthree\r\n", "TYPE A RETR bytes: %r" % raw)
     # storlines sends CRLF; the server stores LF.
     ftp.storlines("STOR up.txt", io.BytesIO(b"alpha\nbeta\n\ngamma\n"))
+    # A few MB of lines of every length, so CR LF pairs straddle every buffer boundary:
+    # CRLF on the wire is stored as LF, and comes back as CRLF.
+    unix = b"".join(b"%d:" % i + b"x" * (i % 997) + b"\n" for i in range(6000))
+    with open(local("big_unix.txt"), "wb") as f:
+        f.write(unix)
+    wire = unix.replace(b"\n", b"\r\n")
+    ftp.voidcmd("TYPE A")
+    conn = ftp.transfercmd("STOR big.txt")
+    for at in range(0, len(wire), 4093):
+        conn.sendall(wire[at : at + 4093])
+    conn.close()
+    ftp.voidresp()
+    conn = ftp.transfercmd("RETR big.txt")
+    raw = bytearray()
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    conn.close()
+    ftp.voidresp()
+    check(bytes(raw) == wire, "TYPE A RETR of a big file: %d bytes, expected %d" % (len(raw), len(wire)))
+    ftp.voidcmd("TYPE I")
+    check(retr(ftp, "big.txt") == unix, "TYPE I RETR of the big file")
     ftp.quit()
 
 
@@ -278,9 +305,9 @@ def anon_read():
     check("r" in perm, "anonymous MLSD perm should allow reading: %r" % perm)
     for c in "wadf":
         check(c not in perm, "anonymous MLSD perm should not offer %r: %r" % (c, perm))
-    expect_perm(("550", "553"), stor, "pub/new.bin", b"x")
-    expect_perm(("550", "553"), stor, "pub/file.bin", b"x")
-    expect_perm(("550", "553"), stor, "pub/file.bin", b"x", "APPE")
+    expect_perm(("550", "553"), stor, ftp, "pub/new.bin", b"x")
+    expect_perm(("550", "553"), stor, ftp, "pub/file.bin", b"x")
+    expect_perm(("550", "553"), stor, ftp, "pub/file.bin", b"x", "APPE")
     expect_perm(("550",), ftp.delete, "pub/file.bin")
     expect_perm(("550",), ftp.mkd, "newdir")
     expect_perm(("550",), ftp.rmd, "pub")
@@ -297,9 +324,9 @@ def dropbox():
     stor(ftp, "new.bin", read_local("up.bin"))
     ftp.mkd("inbox/2024")
     stor(ftp, "inbox/2024/scan.bin", read_local("up.bin"))
-    expect_perm(("553",), stor, "existing.bin", b"overwrite")
-    expect_perm(("553", "550"), stor, "existing.bin", b"more", "APPE")
-    expect_perm(("553", "550"), stor, "existing.bin", b"more", "STOR", 3)
+    expect_perm(("553",), stor, ftp, "existing.bin", b"overwrite")
+    expect_perm(("553", "550"), stor, ftp, "existing.bin", b"more", "APPE")
+    expect_perm(("553", "550"), stor, ftp, "existing.bin", b"more", "STOR", 3)
     expect_perm(("550",), ftp.nlst)
     expect_perm(("550",), listing, ftp)
     expect_perm(("550",), mlsd, ftp)
@@ -315,6 +342,107 @@ def dropbox():
     ftp.quit()
 
 
+def jail():
+    """Nothing outside the root is reachable: not by .., not by an absolute path, not
+    through a symlink that points out."""
+    ftp = connect()
+    r = ftp.sendcmd("SYST")
+    check(r.startswith("215 UNIX"), "SYST: %r" % r)
+    ftp.cwd("..")
+    check(ftp.pwd() == "/", "CWD .. at the root: %r" % ftp.pwd())
+    ftp.cwd("../../..")
+    check(ftp.pwd() == "/", "CWD ../../.. at the root: %r" % ftp.pwd())
+    ftp.cwd("/")
+    check(retr(ftp, "inside.txt") == b"inside", "RETR inside.txt")
+    for path in ("../../../../../../etc/passwd", "/../../etc/passwd", "escape/passwd",
+                 "escape_file", "sub/../../etc/passwd"):
+        expect_perm(("550",), retr, ftp, path)
+    expect_perm(("550",), ftp.cwd, "escape")
+    expect_perm(("550",), ftp.size, "escape_file")
+    expect_perm(("550", "553"), stor, ftp, "escape/wharf-test-must-not-exist", b"x")
+    check(ftp.pwd() == "/", "PWD after refusals: %r" % ftp.pwd())
+    ftp.quit()
+
+
+def latin1():
+    """A name that is not UTF-8 (ISO-8859-1 bytes) is stored, listed, fetched and deleted
+    as the very same bytes."""
+    ftp = connect()
+    ftp.encoding = "latin-1"
+    name = "caf\xe9 \xe0 la cr\xe8me"
+    stor(ftp, name, b"latin-1 named")
+    check(ftp.nlst() == [name], "NLST: %r" % ftp.nlst())
+    check(sorted(mlsd(ftp)) == [name], "MLSD: %r" % sorted(mlsd(ftp)))
+    check(sorted(listing(ftp)) == [name], "LIST: %r" % sorted(listing(ftp)))
+    check(retr(ftp, name) == b"latin-1 named", "RETR")
+    ftp.rename(name, name + "2")
+    print("STORED")
+    sys.stdout.flush()
+    ftp.quit()
+
+
+def latin1_delete():
+    ftp = connect()
+    ftp.encoding = "latin-1"
+    ftp.delete("caf\xe9 \xe0 la cr\xe8me2")
+    check(ftp.nlst() == [], "NLST after DELE: %r" % ftp.nlst())
+    ftp.quit()
+
+
+def abort_replies(ftp, first):
+    """The replies to an ABOR of a running transfer: 426 then 226 (or a single 225/226)."""
+    check(first[:3] in ("426", "225", "226"), "ABOR first reply: %r" % first)
+    if first.startswith("426"):
+        last = ftp.getmultiline()
+        check(last[:3] in ("225", "226"), "ABOR reply after 426: %r" % last)
+
+
+def abort():
+    """ABOR during a RETR, sent three ways: in band; as ftplib.abort() sends it (the whole
+    line as TCP urgent data, so its last byte is the urgent one); and as BSD ftp/tnftp send
+    it (RFC 959 4.1.3: Telnet IP, then the Synch: IAC as urgent data, DM, ABOR). Each time
+    the server answers 426/226 and the session goes on."""
+    ftp = connect()
+    ftp.sock.settimeout(10)
+    ftp.voidcmd("TYPE I")
+    for how in ("in band", "ftplib.abort()", "IAC IP, IAC DM as urgent data"):
+        conn = ftp.transfercmd("RETR big.bin")
+        got = conn.recv(1000)
+        check(len(got) > 0, "some data before ABOR")
+        try:
+            if how == "in band":
+                ftp.sock.sendall(b"ABOR\r\n")
+                abort_replies(ftp, ftp.getmultiline())
+            elif how == "ftplib.abort()":
+                abort_replies(ftp, ftp.abort())
+            else:
+                ftp.sock.sendall(b"\xff\xf4\xff", socket.MSG_OOB)
+                ftp.sock.sendall(b"\xf2ABOR\r\n")
+                abort_replies(ftp, ftp.getmultiline())
+        except (TimeoutError, socket.timeout):
+            raise AssertionError("no reply to ABOR sent %s" % how)
+        conn.close()
+        check(ftp.pwd() == "/", "PWD after ABOR sent %s" % how)
+        check(retr(ftp, "small.bin") == b"small", "RETR after ABOR sent %s" % how)
+    # With no transfer running: one 225 or 226.
+    r = ftp.abort()
+    check(r[:3] in ("225", "226"), "ABOR with no transfer: %r" % r)
+    stor(ftp, "after.bin", b"after abort")
+    ftp.quit()
+
+
+def hidden():
+    """Dotfiles are plain names: MLSD and LIST -a show them; LIST -a is not a path."""
+    ftp = connect()
+    check(".hidden" in mlsd(ftp), "MLSD shows .hidden: %r" % sorted(mlsd(ftp)))
+    lines = []
+    ftp.retrlines("LIST -a", lines.append)
+    names = set(parse_list(l for l in lines))
+    check(".hidden" in names and "visible" in names, "LIST -a: %r" % lines)
+    check(retr(ftp, ".hidden") == b"dot", "RETR .hidden")
+    ftp.quit()
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "names_put": names_put,
@@ -322,6 +450,11 @@ SCENARIOS = {
     "ascii": ascii_mode,
     "anon_read": anon_read,
     "dropbox": dropbox,
+    "jail": jail,
+    "latin1": latin1,
+    "latin1_delete": latin1_delete,
+    "abort": abort,
+    "hidden": hidden,
 }
 
 if __name__ == "__main__":
