@@ -82,6 +82,44 @@ impl FromStr for LogFormat {
     }
 }
 
+/// TLS on the control connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// No AUTH TLS (implicit listeners still work when configured).
+    #[default]
+    Off,
+    /// AUTH TLS offered; plain logins allowed.
+    Optional,
+    /// Logins only after AUTH TLS (or on an implicit listener).
+    Required,
+}
+
+/// TLS on data connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsData {
+    /// PROT C and PROT P both allowed.
+    #[default]
+    Optional,
+    /// Transfers need PROT P.
+    Required,
+}
+
+/// Whether a data connection must resume the control connection's TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsReuse {
+    /// Not checked.
+    Off,
+    /// Checked and written on the transfer log line.
+    #[default]
+    Log,
+    /// A data connection that did not resume is refused (locks out clients that cannot
+    /// resume, such as Python ftplib and Java's Commons Net).
+    Require,
+}
+
 /// A permission name in a user's `permissions` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,6 +186,31 @@ pub struct UserConfig {
     pub home: Option<String>,
     #[serde(default = "full_permissions")]
     pub permissions: Vec<Permission>,
+    /// Overrides the global `tls` for this user.
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    /// Overrides the global `tls_data` for this user.
+    #[serde(default)]
+    pub tls_data: Option<TlsData>,
+    /// Overrides the global `tls_data_reuse` for this user.
+    #[serde(default)]
+    pub tls_data_reuse: Option<TlsReuse>,
+}
+
+impl UserConfig {
+    /// A user with full rights on the global root and no overrides.
+    pub fn new(name: &str, password_hash: String) -> UserConfig {
+        UserConfig {
+            name: name.to_string(),
+            password: password_hash,
+            root: None,
+            home: None,
+            permissions: full_permissions(),
+            tls: None,
+            tls_data: None,
+            tls_data_reuse: None,
+        }
+    }
 }
 
 fn full_permissions() -> Vec<Permission> {
@@ -184,6 +247,24 @@ pub struct Config {
     pub data_connect_timeout: u64,
     /// Seconds a data transfer may make no progress before it is aborted.
     pub data_stall_timeout: u64,
+    /// TLS on the control connection: `off`, `optional` (AUTH TLS offered) or `required`.
+    pub tls: TlsMode,
+    /// Certificate chain (PEM). Unset with TLS on: a self-signed certificate is generated
+    /// once in `tls_dir` and reused.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Where the generated certificate is kept; defaults to the config file's directory,
+    /// else the current directory. Never inside a served root.
+    pub tls_dir: Option<PathBuf>,
+    /// Data connections: `optional` or `required` (PROT P before any transfer).
+    pub tls_data: TlsData,
+    /// Data-connection session reuse: `off`, `log` or `require`.
+    pub tls_data_reuse: TlsReuse,
+    /// Anonymous logins are exempt from `tls = "required"` and `tls_data = "required"`.
+    pub tls_exempt_anonymous: bool,
+    /// Implicit FTPS listeners (TLS from the first byte, PROT P by default).
+    pub implicit_listen: Vec<SocketAddr>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
 }
@@ -204,6 +285,14 @@ impl Default for Config {
             idle_timeout: 600,
             data_connect_timeout: 20,
             data_stall_timeout: 300,
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
+            tls_dir: None,
+            tls_data: TlsData::Optional,
+            tls_data_reuse: TlsReuse::Log,
+            tls_exempt_anonymous: false,
+            implicit_listen: Vec::new(),
             users: Vec::new(),
         }
     }
@@ -290,6 +379,11 @@ impl Config {
                 )));
             }
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together: set both, or neither for a generated certificate".into(),
+            ));
+        }
         for (key, v) in [
             ("idle_timeout", self.idle_timeout),
             ("data_connect_timeout", self.data_connect_timeout),
@@ -302,6 +396,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether any listener or policy needs a certificate.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls != TlsMode::Off || !self.implicit_listen.is_empty()
     }
 
     /// The root anonymous users see.
@@ -331,6 +430,26 @@ impl Config {
         );
         if let Some(a) = self.public_address {
             let _ = writeln!(s, "public address: {a}");
+        }
+        if self.tls_enabled() {
+            let implicit: Vec<String> =
+                self.implicit_listen.iter().map(|a| a.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "tls: {:?}, data {:?}, session reuse {:?}{}; certificate {}",
+                self.tls,
+                self.tls_data,
+                self.tls_data_reuse,
+                if implicit.is_empty() {
+                    String::new()
+                } else {
+                    format!("; implicit on {}", implicit.join(", "))
+                },
+                match &self.tls_cert {
+                    Some(c) => c.display().to_string(),
+                    None => "generated (self-signed)".into(),
+                }
+            );
         }
         for u in &self.users {
             let perms: Vec<&str> = u

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod observe;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod vfs;
 
 pub use config::Config;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wharf::config::{AnonymousMode, Config, LogFormat, Permission, PortRange, UserConfig};
+use wharf::config::{AnonymousMode, Config, LogFormat, PortRange, TlsMode, UserConfig};
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +58,15 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Offer FTPS: `auto` (a self-signed certificate, generated once) or `CERT.pem,KEY.pem`.
+    #[arg(long, value_name = "auto|CERT,KEY")]
+    tls: Option<String>,
+    /// Require TLS on the control connection (implies --tls auto unless --tls is given).
+    #[arg(long)]
+    tls_required: bool,
+    /// Implicit FTPS listener, TLS from the first byte (repeatable), e.g. [::]:990.
+    #[arg(long, value_name = "ADDR:PORT")]
+    implicit_listen: Vec<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -80,13 +89,10 @@ impl ServeArgs {
                 .split_once(':')
                 .ok_or_else(|| format!("--user `{spec}`: expected NAME:PASSWORD"))?;
             config.users.retain(|u| u.name != name);
-            config.users.push(UserConfig {
-                name: name.to_string(),
-                password: wharf::auth::hash_password(password.as_bytes()),
-                root: None,
-                home: None,
-                permissions: vec![Permission::Read, Permission::Write],
-            });
+            config.users.push(UserConfig::new(
+                name,
+                wharf::auth::hash_password(password.as_bytes()),
+            ));
         }
         if let Some(p) = self.passive_ports {
             config.passive_ports = Some(p);
@@ -96,6 +102,29 @@ impl ServeArgs {
         }
         if let Some(f) = self.log_format {
             config.log_format = f;
+        }
+        if let Some(tls) = &self.tls {
+            if tls != "auto" {
+                let (cert, key) = tls
+                    .split_once(',')
+                    .ok_or_else(|| format!("--tls `{tls}`: expected auto or CERT.pem,KEY.pem"))?;
+                config.tls_cert = Some(cert.into());
+                config.tls_key = Some(key.into());
+            }
+            if config.tls == TlsMode::Off {
+                config.tls = TlsMode::Optional;
+            }
+        }
+        if self.tls_required {
+            config.tls = TlsMode::Required;
+        }
+        if !self.implicit_listen.is_empty() {
+            config.implicit_listen = self.implicit_listen;
+        }
+        if config.tls_dir.is_none()
+            && let Some(dir) = self.config.as_deref().and_then(|p| p.parent())
+        {
+            config.tls_dir = Some(dir.to_path_buf());
         }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -14,22 +14,43 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::session;
+use crate::tls::{self, CertSource, Tls};
 
 /// What every session of one server shares (read-only after start).
 #[derive(Debug)]
 pub struct Shared {
     pub config: Config,
     pub auth: Authenticator,
+    /// The TLS server side, when any listener or policy uses TLS.
+    pub tls: Option<Tls>,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Shared {
-        Shared {
+    /// Builds the shared state; loads or generates the certificate when TLS is on.
+    pub fn new(config: Config) -> io::Result<Shared> {
+        let tls = if config.tls_enabled() {
+            let source = match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => CertSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                _ => CertSource::Generated {
+                    dir: config.tls_dir.clone().unwrap_or_else(|| ".".into()),
+                },
+            };
+            let tls = tls::load(&source)?;
+            tracing::info!(source = %tls.source, sha256 = %tls.fingerprint, "TLS ready");
+            Some(tls)
+        } else {
+            None
+        };
+        Ok(Shared {
             auth: Authenticator::new(&config),
+            tls,
             config,
             next_id: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn next_session_id(&self) -> u64 {
@@ -39,7 +60,8 @@ impl Shared {
 
 /// A bound server, ready to run.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    /// Control listeners; `true` marks an implicit-TLS one.
+    listeners: Vec<(TcpListener, bool)>,
     shared: Arc<Shared>,
 }
 
@@ -64,7 +86,12 @@ impl Server {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut listeners = Vec::new();
-        for &addr in &config.listen {
+        let all = config
+            .listen
+            .iter()
+            .map(|a| (*a, false))
+            .chain(config.implicit_listen.iter().map(|a| (*a, true)));
+        for (addr, implicit) in all {
             let l = match bind(addr) {
                 Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
                     tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
@@ -74,34 +101,49 @@ impl Server {
                     io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
                 })?,
             };
-            listeners.push(l);
+            listeners.push((l, implicit));
         }
         Ok(Server {
             listeners,
-            shared: Arc::new(Shared::new(config)),
+            shared: Arc::new(Shared::new(config)?),
         })
     }
 
-    /// The bound addresses, in the order of `listen` (port 0 resolved).
+    /// The bound explicit listeners, in the order of `listen` (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(false)
+    }
+
+    /// The bound implicit-TLS listeners, in the order of `implicit_listen`.
+    pub fn implicit_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(true)
+    }
+
+    fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|(_, i)| *i == implicit)
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
+    }
+
+    /// The SHA-256 fingerprint of the TLS certificate, when TLS is on.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.fingerprint.as_str())
     }
 
     /// Accepts until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = tokio::task::JoinSet::new();
-        for listener in self.listeners {
-            tasks.spawn(accept_loop(listener, self.shared.clone()));
+        for (listener, implicit) in self.listeners {
+            tasks.spawn(accept_loop(listener, implicit, self.shared.clone()));
         }
         shutdown.await;
         tasks.abort_all();
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -110,7 +152,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 // the stream so the line framer sees the whole command.
                 let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
                 let shared = shared.clone();
-                tokio::spawn(session::run(stream, peer, shared));
+                tokio::spawn(session::run(stream, peer, shared, implicit));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -37,6 +37,8 @@ pub enum Code {
     PassiveMode = 227,
     /// 229: entering extended passive mode (EPSV, RFC 2428).
     ExtendedPassiveMode = 229,
+    /// 234: AUTH accepted; the TLS handshake follows (RFC 4217).
+    AuthOk = 234,
     /// 230: user logged in.
     LoggedIn = 230,
     /// 250: requested file action okay, completed.
@@ -69,10 +71,19 @@ pub enum Code {
     BadSequence = 503,
     /// 504: command not implemented for that parameter.
     ParameterNotImplemented = 504,
+    /// 521: data connection cannot be opened with this PROT setting (RFC 4217).
+    ProtRefused = 521,
     /// 522: network protocol not supported (EPRT/EPSV, RFC 2428).
     NetworkProtocolNotSupported = 522,
+    /// 522 again: TLS negotiation on the data connection failed (RFC 4217 reuses the
+    /// number). Its discriminant is only a placeholder; [`Code::number`] maps it.
+    TlsDataFailed = 1522,
     /// 530: not logged in.
     NotLoggedIn = 530,
+    /// 534: request denied for policy reasons (RFC 2228/4217), e.g. TLS required.
+    PolicyDenied = 534,
+    /// 536: requested PROT level not supported by mechanism (RFC 2228).
+    ProtNotSupported = 536,
     /// 550: file unavailable (not found, no access, not a directory).
     FileUnavailable = 550,
     /// 552: exceeded storage allocation.
@@ -86,7 +97,10 @@ pub enum Code {
 impl Code {
     /// The three-digit number.
     pub fn number(self) -> u16 {
-        self as u16
+        match self {
+            Code::TlsDataFailed => 522,
+            other => other as u16,
+        }
     }
 
     /// The three ASCII digits as sent on the wire.
@@ -109,5 +123,7 @@ mod tests {
         assert_eq!(&Code::NeedPassword.digits(), b"331");
         assert_eq!(&Code::ClosingData.digits(), b"226");
         assert_eq!(Code::InvalidRestart.number(), 554);
+        assert_eq!(&Code::TlsDataFailed.digits(), b"522");
+        assert_eq!(&Code::AuthOk.digits(), b"234");
     }
 }

@@ -263,11 +263,10 @@ mod tests {
     fn config() -> Config {
         Config {
             users: vec![UserConfig {
-                name: "alice".into(),
-                password: hash_password(b"pw"),
                 root: Some("/srv/a".into()),
                 home: Some("/in".into()),
                 permissions: vec![Permission::Read],
+                ..UserConfig::new("alice", hash_password(b"pw"))
             }],
             ..Config::default()
         }

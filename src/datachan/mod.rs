@@ -4,15 +4,22 @@
 //! Defences on by default, one switch each: a passive port accepts only the control
 //! connection's peer address (`passive_peer_check`); PORT/EPRT connect only to that address
 //! and never below port 1024 (`active_peer_check`).
+//!
+//! A passive port is accepted from the moment PASV/EPSV is answered, and under PROT P its
+//! TLS handshake starts at once: some clients (aioftp) finish the data handshake before
+//! they send RETR/STOR, and would deadlock with a server that waits for the command.
 
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::PortRange;
+use crate::tls::Stream;
 
 /// An address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) turned back into IPv4, so that a
 /// dual-stack listener's peers compare equal to their IPv4 data connections.
@@ -23,21 +30,72 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// How the next transfer gets its data connection.
 #[derive(Debug)]
 pub enum DataSetup {
-    /// PASV/EPSV: we listen, the client connects.
-    Passive(TcpListener),
+    /// PASV/EPSV: a task already accepting (and handshaking) on our port.
+    Passive(PassiveAccept),
     /// PORT/EPRT: we connect to the client.
     Active(SocketAddr),
+}
+
+/// The accepting task of a passive port; dropping it closes the port.
+#[derive(Debug)]
+pub struct PassiveAccept {
+    task: JoinHandle<Result<Stream, DataError>>,
+}
+
+impl Drop for PassiveAccept {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_tls() {
+            "Stream(tls)"
+        } else {
+            "Stream(plain)"
+        })
+    }
 }
 
 /// Why a data connection could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("no data connection was set up (PASV, EPSV, PORT or EPRT first)")]
-    NotSetUp,
     #[error("the client did not connect in time")]
     Timeout,
     #[error("cannot connect: {0}")]
     Connect(io::Error),
+    #[error("TLS handshake on the data connection failed: {0}")]
+    Tls(io::Error),
+    #[error("the data connection did not resume the control connection's TLS session")]
+    NotResumed,
+}
+
+/// Starts accepting on a passive listener: the first connection from `peer` (any address
+/// when `check` is off) is taken, and with `tls` its handshake runs immediately.
+pub fn accept_passive(
+    listener: TcpListener,
+    peer: IpAddr,
+    check: bool,
+    tls: Option<TlsAcceptor>,
+) -> DataSetup {
+    let task = tokio::spawn(async move {
+        let tcp = loop {
+            let (stream, from) = listener.accept().await.map_err(DataError::Connect)?;
+            if !check || canonical(from.ip()) == canonical(peer) {
+                break stream;
+            }
+            tracing::warn!(%from, expected = %peer, "refused passive data connection from another address");
+        };
+        drop(listener);
+        let _ = tcp.set_nodelay(true);
+        let stream = Stream::Plain(tcp);
+        match tls {
+            Some(acceptor) => stream.upgrade(&acceptor).await.map_err(DataError::Tls),
+            None => Ok(stream),
+        }
+    });
+    DataSetup::Passive(PassiveAccept { task })
 }
 
 /// Opens a passive listener on `local` (the control connection's local address), on a port
@@ -83,24 +141,19 @@ pub fn active_target_allowed(target: SocketAddr, peer: IpAddr, check: bool) -> b
 }
 
 impl DataSetup {
-    /// Establishes the data connection within `timeout`. A passive listener drops
-    /// connections from any address but `peer` (when `check` is on) and keeps waiting.
+    /// Establishes the data connection within `timeout`, encrypted when `tls` is given
+    /// (wharf takes the TLS server role in passive and active mode alike).
     pub async fn open(
         self,
-        peer: IpAddr,
         local: IpAddr,
-        check: bool,
         timeout: Duration,
-    ) -> Result<TcpStream, DataError> {
+        tls: Option<&TlsAcceptor>,
+    ) -> Result<Stream, DataError> {
         let fut = async {
-            match self {
-                DataSetup::Passive(listener) => loop {
-                    let (stream, from) = listener.accept().await.map_err(DataError::Connect)?;
-                    if !check || canonical(from.ip()) == canonical(peer) {
-                        return Ok(stream);
-                    }
-                    tracing::warn!(%from, expected = %peer, "refused passive data connection from another address");
-                },
+            let stream = match self {
+                DataSetup::Passive(mut accept) => (&mut accept.task)
+                    .await
+                    .map_err(|e| DataError::Connect(io::Error::other(e.to_string())))??,
                 DataSetup::Active(target) => {
                     let socket = if target.is_ipv4() {
                         TcpSocket::new_v4()
@@ -112,15 +165,22 @@ impl DataSetup {
                     if local.is_ipv4() == target.is_ipv4() {
                         let _ = socket.bind(SocketAddr::new(local, 0));
                     }
-                    socket.connect(target).await.map_err(DataError::Connect)
+                    let tcp = socket.connect(target).await.map_err(DataError::Connect)?;
+                    let _ = tcp.set_nodelay(true);
+                    Stream::Plain(tcp)
                 }
+            };
+            match tls {
+                // Also covers a passive port opened before PROT P was sent.
+                Some(acceptor) if !stream.is_tls() => {
+                    stream.upgrade(acceptor).await.map_err(DataError::Tls)
+                }
+                _ => Ok(stream),
             }
         };
-        let stream = tokio::time::timeout(timeout, fut)
+        tokio::time::timeout(timeout, fut)
             .await
-            .map_err(|_| DataError::Timeout)??;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+            .map_err(|_| DataError::Timeout)?
     }
 }
 
@@ -179,12 +239,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn passive_times_out() {
+    async fn passive_times_out_and_dropping_closes_the_port() {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let l = listen_passive(lo, None).unwrap();
-        let r = DataSetup::Passive(l)
-            .open(lo, lo, true, Duration::from_millis(50))
+        let port = l.local_addr().unwrap().port();
+        let r = accept_passive(l, lo, true, None)
+            .open(lo, Duration::from_millis(50), None)
             .await;
         assert!(matches!(r, Err(DataError::Timeout)));
+        // The aborted task releases the listener once the runtime drops it.
+        let mut closed = false;
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+            if tokio::net::TcpStream::connect((lo, port)).await.is_err() {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "the passive port stayed open");
     }
 }

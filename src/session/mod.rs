@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::task::{JoinError, JoinHandle};
 use tracing::{Instrument, info, warn};
 
@@ -30,17 +29,21 @@ use wharf_proto::reply::quote_path;
 use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 
 use crate::auth::Grant;
-use crate::config::Collision;
+use crate::config::{Collision, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
 use crate::limits;
 use crate::server::Shared;
+use crate::tls::Stream;
 use crate::vfs::{Jail, VPath, WriteMode};
-use transfer::{Job, Params, TransferError};
+use transfer::{Job, Outcome, Params, TransferError};
 
 /// Runs one session to its end. Never panics on client input; if it did, only this task
 /// would end.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+///
+/// On an implicit-TLS listener the handshake comes first; a client that fails or stalls
+/// in it is dropped within [`limits::TLS_HANDSHAKE_SECS`] without a byte in clear.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit: bool) {
     let id = shared.next_session_id();
     let local = match stream.local_addr() {
         Ok(a) => a,
@@ -48,18 +51,36 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     };
     let peer_ip = datachan::canonical(peer.ip());
     let span = tracing::info_span!("session", id, client = %peer_ip);
-    let (rd, wr) = stream.into_split();
+    let mut stream = Stream::Plain(stream);
+    if implicit {
+        let Some(tls) = shared.tls.as_ref() else {
+            return;
+        };
+        let limit = Duration::from_secs(limits::TLS_HANDSHAKE_SECS);
+        match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor)).await {
+            Ok(Ok(s)) => stream = s,
+            Ok(Err(e)) => {
+                info!(parent: &span, error = %e, "implicit TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!(parent: &span, "implicit TLS handshake timed out");
+                return;
+            }
+        }
+    }
     let session = Session {
         shared,
         ctrl: ControlReader {
-            rd,
+            stream,
             framer: LineFramer::default(),
             buf: vec![0u8; limits::CONTROL_READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
         },
-        wr,
         out: Vec::new(),
+        pbsz: implicit,
+        prot_private: implicit,
         peer: peer_ip,
         local: datachan::canonical(local.ip()),
         phase: Phase::Fresh,
@@ -80,7 +101,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
 /// Reads control lines; cancel-safe (state changes only after a read completes).
 struct ControlReader {
-    rd: OwnedReadHalf,
+    stream: Stream,
     framer: LineFramer,
     buf: Box<[u8]>,
     start: usize,
@@ -92,7 +113,7 @@ enum Event {
     TooLong,
     Closed,
     Idle,
-    Done(Result<Result<u64, TransferError>, JoinError>),
+    Done(Result<Result<Outcome, TransferError>, JoinError>),
 }
 
 impl ControlReader {
@@ -112,10 +133,13 @@ impl ControlReader {
             // Linux stops a read at the TCP urgent mark (ABOR sent as urgent data), and
             // tokio then treats the socket as drained although the urgent byte is waiting:
             // ask the socket directly before waiting for the next readiness event.
-            let direct = {
-                use std::io::Read;
-                let sock = socket2::SockRef::from(self.rd.as_ref());
-                (&*sock).read(&mut self.buf)
+            let direct = match &self.stream {
+                Stream::Plain(tcp) => {
+                    use std::io::Read;
+                    let sock = socket2::SockRef::from(tcp);
+                    (&*sock).read(&mut self.buf)
+                }
+                _ => Err(std::io::ErrorKind::WouldBlock.into()),
             };
             let read = match direct {
                 Err(e)
@@ -124,7 +148,7 @@ impl ControlReader {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
                     ) =>
                 {
-                    self.rd.read(&mut self.buf).await
+                    self.stream.read(&mut self.buf).await
                 }
                 other => other,
             };
@@ -161,7 +185,7 @@ impl Direction {
 
 /// A transfer in flight.
 struct Running {
-    handle: JoinHandle<Result<u64, TransferError>>,
+    handle: JoinHandle<Result<Outcome, TransferError>>,
     progress: Arc<AtomicU64>,
     direction: Direction,
     path: VPath,
@@ -172,7 +196,10 @@ struct Running {
 struct Session {
     shared: Arc<Shared>,
     ctrl: ControlReader,
-    wr: OwnedWriteHalf,
+    /// PBSZ was sent (RFC 4217 requires it before PROT).
+    pbsz: bool,
+    /// PROT P: data connections are TLS.
+    prot_private: bool,
     /// Reused reply buffer.
     out: Vec<u8>,
     peer: IpAddr,
@@ -290,7 +317,7 @@ impl Session {
         r.encode(&mut self.out);
         // A client that stops reading replies must not pin the session forever.
         let limit = Duration::from_secs(self.shared.config.idle_timeout);
-        match tokio::time::timeout(limit, self.wr.write_all(&self.out)).await {
+        match tokio::time::timeout(limit, self.ctrl.stream.write_all(&self.out)).await {
             Ok(res) => res,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -354,10 +381,11 @@ impl Session {
         let r = match self.dispatch(cmd, rename_from).await {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(Flow::Continue),
-            Err(Quit) => {
+            Err(Stop::Quit) => {
                 self.send(reply(Code::Closing, "Goodbye.")).await?;
                 return Ok(Flow::Quit);
             }
+            Err(Stop::Drop) => return Ok(Flow::Quit),
         };
         self.send(r).await?;
         Ok(Flow::Continue)
@@ -407,10 +435,10 @@ impl Session {
         &mut self,
         cmd: Command,
         rename_from: Option<VPath>,
-    ) -> Result<Option<Reply>, Quit> {
+    ) -> Result<Option<Reply>, Stop> {
         use Command as C;
         let r = match cmd {
-            C::Quit => return Err(Quit),
+            C::Quit => return Err(Stop::Quit),
             C::Noop => reply(Code::Ok, "NOOP ok."),
             C::Syst => reply(Code::SystemType, "UNIX Type: L8"),
             C::Feat => self.feat(),
@@ -426,9 +454,41 @@ impl Session {
                 reply(Code::ClosingData, "No transfer to abort.")
             }
             C::Host(_) => reply(Code::ServiceReady, "Host accepted."),
-            C::Auth(_) => reply(Code::NotImplemented, "TLS is not enabled on this server."),
-            C::Pbsz(_) | C::Prot(_) => reply(Code::BadSequence, "Use AUTH TLS first."),
-            C::Ccc => reply(Code::NotImplemented, "TLS is not enabled on this server."),
+            C::Auth(mech) => return self.auth(&mech).await,
+            C::Pbsz(_) if !self.ctrl.stream.is_tls() => {
+                reply(Code::BadSequence, "Use AUTH TLS first.")
+            }
+            C::Pbsz(_) => {
+                self.pbsz = true;
+                reply(Code::Ok, "PBSZ=0")
+            }
+            C::Prot(_) if !self.ctrl.stream.is_tls() => {
+                reply(Code::BadSequence, "Use AUTH TLS first.")
+            }
+            C::Prot(_) if !self.pbsz => reply(Code::BadSequence, "Send PBSZ 0 before PROT."),
+            C::Prot(level) => match level.trim_ascii().to_ascii_uppercase().as_slice() {
+                b"C" => {
+                    self.prot_private = false;
+                    reply(Code::Ok, "Protection level set to Clear.")
+                }
+                b"P" => {
+                    self.prot_private = true;
+                    reply(Code::Ok, "Protection level set to Private.")
+                }
+                b"S" | b"E" => reply(
+                    Code::ProtNotSupported,
+                    "Only PROT C and PROT P are supported.",
+                ),
+                _ => reply(Code::ParameterNotImplemented, "PROT takes C or P."),
+            },
+            C::Ccc if !self.ctrl.stream.is_tls() => reply(
+                Code::BadSequence,
+                "The control connection is not encrypted.",
+            ),
+            C::Ccc => reply(
+                Code::PolicyDenied,
+                "CCC refused: the control connection stays encrypted.",
+            ),
             C::Opts(Opts::Utf8(_)) => reply(Code::Ok, "UTF8 mode is always on."),
             C::Opts(Opts::Mlst(names)) => {
                 self.facts = Facts::select(&names);
@@ -451,6 +511,13 @@ impl Session {
                 reply(Code::ServiceReady, "Service ready for new user.")
             }
             C::User(name) => {
+                if !self.ctrl.stream.is_tls() && self.control_policy(&name) == TlsMode::Required {
+                    self.logout();
+                    return Ok(Some(reply(
+                        Code::PolicyDenied,
+                        "TLS required: send AUTH TLS first (tls = \"required\").",
+                    )));
+                }
                 self.logout();
                 let text = if crate::auth::is_anonymous_name(&name) {
                     "Anonymous login okay, send your e-mail address as password."
@@ -507,6 +574,127 @@ impl Session {
         reply(Code::LoggedIn, "Login successful.")
     }
 
+    /// AUTH TLS (RFC 4217): 234, then the handshake on the same socket.
+    async fn auth(&mut self, mech: &[u8]) -> Result<Option<Reply>, Stop> {
+        let Some(tls) = self.shared.tls.clone() else {
+            return Ok(Some(reply(
+                Code::NotImplemented,
+                "TLS is not enabled on this server.",
+            )));
+        };
+        if self.shared.config.tls == TlsMode::Off {
+            return Ok(Some(reply(
+                Code::NotImplemented,
+                "AUTH TLS is not enabled on this listener.",
+            )));
+        }
+        if self.ctrl.stream.is_tls() {
+            return Ok(Some(reply(Code::BadSequence, "TLS is already active.")));
+        }
+        let mech = mech.trim_ascii().to_ascii_uppercase();
+        // curl sends AUTH SSL first; TLS-C and TLS-P are old spellings of the same.
+        if !matches!(mech.as_slice(), b"TLS" | b"SSL" | b"TLS-C" | b"TLS-P") {
+            return Ok(Some(reply(
+                Code::ParameterNotImplemented,
+                "Unknown security mechanism; use AUTH TLS.",
+            )));
+        }
+        let r = reply(
+            Code::AuthOk,
+            "AUTH TLS successful; start the TLS handshake.",
+        );
+        if self.send(r).await.is_err() {
+            return Err(Stop::Drop);
+        }
+        if self.ctrl.start < self.ctrl.end {
+            // Bytes pipelined after AUTH would be read as a ClientHello; refuse the mess.
+            info!("data sent after AUTH before the handshake; closing");
+            return Err(Stop::Drop);
+        }
+        let plain = std::mem::replace(&mut self.ctrl.stream, Stream::Closed);
+        let limit = Duration::from_secs(limits::TLS_HANDSHAKE_SECS);
+        match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor)).await {
+            Ok(Ok(stream)) => {
+                self.ctrl.stream = stream;
+                // RFC 4217 section 4: a new security context starts a new login.
+                if self.phase == Phase::LoggedIn {
+                    self.logout();
+                }
+                Ok(None)
+            }
+            Ok(Err(e)) => {
+                info!(error = %e, "TLS handshake after AUTH failed");
+                Err(Stop::Drop)
+            }
+            Err(_) => {
+                info!("TLS handshake after AUTH timed out");
+                Err(Stop::Drop)
+            }
+        }
+    }
+
+    /// Starts accepting a passive data connection (and its TLS handshake under PROT P).
+    fn accept_passive(&self, listener: tokio::net::TcpListener) -> DataSetup {
+        datachan::accept_passive(
+            listener,
+            self.peer,
+            self.shared.config.passive_peer_check,
+            self.data_tls(),
+        )
+    }
+
+    /// The TLS acceptor for data connections, when PROT P is in force.
+    fn data_tls(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        if !self.prot_private {
+            return None;
+        }
+        self.shared.tls.as_ref().map(|t| t.acceptor.clone())
+    }
+
+    fn exempt(&self, anonymous: bool) -> bool {
+        anonymous && self.shared.config.tls_exempt_anonymous
+    }
+
+    /// The control-connection TLS policy for a login name.
+    fn control_policy(&self, name: &[u8]) -> TlsMode {
+        let cfg = &self.shared.config;
+        let user = cfg.users.iter().find(|u| u.name.as_bytes() == name);
+        if user.is_none() && self.exempt(crate::auth::is_anonymous_name(name)) {
+            return TlsMode::Optional;
+        }
+        user.and_then(|u| u.tls).unwrap_or(cfg.tls)
+    }
+
+    fn user_config(&self) -> Option<&crate::config::UserConfig> {
+        let login = self.login.as_ref()?;
+        if login.grant.anonymous {
+            return None;
+        }
+        self.shared
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == login.grant.user)
+    }
+
+    /// The data-connection TLS policy for this login.
+    fn data_policy(&self) -> TlsData {
+        let cfg = &self.shared.config;
+        if self.exempt(self.login.as_ref().is_some_and(|l| l.grant.anonymous)) {
+            return TlsData::Optional;
+        }
+        self.user_config()
+            .and_then(|u| u.tls_data)
+            .unwrap_or(cfg.tls_data)
+    }
+
+    /// The data-connection session-reuse policy for this login.
+    fn reuse_policy(&self) -> TlsReuse {
+        self.user_config()
+            .and_then(|u| u.tls_data_reuse)
+            .unwrap_or(self.shared.config.tls_data_reuse)
+    }
+
     fn feat(&self) -> Reply {
         let mut lines: Vec<Vec<u8>> = vec![b"Features:".to_vec()];
         for f in [
@@ -522,6 +710,14 @@ impl Session {
             " UTF8".into(),
         ] {
             lines.push(f.into_bytes());
+        }
+        if self.shared.tls.is_some()
+            && (self.shared.config.tls != TlsMode::Off || self.ctrl.stream.is_tls())
+        {
+            // RFC 4217 section 6: AUTH TLS, PBSZ and PROT.
+            let end = lines.len() - 1;
+            lines.splice(end..end, [b" PBSZ".to_vec(), b" PROT".to_vec()]);
+            lines.insert(1, b" AUTH TLS".to_vec());
         }
         lines.push(b"End".to_vec());
         Reply::multi(Code::SystemStatus, lines)
@@ -539,6 +735,22 @@ impl Session {
             TransferType::Image => "BINARY",
         };
         lines.push(format!(" TYPE: {ty}; STRU: File; MODE: Stream").into_bytes());
+        lines.push(
+            format!(
+                " Control connection: {}; data protection: {}",
+                if self.ctrl.stream.is_tls() {
+                    "TLS"
+                } else {
+                    "plain"
+                },
+                if self.prot_private {
+                    "private"
+                } else {
+                    "clear"
+                }
+            )
+            .into_bytes(),
+        );
         match (&self.transfer, &self.data) {
             (Some(t), _) => lines.push(
                 format!(
@@ -584,7 +796,7 @@ impl Session {
             }
         };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        self.data = Some(DataSetup::Passive(listener));
+        self.data = Some(self.accept_passive(listener));
         let o = announce.octets();
         Reply::new(
             Code::PassiveMode,
@@ -624,7 +836,7 @@ impl Session {
             }
         };
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        self.data = Some(DataSetup::Passive(listener));
+        self.data = Some(self.accept_passive(listener));
         Reply::new(
             Code::ExtendedPassiveMode,
             format!("Entering Extended Passive Mode (|||{port}|)"),
@@ -1156,6 +1368,12 @@ impl Session {
         path: VPath,
         done: Reply,
     ) -> Result<Option<Reply>, Reply> {
+        if !self.prot_private && self.data_policy() == TlsData::Required {
+            return Err(reply(
+                Code::ProtRefused,
+                "Data connections must be encrypted: send PBSZ 0 and PROT P (tls_data = \"required\").",
+            ));
+        }
         let Some(setup) = self.data.take() else {
             return Err(reply(
                 Code::CantOpenData,
@@ -1168,12 +1386,12 @@ impl Session {
         let progress = Arc::new(AtomicU64::new(0));
         let params = Params {
             setup,
-            peer: self.peer,
             local: self.local,
-            peer_check: cfg.passive_peer_check,
             connect_timeout: Duration::from_secs(cfg.data_connect_timeout),
             stall: Duration::from_secs(cfg.data_stall_timeout),
             progress: progress.clone(),
+            tls: self.data_tls(),
+            reuse: self.reuse_policy(),
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         self.transfer = Some(Running {
@@ -1187,7 +1405,7 @@ impl Session {
         Ok(None)
     }
 
-    fn log_transfer(&self, t: &Running, bytes: u64, result: &str) {
+    fn log_transfer(&self, t: &Running, bytes: u64, result: &str, tls: Option<Outcome>) {
         info!(
             user = self.login.as_ref().map_or("", |l| l.grant.user.as_str()),
             path = %lossy(t.path.as_bytes()),
@@ -1195,29 +1413,48 @@ impl Session {
             bytes,
             duration_ms = t.started.elapsed().as_millis() as u64,
             result,
+            tls = tls.is_some_and(|o| o.tls),
+            tls_resumed = tls.is_some_and(|o| o.resumed),
             "transfer"
         );
     }
 
     async fn finish_transfer(
         &mut self,
-        res: Result<Result<u64, TransferError>, JoinError>,
+        res: Result<Result<Outcome, TransferError>, JoinError>,
     ) -> std::io::Result<()> {
         let Some(t) = self.transfer.take() else {
             return Ok(());
         };
         let bytes = t.progress.load(Ordering::Relaxed);
         let r = match res {
-            Ok(Ok(n)) => {
-                self.log_transfer(&t, n, "ok");
+            Ok(Ok(o)) => {
+                self.log_transfer(&t, o.bytes, "ok", Some(o));
+                t.done.clone()
+            }
+            // A client that ends a 0-byte TLS upload before the data handshake completes
+            // (Node basic-ftp) has sent an empty file; the file is already there.
+            Ok(Err(TransferError::Data(DataError::Tls(e))))
+                if t.direction == Direction::Upload
+                    && e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                self.log_transfer(&t, 0, "ok (empty, data TLS cut short)", None);
                 t.done.clone()
             }
             Ok(Err(e)) => {
-                self.log_transfer(&t, bytes, &e.to_string());
+                self.log_transfer(&t, bytes, &e.to_string(), None);
                 match e {
-                    TransferError::Data(
-                        DataError::Timeout | DataError::NotSetUp | DataError::Connect(_),
-                    ) => reply(Code::CantOpenData, "Can't open data connection."),
+                    TransferError::Data(DataError::Timeout | DataError::Connect(_)) => {
+                        reply(Code::CantOpenData, "Can't open data connection.")
+                    }
+                    TransferError::Data(DataError::Tls(_)) => reply(
+                        Code::TlsDataFailed,
+                        "TLS negotiation on the data connection failed.",
+                    ),
+                    TransferError::Data(DataError::NotResumed) => reply(
+                        Code::CantOpenData,
+                        "Data connection refused: it must resume the control connection's TLS session (tls_data_reuse = \"require\").",
+                    ),
                     TransferError::Stalled(_) => reply(
                         Code::TransferAborted,
                         "Transfer aborted: no progress on the data connection.",
@@ -1233,7 +1470,7 @@ impl Session {
                 }
             }
             Err(_) => {
-                self.log_transfer(&t, bytes, "failed");
+                self.log_transfer(&t, bytes, "failed", None);
                 reply(Code::LocalError, "Local error in processing.")
             }
         };
@@ -1256,7 +1493,7 @@ impl Session {
         }
         t.handle.abort();
         let _ = (&mut t.handle).await;
-        self.log_transfer(&t, t.progress.load(Ordering::Relaxed), "aborted");
+        self.log_transfer(&t, t.progress.load(Ordering::Relaxed), "aborted", None);
         self.send(reply(
             Code::TransferAborted,
             "Connection closed; transfer aborted.",
@@ -1267,8 +1504,13 @@ impl Session {
     }
 }
 
-/// QUIT: the session ends after its 221.
-struct Quit;
+/// Why a session ends from a command.
+enum Stop {
+    /// QUIT: after a 221.
+    Quit,
+    /// At once, without a reply (a failed TLS upgrade).
+    Drop,
+}
 
 enum Store {
     Stor(Vec<u8>),

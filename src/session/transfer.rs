@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsReuse;
 use crate::datachan::{DataError, DataSetup};
 use crate::error::Error;
 use crate::limits::TRANSFER_BUFFER;
@@ -49,12 +52,22 @@ pub enum TransferError {
 /// Everything the task needs besides the job.
 pub struct Params {
     pub setup: DataSetup,
-    pub peer: IpAddr,
     pub local: IpAddr,
-    pub peer_check: bool,
     pub connect_timeout: Duration,
     pub stall: Duration,
     pub progress: Arc<AtomicU64>,
+    /// PROT P: the data connection is TLS, with wharf as the server.
+    pub tls: Option<TlsAcceptor>,
+    pub reuse: TlsReuse,
+}
+
+/// What a finished transfer reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub bytes: u64,
+    pub tls: bool,
+    /// The data connection resumed a TLS session.
+    pub resumed: bool,
 }
 
 /// What the copy loops report to and are bounded by.
@@ -64,17 +77,21 @@ struct Meter {
 }
 
 /// Runs one transfer to its end. Returns the bytes moved on the wire.
-pub async fn run(p: Params, job: Job) -> Result<u64, TransferError> {
+pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
     let Params {
         setup,
-        peer,
         local,
-        peer_check,
         connect_timeout,
         stall,
         progress,
+        tls,
+        reuse,
     } = p;
-    let mut stream = setup.open(peer, local, peer_check, connect_timeout).await?;
+    let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
+    let (is_tls, resumed) = (stream.is_tls(), stream.resumed());
+    if is_tls && reuse == TlsReuse::Require && !resumed {
+        return Err(DataError::NotResumed.into());
+    }
     let p = Meter { stall, progress };
     let moved = match job {
         Job::Listing(bytes) => {
@@ -98,10 +115,15 @@ pub async fn run(p: Params, job: Job) -> Result<u64, TransferError> {
             receive(&mut stream, tokio::fs::File::from_std(file), ascii, &p).await?
         }
     };
-    // Close before the session says 226 (clients wait for EOF, some old ones insist).
+    // Close before the session says 226 (clients wait for EOF, some old ones insist); on
+    // TLS this sends close_notify first.
     let _ = io_stall(p.stall, stream.shutdown()).await;
     drop(stream);
-    Ok(moved)
+    Ok(Outcome {
+        bytes: moved,
+        tls: is_tls,
+        resumed,
+    })
 }
 
 async fn io_stall<T>(stall: Duration, f: impl Future<Output = T>) -> Result<T, TransferError> {
@@ -163,9 +185,12 @@ async fn receive(
     let mut decoder = ascii::Decoder::default();
     let mut total = 0u64;
     loop {
-        let n = io_stall(p.stall, input.read(&mut buf))
-            .await?
-            .map_err(TransferError::Network)?;
+        let n = match io_stall(p.stall, input.read(&mut buf)).await? {
+            Ok(n) => n,
+            // Many clients end a TLS upload without close_notify; the bytes are all there.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(TransferError::Network(e)),
+        };
         if n == 0 {
             break;
         }

@@ -43,16 +43,7 @@ impl TestServer {
             root: root.path().to_path_buf(),
             anonymous: AnonymousMode::Read,
             data_connect_timeout: 5,
-            users: vec![UserConfig {
-                name: USER.into(),
-                password: judge_hash(),
-                root: None,
-                home: None,
-                permissions: vec![
-                    wharf::config::Permission::Read,
-                    wharf::config::Permission::Write,
-                ],
-            }],
+            users: vec![UserConfig::new(USER, judge_hash())],
             ..Config::default()
         };
         let has_v6 = TcpListener::bind("[::1]:0").is_ok();

@@ -1,0 +1,283 @@
+//! TLS (RFC 4217): the rustls server configuration, certificates (files, or a self-signed
+//! one generated once and reused), session resumption, and [`Stream`], the one type for a
+//! control or data connection that may or may not be encrypted.
+//!
+//! TLS 1.2 and 1.3 only. Sessions resume through both a server-side cache and tickets, so
+//! data connections can reuse the control connection's session.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::ServerConfig;
+use rustls::server::ServerSessionMemoryCache;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Sessions remembered for resumption by the server-side cache.
+const SESSION_CACHE_SIZE: usize = 4096;
+
+/// File names of the generated certificate and key inside the TLS directory.
+pub const GENERATED_CERT: &str = "wharf-tls-cert.pem";
+pub const GENERATED_KEY: &str = "wharf-tls-key.pem";
+
+/// A ready TLS server side.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    /// SHA-256 of the leaf certificate, `AB:CD:…`, for users to pin.
+    pub fingerprint: String,
+    /// Where the certificate came from, for the start-up log.
+    pub source: String,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("fingerprint", &self.fingerprint)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files: the full chain and the private key.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate kept in this directory (generated on first use).
+    Generated { dir: PathBuf },
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Builds the TLS server side from `source`.
+pub fn load(source: &CertSource) -> io::Result<Tls> {
+    let (cert_path, key_path, what) = match source {
+        CertSource::Files { cert, key } => (cert.clone(), key.clone(), "configured"),
+        CertSource::Generated { dir } => {
+            let (cert, key) = ensure_generated(dir)?;
+            (cert, key, "self-signed")
+        }
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(|e| invalid(format!("{}: {e}", cert_path.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(format!("{}: {e}", cert_path.display())))?;
+    if chain.is_empty() {
+        return Err(invalid(format!(
+            "{}: no certificate found",
+            cert_path.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
+    let fingerprint = fingerprint(&chain[0]);
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| invalid(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| invalid(e.to_string()))?;
+    // More than one ticket lets a client resume several data connections in parallel.
+    config.send_tls13_tickets = 4;
+    Ok(Tls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        fingerprint,
+        source: format!("{what} certificate {}", cert_path.display()),
+    })
+}
+
+/// Returns the generated certificate and key paths in `dir`, creating them (key 0600) if
+/// they do not exist yet.
+fn ensure_generated(dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
+    let cert = dir.join(GENERATED_CERT);
+    let key = dir.join(GENERATED_KEY);
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(dir)?;
+    let names = vec!["localhost".to_string(), "wharf".to_string()];
+    let generated = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| invalid(format!("cannot generate a certificate: {e}")))?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, generated.cert.pem())?;
+    Ok((cert, key))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    let digest = Sha256::digest(cert.as_ref());
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    hex.join(":")
+}
+
+/// A control or data connection, plain or encrypted.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Left behind while the connection is being upgraded; reads see EOF.
+    Closed,
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Whether the TLS handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        match self {
+            Stream::Tls(t) => {
+                t.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
+            _ => false,
+        }
+    }
+
+    /// The TCP socket underneath.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(t) => Some(t),
+            Stream::Tls(t) => Some(t.get_ref().0),
+            Stream::Closed => None,
+        }
+    }
+
+    /// Runs the server side of a TLS handshake on a plain stream.
+    pub async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<Stream> {
+        match self {
+            Stream::Plain(tcp) => Ok(Stream::Tls(Box::new(acceptor.accept(tcp).await?))),
+            other => Ok(other),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Closed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Closed => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificate_is_reused_and_key_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = CertSource::Generated {
+            dir: dir.path().to_path_buf(),
+        };
+        let a = load(&src).unwrap();
+        let b = load(&src).unwrap();
+        assert_eq!(a.fingerprint, b.fingerprint, "reused on restart");
+        assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(GENERATED_KEY))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The files work as configured files too.
+        let c = load(&CertSource::Files {
+            cert: dir.path().join(GENERATED_CERT),
+            key: dir.path().join(GENERATED_KEY),
+        })
+        .unwrap();
+        assert_eq!(c.fingerprint, a.fingerprint);
+    }
+
+    #[test]
+    fn bad_files_are_reported_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("c.pem");
+        std::fs::write(&cert, "not a pem").unwrap();
+        let err = load(&CertSource::Files {
+            cert: cert.clone(),
+            key: dir.path().join("k.pem"),
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("c.pem"), "{err}");
+    }
+}
