@@ -265,6 +265,8 @@ pub struct Config {
     pub tls_exempt_anonymous: bool,
     /// Implicit FTPS listeners (TLS from the first byte, PROT P by default).
     pub implicit_listen: Vec<SocketAddr>,
+    /// Seconds a client may take to finish a control-connection TLS handshake.
+    pub tls_handshake_timeout: u64,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
 }
@@ -293,6 +295,7 @@ impl Default for Config {
             tls_data_reuse: TlsReuse::Log,
             tls_exempt_anonymous: false,
             implicit_listen: Vec::new(),
+            tls_handshake_timeout: 10,
             users: Vec::new(),
         }
     }
@@ -388,6 +391,7 @@ impl Config {
             ("idle_timeout", self.idle_timeout),
             ("data_connect_timeout", self.data_connect_timeout),
             ("data_stall_timeout", self.data_stall_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(

@@ -23,6 +23,3 @@ pub const CONTROL_READ_BUFFER: usize = 4096;
 
 /// Seconds the greeting may wait for a client that sends nothing before logging in.
 pub const LOGIN_TIMEOUT_SECS: u64 = 120;
-
-/// Seconds a TLS handshake on the control connection may take (AUTH TLS or implicit).
-pub const TLS_HANDSHAKE_SECS: u64 = 10;

@@ -205,15 +205,20 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let addrs = server.local_addrs();
-        let shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        shown.extend(server.implicit_addrs().iter().map(|a| format!("{a} (implicit TLS)")));
         let port = addrs.first().map_or(2121, |a| a.port());
         let try_host = match addrs.first().map(|a| a.ip()) {
             Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
             Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
             _ => "127.0.0.1".to_string(),
         };
+        let tls = server
+            .tls_fingerprint()
+            .map(|fp| format!("; TLS certificate sha256 {fp}"))
+            .unwrap_or_default();
         println!(
-            "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/",
+            "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/{tls}",
             root.display(),
             shown.join(", "),
         );

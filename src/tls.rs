@@ -30,7 +30,12 @@ pub const GENERATED_KEY: &str = "wharf-tls-key.pem";
 /// A ready TLS server side.
 #[derive(Clone)]
 pub struct Tls {
+    /// For control connections: issues session tickets.
     pub acceptor: TlsAcceptor,
+    /// For data connections: resumes sessions but issues no new tickets. A client that
+    /// closes a data connection without reading a late ticket would make its kernel reset
+    /// the connection, and a reset can cost the tail of an upload.
+    pub data_acceptor: TlsAcceptor,
     /// SHA-256 of the leaf certificate, `AB:CD:…`, for users to pin.
     pub fingerprint: String,
     /// Where the certificate came from, for the start-up log.
@@ -92,8 +97,11 @@ pub fn load(source: &CertSource) -> io::Result<Tls> {
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| invalid(e.to_string()))?;
     // More than one ticket lets a client resume several data connections in parallel.
     config.send_tls13_tickets = 4;
+    let mut data = config.clone();
+    data.send_tls13_tickets = 0;
     Ok(Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
+        data_acceptor: TlsAcceptor::from(Arc::new(data)),
         fingerprint,
         source: format!("{what} certificate {}", cert_path.display()),
     })

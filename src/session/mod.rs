@@ -42,7 +42,7 @@ use transfer::{Job, Outcome, Params, TransferError};
 /// would end.
 ///
 /// On an implicit-TLS listener the handshake comes first; a client that fails or stalls
-/// in it is dropped within [`limits::TLS_HANDSHAKE_SECS`] without a byte in clear.
+/// in it is dropped within `tls_handshake_timeout` without a byte in clear.
 pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit: bool) {
     let id = shared.next_session_id();
     let local = match stream.local_addr() {
@@ -56,7 +56,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         let Some(tls) = shared.tls.as_ref() else {
             return;
         };
-        let limit = Duration::from_secs(limits::TLS_HANDSHAKE_SECS);
+        let limit = Duration::from_secs(shared.config.tls_handshake_timeout);
         match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor)).await {
             Ok(Ok(s)) => stream = s,
             Ok(Err(e)) => {
@@ -612,7 +612,7 @@ impl Session {
             return Err(Stop::Drop);
         }
         let plain = std::mem::replace(&mut self.ctrl.stream, Stream::Closed);
-        let limit = Duration::from_secs(limits::TLS_HANDSHAKE_SECS);
+        let limit = Duration::from_secs(self.shared.config.tls_handshake_timeout);
         match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor)).await {
             Ok(Ok(stream)) => {
                 self.ctrl.stream = stream;
@@ -648,7 +648,7 @@ impl Session {
         if !self.prot_private {
             return None;
         }
-        self.shared.tls.as_ref().map(|t| t.acceptor.clone())
+        self.shared.tls.as_ref().map(|t| t.data_acceptor.clone())
     }
 
     fn exempt(&self, anonymous: bool) -> bool {

@@ -24,7 +24,11 @@ fn judge_hash() -> String {
 pub struct TestServer {
     pub v4: SocketAddr,
     pub v6: Option<SocketAddr>,
+    /// The first implicit-TLS listener, when `implicit_listen` was configured.
+    pub implicit: Option<SocketAddr>,
     root: tempfile::TempDir,
+    /// Outside the root: the generated TLS certificate lives here.
+    state: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -38,7 +42,9 @@ impl TestServer {
     /// Like [`TestServer::start`], with the configuration adjusted by `f` first.
     pub fn with(f: impl FnOnce(&mut Config)) -> TestServer {
         let root = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
         let mut config = Config {
+            tls_dir: Some(state.path().to_path_buf()),
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             root: root.path().to_path_buf(),
             anonymous: AnonymousMode::Read,
@@ -61,7 +67,9 @@ impl TestServer {
                 .expect("runtime");
             rt.block_on(async move {
                 let server = wharf::Server::bind(config).await.expect("bind");
-                addr_tx.send(server.local_addrs()).unwrap();
+                addr_tx
+                    .send((server.local_addrs(), server.implicit_addrs()))
+                    .unwrap();
                 server
                     .run(async {
                         let _ = stop_rx.await;
@@ -70,11 +78,13 @@ impl TestServer {
             });
             rt.shutdown_timeout(Duration::from_secs(1));
         });
-        let addrs = addr_rx.recv().expect("server started");
+        let (addrs, implicit) = addr_rx.recv().expect("server started");
         TestServer {
             v4: addrs[0],
             v6: addrs.iter().copied().find(SocketAddr::is_ipv6),
+            implicit: implicit.first().copied(),
             root,
+            state,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -83,6 +93,21 @@ impl TestServer {
     /// The server's root directory on disk.
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// Starts a server with explicit FTPS (`tls = "optional"`), a generated certificate and
+    /// an implicit listener on 127.0.0.1:0, then `f`.
+    pub fn tls(f: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::with(|cfg| {
+            cfg.tls = wharf::config::TlsMode::Optional;
+            cfg.implicit_listen = vec!["127.0.0.1:0".parse().unwrap()];
+            f(cfg);
+        })
+    }
+
+    /// The generated certificate (PEM), for clients that pin or trust it.
+    pub fn cert_path(&self) -> PathBuf {
+        self.state.path().join(wharf::tls::GENERATED_CERT)
     }
 
     /// A path inside the root.
@@ -214,6 +239,14 @@ impl Ctrl {
             }
         }
         Reply { code, raw }
+    }
+
+    /// Reads until the server closes the connection (or the read timeout), returning
+    /// whatever arrived.
+    pub fn drain(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.reader.read_to_end(&mut out);
+        out
     }
 
     /// Whether the server closed the connection (reads to EOF).

@@ -9,3 +9,4 @@ mod clients_misc;
 mod clients_util;
 mod harness;
 mod protocol;
+mod tls;
