@@ -222,6 +222,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             root.display(),
             shown.join(", "),
         );
+        let shared = server.shared();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = shared.reload_tls() {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
+                }
+            }
+        });
         server.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })

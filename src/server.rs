@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -21,16 +21,19 @@ use crate::tls::{self, CertSource, Tls};
 pub struct Shared {
     pub config: Config,
     pub auth: Authenticator,
-    /// The TLS server side, when any listener or policy uses TLS.
-    pub tls: Option<Tls>,
+    /// The TLS server side, when any listener or policy uses TLS. Swapped whole on a
+    /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
+    tls: RwLock<Option<Arc<Tls>>>,
+    tls_source: Option<CertSource>,
     next_id: AtomicU64,
 }
 
 impl Shared {
     /// Builds the shared state; loads or generates the certificate when TLS is on.
     pub fn new(config: Config) -> io::Result<Shared> {
-        let tls = if config.tls_enabled() {
-            let source = match (&config.tls_cert, &config.tls_key) {
+        let tls_source = config
+            .tls_enabled()
+            .then(|| match (&config.tls_cert, &config.tls_key) {
                 (Some(cert), Some(key)) => CertSource::Files {
                     cert: cert.clone(),
                     key: key.clone(),
@@ -38,19 +41,41 @@ impl Shared {
                 _ => CertSource::Generated {
                     dir: config.tls_dir.clone().unwrap_or_else(|| ".".into()),
                 },
-            };
-            let tls = tls::load(&source)?;
-            tracing::info!(source = %tls.source, sha256 = %tls.fingerprint, "TLS ready");
-            Some(tls)
-        } else {
-            None
+            });
+        let tls = match &tls_source {
+            Some(source) => {
+                let tls = tls::load(source)?;
+                tracing::info!(source = %tls.source, sha256 = %tls.fingerprint, "TLS ready");
+                Some(Arc::new(tls))
+            }
+            None => None,
         };
         Ok(Shared {
             auth: Authenticator::new(&config),
-            tls,
+            tls: RwLock::new(tls),
+            tls_source,
             config,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// The current TLS server side.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.read().map(|t| t.clone()).unwrap_or(None)
+    }
+
+    /// Re-reads the certificate and key. On error the old ones stay in use. Sessions
+    /// already running keep their connections; new handshakes use the new certificate.
+    pub fn reload_tls(&self) -> io::Result<()> {
+        let Some(source) = &self.tls_source else {
+            return Ok(());
+        };
+        let fresh = tls::load(source)?;
+        tracing::info!(source = %fresh.source, sha256 = %fresh.fingerprint, "TLS certificate reloaded");
+        if let Ok(mut slot) = self.tls.write() {
+            *slot = Some(Arc::new(fresh));
+        }
+        Ok(())
     }
 
     pub fn next_session_id(&self) -> u64 {
@@ -128,8 +153,13 @@ impl Server {
     }
 
     /// The SHA-256 fingerprint of the TLS certificate, when TLS is on.
-    pub fn tls_fingerprint(&self) -> Option<&str> {
-        self.shared.tls.as_ref().map(|t| t.fingerprint.as_str())
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.shared.tls().map(|t| t.fingerprint.clone())
+    }
+
+    /// A handle for reloading the certificate while the server runs (SIGHUP).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Accepts until `shutdown` completes.

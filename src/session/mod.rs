@@ -53,7 +53,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
     let span = tracing::info_span!("session", id, client = %peer_ip);
     let mut stream = Stream::Plain(stream);
     if implicit {
-        let Some(tls) = shared.tls.as_ref() else {
+        let Some(tls) = shared.tls() else {
             return;
         };
         let limit = Duration::from_secs(shared.config.tls_handshake_timeout);
@@ -576,7 +576,7 @@ impl Session {
 
     /// AUTH TLS (RFC 4217): 234, then the handshake on the same socket.
     async fn auth(&mut self, mech: &[u8]) -> Result<Option<Reply>, Stop> {
-        let Some(tls) = self.shared.tls.clone() else {
+        let Some(tls) = self.shared.tls() else {
             return Ok(Some(reply(
                 Code::NotImplemented,
                 "TLS is not enabled on this server.",
@@ -648,7 +648,7 @@ impl Session {
         if !self.prot_private {
             return None;
         }
-        self.shared.tls.as_ref().map(|t| t.data_acceptor.clone())
+        self.shared.tls().map(|t| t.data_acceptor.clone())
     }
 
     fn exempt(&self, anonymous: bool) -> bool {
@@ -711,7 +711,7 @@ impl Session {
         ] {
             lines.push(f.into_bytes());
         }
-        if self.shared.tls.is_some()
+        if self.shared.tls().is_some()
             && (self.shared.config.tls != TlsMode::Off || self.ctrl.stream.is_tls())
         {
             // RFC 4217 section 6: AUTH TLS, PBSZ and PROT.

@@ -26,6 +26,8 @@ pub struct TestServer {
     pub v6: Option<SocketAddr>,
     /// The first implicit-TLS listener, when `implicit_listen` was configured.
     pub implicit: Option<SocketAddr>,
+    /// The running server's shared state (certificate reload and the like).
+    pub shared: std::sync::Arc<wharf::server::Shared>,
     root: tempfile::TempDir,
     /// Outside the root: the generated TLS certificate lives here.
     state: tempfile::TempDir,
@@ -68,7 +70,11 @@ impl TestServer {
             rt.block_on(async move {
                 let server = wharf::Server::bind(config).await.expect("bind");
                 addr_tx
-                    .send((server.local_addrs(), server.implicit_addrs()))
+                    .send((
+                        server.local_addrs(),
+                        server.implicit_addrs(),
+                        server.shared(),
+                    ))
                     .unwrap();
                 server
                     .run(async {
@@ -78,11 +84,12 @@ impl TestServer {
             });
             rt.shutdown_timeout(Duration::from_secs(1));
         });
-        let (addrs, implicit) = addr_rx.recv().expect("server started");
+        let (addrs, implicit, shared) = addr_rx.recv().expect("server started");
         TestServer {
             v4: addrs[0],
             v6: addrs.iter().copied().find(SocketAddr::is_ipv6),
             implicit: implicit.first().copied(),
+            shared,
             root,
             state,
             stop: Some(stop_tx),

@@ -13,8 +13,12 @@ use wharf::config::{TlsData, TlsMode, TlsReuse};
 use crate::harness::*;
 
 fn client_config(s: &TestServer) -> Arc<ClientConfig> {
+    client_config_from(&s.cert_path())
+}
+
+fn client_config_from(pem: &std::path::Path) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(s.cert_path()).unwrap() {
+    for cert in CertificateDer::pem_file_iter(pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -84,11 +88,15 @@ struct FtpsCtrl {
 impl FtpsCtrl {
     /// Plain connection; call `auth` to upgrade.
     fn plain(s: &TestServer) -> FtpsCtrl {
+        FtpsCtrl::plain_with(s, client_config(s))
+    }
+
+    fn plain_with(s: &TestServer, cfg: Arc<ClientConfig>) -> FtpsCtrl {
         let tcp = TcpStream::connect(s.v4).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut c = FtpsCtrl {
             stream: CtrlStream::Plain(tcp),
-            cfg: client_config(s),
+            cfg,
             addr: s.v4,
         };
         assert_eq!(c.read_reply().0, 220);
@@ -500,4 +508,62 @@ fn serve_tls_auto_generates_and_reuses_a_certificate() {
     let fp = |l: &str| l.split("sha256 ").nth(1).map(|s| s.trim().to_string());
     assert_eq!(fp(&line), fp(&line2), "certificate reused on restart");
     let _ = log;
+}
+
+#[test]
+fn certificate_reload_keeps_sessions_and_serves_the_new_certificate() {
+    let gen_a = tempfile::tempdir().unwrap();
+    let gen_b = tempfile::tempdir().unwrap();
+    let a = wharf::tls::load(&wharf::tls::CertSource::Generated {
+        dir: gen_a.path().to_path_buf(),
+    })
+    .unwrap();
+    let b = wharf::tls::load(&wharf::tls::CertSource::Generated {
+        dir: gen_b.path().to_path_buf(),
+    })
+    .unwrap();
+    assert_ne!(a.fingerprint, b.fingerprint);
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("cert.pem"), live.path().join("key.pem"));
+    let install = |from: &std::path::Path| {
+        std::fs::copy(from.join(wharf::tls::GENERATED_CERT), &cert).unwrap();
+        std::fs::copy(from.join(wharf::tls::GENERATED_KEY), &key).unwrap();
+    };
+    install(gen_a.path());
+    let (c2, k2) = (cert.clone(), key.clone());
+    let s = TestServer::tls(move |cfg| {
+        cfg.tls_cert = Some(c2);
+        cfg.tls_key = Some(k2);
+    });
+    let trust_a = client_config_from(&gen_a.path().join(wharf::tls::GENERATED_CERT));
+    let trust_b = client_config_from(&gen_b.path().join(wharf::tls::GENERATED_CERT));
+    let connect = |cfg: &Arc<ClientConfig>| -> Result<(), String> {
+        let tcp = TcpStream::connect(s.implicit.unwrap()).unwrap();
+        let conn =
+            ClientConnection::new(cfg.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+        let mut st = StreamOwned::new(conn, tcp);
+        while st.conn.is_handshaking() {
+            st.conn
+                .complete_io(&mut st.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    assert!(connect(&trust_a).is_ok());
+    let mut old = FtpsCtrl::plain_with(&s, trust_a.clone());
+    old.auth();
+    old.login();
+    // A broken file is refused and the old certificate stays.
+    std::fs::write(&cert, "garbage").unwrap();
+    assert!(s.shared.reload_tls().is_err());
+    assert!(connect(&trust_a).is_ok());
+    install(gen_b.path());
+    s.shared.reload_tls().unwrap();
+    assert!(connect(&trust_b).is_ok());
+    assert!(connect(&trust_a).is_err());
+    assert_eq!(
+        old.cmd("NOOP").0,
+        200,
+        "a running session survives the reload"
+    );
 }
