@@ -440,10 +440,10 @@ impl Config {
                 self.implicit_listen.iter().map(|a| a.to_string()).collect();
             let _ = writeln!(
                 s,
-                "tls: {:?}, data {:?}, session reuse {:?}{}; certificate {}",
-                self.tls,
-                self.tls_data,
-                self.tls_data_reuse,
+                "tls: {}, data {}, session reuse {}{}; certificate {}",
+                format!("{:?}", self.tls).to_lowercase(),
+                format!("{:?}", self.tls_data).to_lowercase(),
+                format!("{:?}", self.tls_data_reuse).to_lowercase(),
                 if implicit.is_empty() {
                     String::new()
                 } else {
