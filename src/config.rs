@@ -217,6 +217,35 @@ fn full_permissions() -> Vec<Permission> {
     vec![Permission::Read, Permission::Write]
 }
 
+/// A listener with its own TLS policies (`[[listener]]`); unset keys follow the globals.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// TLS from the first byte (implicit FTPS).
+    #[serde(default)]
+    pub implicit: bool,
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    #[serde(default)]
+    pub tls_data: Option<TlsData>,
+    #[serde(default)]
+    pub tls_data_reuse: Option<TlsReuse>,
+}
+
+impl ListenerConfig {
+    /// A listener that follows the global policies.
+    pub fn new(address: SocketAddr, implicit: bool) -> ListenerConfig {
+        ListenerConfig {
+            address,
+            implicit,
+            tls: None,
+            tls_data: None,
+            tls_data_reuse: None,
+        }
+    }
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -267,6 +296,9 @@ pub struct Config {
     pub implicit_listen: Vec<SocketAddr>,
     /// Seconds a client may take to finish a control-connection TLS handshake.
     pub tls_handshake_timeout: u64,
+    /// Listeners with their own policies, in addition to `listen` and `implicit_listen`.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
 }
@@ -296,6 +328,7 @@ impl Default for Config {
             tls_exempt_anonymous: false,
             implicit_listen: Vec::new(),
             tls_handshake_timeout: 10,
+            listeners: Vec::new(),
             users: Vec::new(),
         }
     }
@@ -348,7 +381,7 @@ impl Config {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.implicit_listen.is_empty() && self.listeners.is_empty() {
             return Err(ConfigError::Invalid(
                 "listen: at least one ADDR:PORT is needed".into(),
             ));
@@ -404,7 +437,26 @@ impl Config {
 
     /// Whether any listener or policy needs a certificate.
     pub fn tls_enabled(&self) -> bool {
-        self.tls != TlsMode::Off || !self.implicit_listen.is_empty()
+        self.tls != TlsMode::Off
+            || !self.implicit_listen.is_empty()
+            || self
+                .listeners
+                .iter()
+                .any(|l| l.implicit || l.tls.is_some_and(|t| t != TlsMode::Off))
+    }
+
+    /// Every control listener: `listen` and `implicit_listen` with the global policies,
+    /// then the `[[listener]]` blocks.
+    pub fn all_listeners(&self) -> Vec<ListenerConfig> {
+        let plain = self.listen.iter().map(|&a| ListenerConfig::new(a, false));
+        let implicit = self
+            .implicit_listen
+            .iter()
+            .map(|&a| ListenerConfig::new(a, true));
+        plain
+            .chain(implicit)
+            .chain(self.listeners.iter().cloned())
+            .collect()
     }
 
     /// The root anonymous users see.
@@ -416,7 +468,23 @@ impl Config {
     pub fn explain(&self) -> String {
         let mut s = String::new();
         use std::fmt::Write;
-        let listen: Vec<String> = self.listen.iter().map(|a| a.to_string()).collect();
+        let listen: Vec<String> = self
+            .all_listeners()
+            .iter()
+            .map(|l| {
+                let mut t = l.address.to_string();
+                if l.implicit {
+                    t.push_str(" (implicit TLS)");
+                }
+                if let Some(m) = l.tls {
+                    t.push_str(&format!(" tls={}", format!("{m:?}").to_lowercase()));
+                }
+                if let Some(d) = l.tls_data {
+                    t.push_str(&format!(" tls_data={}", format!("{d:?}").to_lowercase()));
+                }
+                t
+            })
+            .collect();
         let _ = writeln!(s, "listen: {}", listen.join(", "));
         let _ = writeln!(s, "root: {}", self.root.display());
         let _ = writeln!(

@@ -12,7 +12,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, ListenerConfig};
 use crate::session;
 use crate::tls::{self, CertSource, Tls};
 
@@ -85,8 +85,8 @@ impl Shared {
 
 /// A bound server, ready to run.
 pub struct Server {
-    /// Control listeners; `true` marks an implicit-TLS one.
-    listeners: Vec<(TcpListener, bool)>,
+    /// Control listeners with their policies.
+    listeners: Vec<(TcpListener, Arc<ListenerConfig>)>,
     shared: Arc<Shared>,
 }
 
@@ -111,12 +111,8 @@ impl Server {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut listeners = Vec::new();
-        let all = config
-            .listen
-            .iter()
-            .map(|a| (*a, false))
-            .chain(config.implicit_listen.iter().map(|a| (*a, true)));
-        for (addr, implicit) in all {
+        for listener in config.all_listeners() {
+            let addr = listener.address;
             let l = match bind(addr) {
                 Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
                     tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
@@ -126,7 +122,7 @@ impl Server {
                     io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
                 })?,
             };
-            listeners.push((l, implicit));
+            listeners.push((l, Arc::new(listener)));
         }
         Ok(Server {
             listeners,
@@ -147,7 +143,7 @@ impl Server {
     fn addrs(&self, implicit: bool) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter(|(_, i)| *i == implicit)
+            .filter(|(_, l)| l.implicit == implicit)
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
@@ -165,15 +161,15 @@ impl Server {
     /// Accepts until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = tokio::task::JoinSet::new();
-        for (listener, implicit) in self.listeners {
-            tasks.spawn(accept_loop(listener, implicit, self.shared.clone()));
+        for (listener, policy) in self.listeners {
+            tasks.spawn(accept_loop(listener, policy, self.shared.clone()));
         }
         shutdown.await;
         tasks.abort_all();
     }
 }
 
-async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -182,7 +178,7 @@ async fn accept_loop(listener: TcpListener, implicit: bool, shared: Arc<Shared>)
                 // the stream so the line framer sees the whole command.
                 let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
                 let shared = shared.clone();
-                tokio::spawn(session::run(stream, peer, shared, implicit));
+                tokio::spawn(session::run(stream, peer, shared, policy.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.

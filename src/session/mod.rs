@@ -29,7 +29,7 @@ use wharf_proto::reply::quote_path;
 use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 
 use crate::auth::Grant;
-use crate::config::{Collision, TlsData, TlsMode, TlsReuse};
+use crate::config::{Collision, ListenerConfig, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
 use crate::limits;
@@ -43,7 +43,13 @@ use transfer::{Job, Outcome, Params, TransferError};
 ///
 /// On an implicit-TLS listener the handshake comes first; a client that fails or stalls
 /// in it is dropped within `tls_handshake_timeout` without a byte in clear.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, implicit: bool) {
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    listener: Arc<ListenerConfig>,
+) {
+    let implicit = listener.implicit;
     let id = shared.next_session_id();
     let local = match stream.local_addr() {
         Ok(a) => a,
@@ -81,6 +87,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, impli
         out: Vec::new(),
         pbsz: implicit,
         prot_private: implicit,
+        listener,
         peer: peer_ip,
         local: datachan::canonical(local.ip()),
         phase: Phase::Fresh,
@@ -200,6 +207,8 @@ struct Session {
     pbsz: bool,
     /// PROT P: data connections are TLS.
     prot_private: bool,
+    /// The listener this session came in on, with its TLS policies.
+    listener: Arc<ListenerConfig>,
     /// Reused reply buffer.
     out: Vec<u8>,
     peer: IpAddr,
@@ -582,7 +591,7 @@ impl Session {
                 "TLS is not enabled on this server.",
             )));
         };
-        if self.shared.config.tls == TlsMode::Off {
+        if self.listener_tls() == TlsMode::Off {
             return Ok(Some(reply(
                 Code::NotImplemented,
                 "AUTH TLS is not enabled on this listener.",
@@ -662,7 +671,12 @@ impl Session {
         if user.is_none() && self.exempt(crate::auth::is_anonymous_name(name)) {
             return TlsMode::Optional;
         }
-        user.and_then(|u| u.tls).unwrap_or(cfg.tls)
+        user.and_then(|u| u.tls).unwrap_or(self.listener_tls())
+    }
+
+    /// The listener's control-connection policy (its own, else the global one).
+    fn listener_tls(&self) -> TlsMode {
+        self.listener.tls.unwrap_or(self.shared.config.tls)
     }
 
     fn user_config(&self) -> Option<&crate::config::UserConfig> {
@@ -685,6 +699,7 @@ impl Session {
         }
         self.user_config()
             .and_then(|u| u.tls_data)
+            .or(self.listener.tls_data)
             .unwrap_or(cfg.tls_data)
     }
 
@@ -692,6 +707,7 @@ impl Session {
     fn reuse_policy(&self) -> TlsReuse {
         self.user_config()
             .and_then(|u| u.tls_data_reuse)
+            .or(self.listener.tls_data_reuse)
             .unwrap_or(self.shared.config.tls_data_reuse)
     }
 
@@ -712,7 +728,7 @@ impl Session {
             lines.push(f.into_bytes());
         }
         if self.shared.tls().is_some()
-            && (self.shared.config.tls != TlsMode::Off || self.ctrl.stream.is_tls())
+            && (self.listener_tls() != TlsMode::Off || self.ctrl.stream.is_tls())
         {
             // RFC 4217 section 6: AUTH TLS, PBSZ and PROT.
             let end = lines.len() - 1;

@@ -24,6 +24,8 @@ fn judge_hash() -> String {
 pub struct TestServer {
     pub v4: SocketAddr,
     pub v6: Option<SocketAddr>,
+    /// Every explicit listener, in configuration order (`listen`, then `[[listener]]`).
+    pub addrs: Vec<SocketAddr>,
     /// The first implicit-TLS listener, when `implicit_listen` was configured.
     pub implicit: Option<SocketAddr>,
     /// The running server's shared state (certificate reload and the like).
@@ -90,6 +92,7 @@ impl TestServer {
             v6: addrs.iter().copied().find(SocketAddr::is_ipv6),
             implicit: implicit.first().copied(),
             shared,
+            addrs: addrs.clone(),
             root,
             state,
             stop: Some(stop_tx),

@@ -567,3 +567,25 @@ fn certificate_reload_keeps_sessions_and_serves_the_new_certificate() {
         "a running session survives the reload"
     );
 }
+
+#[test]
+fn per_listener_and_per_user_policies() {
+    let s = TestServer::tls(|cfg| {
+        let mut strict = wharf::config::ListenerConfig::new("127.0.0.1:0".parse().unwrap(), false);
+        strict.tls = Some(TlsMode::Required);
+        cfg.listeners.push(strict);
+        let mut bob = wharf::config::UserConfig::new("bob", cfg.users[0].password.clone());
+        bob.tls = Some(TlsMode::Required);
+        cfg.users.push(bob);
+    });
+    let strict = *s.addrs.last().unwrap();
+    assert_ne!(strict, s.v4);
+    // The default listener lets judge in without TLS, but not bob.
+    let mut c = Ctrl::connect(s.v4);
+    assert_eq!(c.cmd("USER bob").code, 534);
+    c.login(USER, PASS);
+    // The strict listener wants TLS from everyone.
+    let mut c = Ctrl::connect(strict);
+    assert_eq!(c.cmd("USER judge").code, 534);
+    assert_eq!(c.cmd("AUTH TLS").code, 234);
+}
