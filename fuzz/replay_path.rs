@@ -37,8 +37,15 @@ fn resolve_checked(cwd: &VPath, arg: &[u8]) -> Option<VPath> {
     match (&res, &want) {
         (Ok(p), Some(w)) => assert_eq!(p.as_bytes(), w.as_slice(), "resolve vs model"),
         (Err(_), None) => return None,
-        (Ok(p), None) => panic!("resolve accepted {arg:?} from {:?} as {:?}", cwd.as_bytes(), p.as_bytes()),
-        (Err(e), Some(w)) => panic!("resolve refused {arg:?} from {:?} ({e}); model gives {w:?}", cwd.as_bytes()),
+        (Ok(p), None) => panic!(
+            "resolve accepted {arg:?} from {:?} as {:?}",
+            cwd.as_bytes(),
+            p.as_bytes()
+        ),
+        (Err(e), Some(w)) => panic!(
+            "resolve refused {arg:?} from {:?} ({e}); model gives {w:?}",
+            cwd.as_bytes()
+        ),
     }
     let p = res.ok()?;
     check_vpath(&p);
@@ -49,7 +56,12 @@ fn resolve_checked(cwd: &VPath, arg: &[u8]) -> Option<VPath> {
     }
     // Without a `..` component a relative argument never leaves the current directory.
     if !arg.starts_with(b"/") && !arg.split(|b| *b == b'/').any(|c| c == b"..") {
-        assert!(is_within(p.as_bytes(), cwd.as_bytes()), "{:?} left {:?}", p.as_bytes(), cwd.as_bytes());
+        assert!(
+            is_within(p.as_bytes(), cwd.as_bytes()),
+            "{:?} left {:?}",
+            p.as_bytes(),
+            cwd.as_bytes()
+        );
     }
     // A sibling name, when the argument is one plain component.
     if let Ok(s) = p.with_name(arg) {
@@ -78,10 +90,21 @@ fn check_vpath(p: &VPath) {
         }
     }
     let comps: Vec<&[u8]> = p.components().collect();
-    assert_eq!(comps.len(), if b == b"/" { 0 } else { b.iter().filter(|x| **x == b'/').count() });
+    assert_eq!(
+        comps.len(),
+        if b == b"/" {
+            0
+        } else {
+            b.iter().filter(|x| **x == b'/').count()
+        }
+    );
     assert_eq!(p.file_name(), comps.last().copied());
     // Canonical: resolving it again, from anywhere, is the identity.
-    assert_eq!(VPath::root().resolve(b).ok().as_ref(), Some(p), "not canonical");
+    assert_eq!(
+        VPath::root().resolve(b).ok().as_ref(),
+        Some(p),
+        "not canonical"
+    );
     assert_eq!(p.resolve(b).ok().as_ref(), Some(p));
     assert_eq!(p.resolve(b"./").ok().as_ref(), Some(p));
     // `..` climbs one component at a time and ends at the root, where it stays. Checked
@@ -103,7 +126,12 @@ fn check_vpath(p: &VPath) {
         assert!(is_within(b, next.as_bytes()));
         up = next;
     }
-    assert!(up.is_root(), "`..` {} times from {b:?} gave {:?}", comps.len(), up.as_bytes());
+    assert!(
+        up.is_root(),
+        "`..` {} times from {b:?} gave {:?}",
+        comps.len(),
+        up.as_bytes()
+    );
     assert_eq!(up.resolve(b"..").ok(), Some(VPath::root()));
     assert_eq!(up.resolve(b"../../..").ok(), Some(VPath::root()));
 }
@@ -135,7 +163,12 @@ fn model_resolve(cwd: &[u8], arg: &[u8]) -> Option<Vec<u8>> {
     let out = if stack.is_empty() {
         b"/".to_vec()
     } else {
-        stack.iter().flat_map(|c| [&b"/"[..], c]).flatten().copied().collect()
+        stack
+            .iter()
+            .flat_map(|c| [&b"/"[..], c])
+            .flatten()
+            .copied()
+            .collect()
     };
     (out.len() <= MAX_PATH).then_some(out)
 }
@@ -163,6 +196,11 @@ fn replay_path_corpus() {
         }
     }
     assert!(!files.is_empty(), "no corpus files under {}", dir.display());
-    assert!(failed.is_empty(), "{} of {} corpus inputs fail: {failed:#?}", failed.len(), files.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} corpus inputs fail: {failed:#?}",
+        failed.len(),
+        files.len()
+    );
     eprintln!("replayed {} path corpus files", files.len());
 }

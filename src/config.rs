@@ -120,14 +120,46 @@ pub enum TlsReuse {
     Require,
 }
 
-/// A permission name in a user's `permissions` list.
+/// A permission name in a `permissions` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {
-    /// List directories and download files.
+    /// `list` + `read`.
     Read,
-    /// Upload, overwrite, append, make and remove directories, rename, delete, chmod, set times.
+    /// Every permission below except `list` and `read`.
     Write,
+    /// LIST, NLST, MLSD, MLST, STAT with a path, SIZE, MDTM.
+    List,
+    /// RETR (download).
+    Download,
+    /// STOR/STOU of a new file.
+    Upload,
+    /// STOR over an existing file.
+    Overwrite,
+    /// APPE.
+    Append,
+    /// REST before STOR.
+    Resume,
+    Mkdir,
+    /// RNFR/RNTO.
+    Rename,
+    /// DELE.
+    Delete,
+    Rmdir,
+    /// SITE CHMOD.
+    Chmod,
+    /// MFMT, SITE UTIME, MDTM with a time.
+    Mtime,
+}
+
+/// Permissions that replace the user's own below one directory (`[[user.dir]]`,
+/// `[[anonymous_dir]]`). The longest matching path wins.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirRule {
+    /// A virtual path inside the root, like `/incoming`.
+    pub path: String,
+    pub permissions: Vec<Permission>,
 }
 
 /// An inclusive passive port range, written `LOW-HIGH`.
@@ -186,6 +218,18 @@ pub struct UserConfig {
     pub home: Option<String>,
     #[serde(default = "full_permissions")]
     pub permissions: Vec<Permission>,
+    /// Per-directory permissions.
+    #[serde(default, rename = "dir")]
+    pub dirs: Vec<DirRule>,
+    /// A disabled user cannot log in (same reply as a wrong password).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Client networks the user may log in from (CIDR); empty means anywhere.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Sessions at once for this user (overrides `max_sessions_per_user`; 0 = no limit).
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
     /// Overrides the global `tls` for this user.
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -206,6 +250,10 @@ impl UserConfig {
             root: None,
             home: None,
             permissions: full_permissions(),
+            dirs: Vec::new(),
+            enabled: true,
+            allow_from: Vec::new(),
+            max_sessions: None,
             tls: None,
             tls_data: None,
             tls_data_reuse: None,
@@ -215,6 +263,10 @@ impl UserConfig {
 
 fn full_permissions() -> Vec<Permission> {
     vec![Permission::Read, Permission::Write]
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A listener with its own TLS policies (`[[listener]]`); unset keys follow the globals.
@@ -257,6 +309,13 @@ pub struct Config {
     pub anonymous: AnonymousMode,
     /// Root for anonymous users; defaults to `root`.
     pub anonymous_root: Option<PathBuf>,
+    /// Replaces the permission set the `anonymous` mode implies.
+    pub anonymous_permissions: Option<Vec<Permission>>,
+    /// Per-directory permissions for anonymous users.
+    #[serde(rename = "anonymous_dir")]
+    pub anonymous_dirs: Vec<DirRule>,
+    /// Login names refused outright, with the reply a wrong password gets.
+    pub deny_users: Vec<String>,
     /// Drop box (`anonymous = "upload"`): what to do when an uploaded name exists.
     pub upload_collision: Collision,
     /// Passive ports; unset means any free port the kernel picks.
@@ -276,6 +335,24 @@ pub struct Config {
     pub data_connect_timeout: u64,
     /// Seconds a data transfer may make no progress before it is aborted.
     pub data_stall_timeout: u64,
+    /// Seconds a client may take from connecting to logging in.
+    pub login_timeout: u64,
+    /// Sessions at once, in total / from one client address / per user (0 = no limit).
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub max_sessions_per_user: usize,
+    /// Failed logins tolerated from one address within `login_failure_window` seconds;
+    /// the next one bans the address for `ban_time` seconds (0 = never ban).
+    pub max_login_failures: u32,
+    pub login_failure_window: u64,
+    pub ban_time: u64,
+    /// Milliseconds of delay after a failed login; doubles with each further failure from
+    /// the same address, up to 5 s.
+    pub login_failure_delay_ms: u64,
+    /// The text of the 220 greeting.
+    pub banner: String,
+    /// Append wharf's version to the greeting.
+    pub banner_version: bool,
     /// TLS on the control connection: `off`, `optional` (AUTH TLS offered) or `required`.
     pub tls: TlsMode,
     /// Certificate chain (PEM). Unset with TLS on: a self-signed certificate is generated
@@ -310,6 +387,9 @@ impl Default for Config {
             root: PathBuf::from("./ftp"),
             anonymous: AnonymousMode::Read,
             anonymous_root: None,
+            anonymous_permissions: None,
+            anonymous_dirs: Vec::new(),
+            deny_users: Vec::new(),
             upload_collision: Collision::Refuse,
             passive_ports: None,
             public_address: None,
@@ -319,6 +399,16 @@ impl Default for Config {
             idle_timeout: 600,
             data_connect_timeout: 20,
             data_stall_timeout: 300,
+            login_timeout: 60,
+            max_sessions: 0,
+            max_sessions_per_ip: 0,
+            max_sessions_per_user: 0,
+            max_login_failures: 5,
+            login_failure_window: 300,
+            ban_time: 900,
+            login_failure_delay_ms: 500,
+            banner: "wharf FTP server ready.".into(),
+            banner_version: false,
             tls: TlsMode::Off,
             tls_cert: None,
             tls_key: None,
@@ -406,6 +496,9 @@ impl Config {
                     u.name
                 )));
             }
+            for d in &u.dirs {
+                check_dir_rule(&format!("user `{}`", u.name), d)?;
+            }
             if let Some(home) = &u.home
                 && !home.starts_with('/')
             {
@@ -414,6 +507,14 @@ impl Config {
                     u.name
                 )));
             }
+        }
+        for d in &self.anonymous_dirs {
+            check_dir_rule("anonymous_dir", d)?;
+        }
+        if self.banner.contains(['\r', '\n']) {
+            return Err(ConfigError::Invalid(
+                "banner: one line, without CR or LF".into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
@@ -425,6 +526,8 @@ impl Config {
             ("data_connect_timeout", self.data_connect_timeout),
             ("data_stall_timeout", self.data_stall_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
+            ("login_timeout", self.login_timeout),
+            ("login_failure_window", self.login_failure_window),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -433,6 +536,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The failed-login policy.
+    pub fn ban_policy(&self) -> crate::limits::BanPolicy {
+        use std::time::Duration;
+        crate::limits::BanPolicy {
+            max_failures: self.max_login_failures,
+            window: Duration::from_secs(self.login_failure_window),
+            ban_for: Duration::from_secs(self.ban_time),
+            delay: Duration::from_millis(self.login_failure_delay_ms),
+        }
     }
 
     /// Whether any listener or policy needs a certificate.
@@ -524,25 +638,41 @@ impl Config {
             );
         }
         for u in &self.users {
-            let perms: Vec<&str> = u
+            let perms: Vec<String> = u
                 .permissions
                 .iter()
-                .map(|p| match p {
-                    Permission::Read => "read",
-                    Permission::Write => "write",
-                })
+                .map(|p| format!("{p:?}").to_lowercase())
                 .collect();
             let _ = writeln!(
                 s,
-                "user {}: root {}, home {}, permissions {}",
+                "user {}{}: root {}, home {}, permissions {}",
                 u.name,
+                if u.enabled { "" } else { " (disabled)" },
                 u.root.as_deref().unwrap_or(&self.root).display(),
                 u.home.as_deref().unwrap_or("/"),
                 perms.join("+")
             );
+            for d in &u.dirs {
+                let p: Vec<String> = d
+                    .permissions
+                    .iter()
+                    .map(|p| format!("{p:?}").to_lowercase())
+                    .collect();
+                let _ = writeln!(s, "  below {}: {}", d.path, p.join("+"));
+            }
         }
         s
     }
+}
+
+fn check_dir_rule(owner: &str, d: &DirRule) -> Result<(), ConfigError> {
+    if !d.path.starts_with('/') || d.path.contains('\0') {
+        return Err(ConfigError::Invalid(format!(
+            "{owner}: dir path `{}` must be an absolute path inside the root, like /incoming",
+            d.path
+        )));
+    }
+    Ok(())
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ListenerConfig};
+use crate::limits::{Guard, Sessions};
 use crate::session;
 use crate::tls::{self, CertSource, Tls};
 
@@ -25,6 +26,11 @@ pub struct Shared {
     /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
     tls: RwLock<Option<Arc<Tls>>>,
     tls_source: Option<CertSource>,
+    pub sessions: Arc<Sessions>,
+    /// Logged-in user behind each control connection's TLS session token.
+    pub tls_owners: Arc<crate::tls::TokenOwners>,
+    /// Failed logins and bans.
+    pub guard: Guard,
     next_id: AtomicU64,
 }
 
@@ -54,6 +60,9 @@ impl Shared {
             auth: Authenticator::new(&config),
             tls: RwLock::new(tls),
             tls_source,
+            sessions: Arc::new(Sessions::default()),
+            tls_owners: Arc::default(),
+            guard: Guard::default(),
             config,
             next_id: AtomicU64::new(1),
         })
@@ -173,12 +182,32 @@ async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared:
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let ip = crate::datachan::canonical(peer.ip());
+                let cfg = &shared.config;
+                let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {
+                    Some(left) => Err(crate::limits::Refusal(format!(
+                        "Too many failed logins from your address; banned for {} more seconds.",
+                        left.as_secs().max(1)
+                    ))),
+                    None => shared
+                        .sessions
+                        .admit(ip, cfg.max_sessions, cfg.max_sessions_per_ip),
+                };
+                let slot = match admitted {
+                    Ok(slot) => slot,
+                    Err(refusal) => {
+                        tracing::info!(client = %ip, reason = %refusal.0, "connection refused");
+                        // Answer from a task so a slow client never stalls accepting.
+                        tokio::spawn(session::refuse(stream, refusal, policy.implicit));
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in
                 // the stream so the line framer sees the whole command.
                 let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
                 let shared = shared.clone();
-                tokio::spawn(session::run(stream, peer, shared, policy.clone()));
+                tokio::spawn(session::run(stream, peer, shared, policy.clone(), slot));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.

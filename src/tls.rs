@@ -6,10 +6,12 @@
 //! data connections can reuse the control connection's session.
 
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use rustls::ServerConfig;
 use rustls::server::ServerSessionMemoryCache;
@@ -142,6 +144,115 @@ fn fingerprint(cert: &CertificateDer<'_>) -> String {
     hex.join(":")
 }
 
+/// A random identity of one control connection's TLS sessions, embedded in the tickets it
+/// is issued so a data connection can prove it resumed *that* session.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionToken([u8; 16]);
+
+impl SessionToken {
+    pub fn new() -> SessionToken {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        let mut b = [0u8; 16];
+        OsRng.fill_bytes(&mut b);
+        SessionToken(b)
+    }
+}
+
+impl Default for SessionToken {
+    fn default() -> Self {
+        SessionToken::new()
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
+}
+
+/// Who holds each control connection's session token: the client address from the
+/// handshake, and the user once logged in. A data connection may resume a session of its
+/// own control connection, of any connection of the same user (rclone runs several and
+/// shares its session cache), or of a connection from the same address that has not
+/// logged in yet (a client's next connection racing its login) — never one of another user
+/// or another address: anyone can get a TLS session without a password.
+#[derive(Debug, Default)]
+pub struct TokenOwners {
+    inner: std::sync::Mutex<std::collections::HashMap<SessionToken, Owner>>,
+}
+
+#[derive(Debug, Clone)]
+struct Owner {
+    ip: IpAddr,
+    user: Option<String>,
+    since: Instant,
+}
+
+/// Owners remembered at most; past that the oldest half is forgotten.
+const MAX_TOKEN_OWNERS: usize = 100_000;
+
+impl TokenOwners {
+    /// Records a control connection's handshake from `ip`.
+    pub fn handshake(&self, token: SessionToken, ip: IpAddr) {
+        self.put(
+            token,
+            Owner {
+                ip,
+                user: None,
+                since: Instant::now(),
+            },
+        );
+    }
+
+    /// Records the login on the connection holding `token`.
+    pub fn login(&self, token: SessionToken, ip: IpAddr, user: &str) {
+        self.put(
+            token,
+            Owner {
+                ip,
+                user: Some(user.to_string()),
+                since: Instant::now(),
+            },
+        );
+    }
+
+    fn put(&self, token: SessionToken, owner: Owner) {
+        if let Ok(mut m) = self.inner.lock() {
+            if m.len() >= MAX_TOKEN_OWNERS && !m.contains_key(&token) {
+                let mut ages: Vec<Instant> = m.values().map(|o| o.since).collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                m.retain(|_, o| o.since > cut);
+            }
+            m.insert(token, owner);
+        }
+    }
+
+    /// Whether a data connection of `user` at `ip`, on the control connection holding
+    /// `own`, may resume the session that carries `resumed`.
+    pub fn accepts(
+        &self,
+        resumed: &SessionToken,
+        own: &SessionToken,
+        user: &str,
+        ip: IpAddr,
+    ) -> bool {
+        if resumed == own {
+            return true;
+        }
+        let Ok(m) = self.inner.lock() else {
+            return false;
+        };
+        match m.get(resumed) {
+            Some(Owner { user: Some(u), .. }) => u == user,
+            Some(Owner {
+                user: None, ip: at, ..
+            }) => *at == ip,
+            None => false,
+        }
+    }
+}
+
 /// A control or data connection, plain or encrypted.
 pub enum Stream {
     Plain(TcpStream),
@@ -155,13 +266,27 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// Whether the TLS handshake resumed an earlier session.
-    pub fn resumed(&self) -> bool {
+    /// The token of the control connection whose session this handshake resumed, if it
+    /// resumed one issued by wharf.
+    pub fn resumed_token(&self) -> Option<SessionToken> {
         match self {
             Stream::Tls(t) => {
-                t.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+                let conn = t.get_ref().1;
+                if conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+                    return None;
+                }
+                let data: [u8; 16] = conn.received_resumption_data()?.try_into().ok()?;
+                Some(SessionToken(data))
             }
-            _ => false,
+            _ => None,
+        }
+    }
+
+    /// How the TLS handshake went (full or resumed), for logs.
+    pub fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        match self {
+            Stream::Tls(t) => t.get_ref().1.handshake_kind(),
+            _ => None,
         }
     }
 
@@ -174,10 +299,26 @@ impl Stream {
         }
     }
 
-    /// Runs the server side of a TLS handshake on a plain stream.
-    pub async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<Stream> {
+    /// Runs the server side of a TLS handshake on a plain stream. With `token` (control
+    /// connections), every session ticket issued on it carries the token.
+    pub async fn upgrade(
+        self,
+        acceptor: &TlsAcceptor,
+        token: Option<&SessionToken>,
+    ) -> io::Result<Stream> {
         match self {
-            Stream::Plain(tcp) => Ok(Stream::Tls(Box::new(acceptor.accept(tcp).await?))),
+            Stream::Plain(tcp) => {
+                let tls = match token {
+                    Some(t) => {
+                        let data = t.0;
+                        acceptor
+                            .accept_with(tcp, move |c| c.set_resumption_data(&data))
+                            .await?
+                    }
+                    None => acceptor.accept(tcp).await?,
+                };
+                Ok(Stream::Tls(Box::new(tls)))
+            }
             other => Ok(other),
         }
     }

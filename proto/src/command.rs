@@ -490,11 +490,15 @@ pub fn parse_time(s: &[u8]) -> Option<OffsetDateTime> {
     let month = Month::try_from(u8::try_from(num(4..6)).ok()?).ok()?;
     let date =
         Date::from_calendar_date(num(0..4) as i32, month, u8::try_from(num(6..8)).ok()?).ok()?;
+    let seconds = num(12..14);
+    if seconds > 60 {
+        return None;
+    }
     let time = Time::from_hms_nano(
         u8::try_from(num(8..10)).ok()?,
         u8::try_from(num(10..12)).ok()?,
-        // RFC 3659 allows a leap second (60); clamp it.
-        u8::try_from(num(12..14).min(59)).ok()?,
+        // RFC 3659 allows a leap second (60); it reads as :59.
+        u8::try_from(seconds.min(59)).ok()?,
         nanos,
     )
     .ok()?;
@@ -782,6 +786,8 @@ mod tests {
         assert!(parse_time(b"20230229123456").is_none());
         assert!(parse_time(b"2024022912345").is_none());
         assert!(parse_time(b"20241301000000").is_none());
+        assert!(parse_time(b"20000101000099").is_none(), "seconds over 60");
+        assert_eq!(parse_time(b"20161231235960").unwrap().second(), 59);
         let Ok(Command::Mfmt { mtime, path }) = p(b"MFMT 20000101000000 a b.txt") else {
             panic!()
         };

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::config::{AnonymousMode, Collision, Config, Permission};
+use std::net::IpAddr;
+
+use crate::config::{AnonymousMode, Collision, Config, DirRule, Permission};
+use crate::vfs::VPath;
 
 /// What a login may do. Each flag guards one kind of operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,6 +25,8 @@ pub struct Perms {
     /// Replace existing files (STOR over a name, REST+STOR).
     pub overwrite: bool,
     pub append: bool,
+    /// REST before STOR.
+    pub resume: bool,
     pub mkdir: bool,
     pub rename: bool,
     pub delete: bool,
@@ -37,6 +42,7 @@ impl Perms {
         upload: false,
         overwrite: false,
         append: false,
+        resume: false,
         mkdir: false,
         rename: false,
         delete: false,
@@ -55,6 +61,7 @@ impl Perms {
         upload: true,
         overwrite: true,
         append: true,
+        resume: true,
         mkdir: true,
         rename: true,
         delete: true,
@@ -82,6 +89,18 @@ impl Perms {
                     p = Perms::ALL;
                     (p.list, p.read) = r;
                 }
+                Permission::List => p.list = true,
+                Permission::Download => p.read = true,
+                Permission::Upload => p.upload = true,
+                Permission::Overwrite => p.overwrite = true,
+                Permission::Append => p.append = true,
+                Permission::Resume => p.resume = true,
+                Permission::Mkdir => p.mkdir = true,
+                Permission::Rename => p.rename = true,
+                Permission::Delete => p.delete = true,
+                Permission::Rmdir => p.rmdir = true,
+                Permission::Chmod => p.chmod = true,
+                Permission::Mtime => p.mtime = true,
             }
         }
         p
@@ -133,6 +152,36 @@ impl Perms {
     }
 }
 
+/// A login's permissions: a base set and per-directory replacements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub base: Perms,
+    /// Sorted longest path first, so the first match is the most specific.
+    dirs: Vec<(VPath, Perms)>,
+}
+
+impl Rules {
+    pub fn new(base: Perms, dirs: &[DirRule]) -> Rules {
+        let mut dirs: Vec<(VPath, Perms)> = dirs
+            .iter()
+            .filter_map(|d| {
+                let p = VPath::root().resolve(d.path.as_bytes()).ok()?;
+                Some((p, Perms::from_list(&d.permissions)))
+            })
+            .collect();
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_bytes().len()));
+        Rules { base, dirs }
+    }
+
+    /// The permissions that apply to `path`: those of the longest rule at or above it.
+    pub fn at(&self, path: &VPath) -> Perms {
+        self.dirs
+            .iter()
+            .find(|(dir, _)| path.is_within(dir))
+            .map_or(self.base, |(_, p)| *p)
+    }
+}
+
 /// A user as the server holds it.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -141,7 +190,9 @@ pub struct User {
     hash: String,
     pub root: PathBuf,
     pub home: Vec<u8>,
-    pub perms: Perms,
+    pub rules: Arc<Rules>,
+    pub enabled: bool,
+    pub allow_from: Vec<ipnet::IpNet>,
 }
 
 /// The outcome of a successful login: where the session is jailed and what it may do.
@@ -151,7 +202,7 @@ pub struct Grant {
     pub anonymous: bool,
     pub root: PathBuf,
     pub home: Vec<u8>,
-    pub perms: Perms,
+    pub rules: Arc<Rules>,
     pub collision: Collision,
 }
 
@@ -160,6 +211,8 @@ pub struct Grant {
 pub struct Authenticator {
     users: Vec<Arc<User>>,
     anonymous: AnonymousMode,
+    anonymous_rules: Arc<Rules>,
+    deny: Vec<String>,
     anonymous_root: PathBuf,
     collision: Collision,
     /// A valid hash checked for unknown names, so a wrong name costs as much as a wrong
@@ -199,21 +252,34 @@ impl Authenticator {
                     hash: u.password.clone(),
                     root: u.root.clone().unwrap_or_else(|| config.root.clone()),
                     home: u.home.clone().unwrap_or_else(|| "/".into()).into_bytes(),
-                    perms: Perms::from_list(&u.permissions),
+                    rules: Arc::new(Rules::new(Perms::from_list(&u.permissions), &u.dirs)),
+                    enabled: u.enabled,
+                    allow_from: u.allow_from.clone(),
                 })
             })
             .collect();
+        let anonymous_base = match &config.anonymous_permissions {
+            Some(list) => Perms::from_list(list),
+            None => Perms::for_anonymous(config.anonymous),
+        };
         Authenticator {
             users,
             anonymous: config.anonymous,
+            anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
+            deny: config.deny_users.clone(),
             anonymous_root: config.anonymous_root().to_path_buf(),
             collision: config.upload_collision,
             decoy: hash_password(b"decoy"),
         }
     }
 
-    /// Checks a login. Runs argon2 on the blocking pool.
-    pub async fn login(&self, name: &[u8], password: &[u8]) -> Option<Grant> {
+    /// Checks a login from `client`. Runs argon2 on the blocking pool.
+    pub async fn login(&self, name: &[u8], password: &[u8], client: IpAddr) -> Option<Grant> {
+        if self.deny.iter().any(|d| d.as_bytes() == name) {
+            // Same cost and reply as a wrong password.
+            let _ = self.verify(self.decoy.clone(), password).await;
+            return None;
+        }
         let user = self
             .users
             .iter()
@@ -228,30 +294,39 @@ impl Authenticator {
                 anonymous: true,
                 root: self.anonymous_root.clone(),
                 home: b"/".to_vec(),
-                perms: Perms::for_anonymous(self.anonymous),
+                rules: self.anonymous_rules.clone(),
                 collision: self.collision,
             });
         }
         let hash = user
             .as_ref()
             .map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
-        let password = password.to_vec();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|h| Argon2::default().verify_password(&password, &h).is_ok())
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = self.verify(hash, password).await;
         let user = user.filter(|_| ok)?;
+        let allowed =
+            user.allow_from.is_empty() || user.allow_from.iter().any(|net| net.contains(&client));
+        if !user.enabled || !allowed {
+            return None;
+        }
         Some(Grant {
             user: user.name.clone(),
             anonymous: false,
             root: user.root.clone(),
             home: user.home.clone(),
-            perms: user.perms,
+            rules: user.rules.clone(),
             collision: Collision::Refuse,
         })
+    }
+
+    async fn verify(&self, hash: String, password: &[u8]) -> bool {
+        let password = password.to_vec();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| Argon2::default().verify_password(&password, &h).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
     }
 }
 
@@ -272,30 +347,77 @@ mod tests {
         }
     }
 
+    const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
     async fn users_and_anonymous() {
         let a = Authenticator::new(&config());
-        let g = a.login(b"alice", b"pw").await.unwrap();
+        let g = a.login(b"alice", b"pw", LO).await.unwrap();
         assert_eq!(
-            (g.user.as_str(), g.perms, g.home.as_slice()),
+            (g.user.as_str(), g.rules.base, g.home.as_slice()),
             ("alice", Perms::READ, &b"/in"[..])
         );
-        assert!(a.login(b"alice", b"nope").await.is_none());
-        assert!(a.login(b"bob", b"pw").await.is_none());
-        let g = a.login(b"FTP", b"me@example.com").await.unwrap();
+        assert!(a.login(b"alice", b"nope", LO).await.is_none());
+        assert!(a.login(b"bob", b"pw", LO).await.is_none());
+        let g = a.login(b"FTP", b"me@example.com", LO).await.unwrap();
         assert!(g.anonymous);
-        assert_eq!(g.perms, Perms::READ);
+        assert_eq!(g.rules.base, Perms::READ);
     }
 
     #[tokio::test]
     async fn anonymous_off() {
         let mut c = config();
         c.anonymous = AnonymousMode::Off;
+        let a = Authenticator::new(&c);
+        assert!(a.login(b"anonymous", b"x", LO).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn disabled_denied_and_networks() {
+        let mut c = config();
+        c.users[0].allow_from = vec!["10.0.0.0/8".parse().unwrap()];
+        c.users.push(UserConfig {
+            enabled: false,
+            ..UserConfig::new("off", hash_password(b"pw"))
+        });
+        c.users.push(UserConfig::new("root", hash_password(b"pw")));
+        c.deny_users = vec!["root".into()];
+        let a = Authenticator::new(&c);
+        assert!(a.login(b"alice", b"pw", LO).await.is_none());
         assert!(
-            Authenticator::new(&c)
-                .login(b"anonymous", b"x")
+            a.login(b"alice", b"pw", "10.1.2.3".parse().unwrap())
                 .await
-                .is_none()
+                .is_some()
+        );
+        assert!(a.login(b"off", b"pw", LO).await.is_none());
+        assert!(a.login(b"root", b"pw", LO).await.is_none());
+    }
+
+    #[test]
+    fn directory_rules_longest_match_wins() {
+        let rules = Rules::new(
+            Perms::READ,
+            &[
+                DirRule {
+                    path: "/incoming".into(),
+                    permissions: vec![Permission::Upload, Permission::Mkdir],
+                },
+                DirRule {
+                    path: "/incoming/locked".into(),
+                    permissions: vec![],
+                },
+            ],
+        );
+        let v = |s: &str| VPath::root().resolve(s.as_bytes()).unwrap();
+        assert_eq!(rules.at(&v("/pub/a")), Perms::READ);
+        assert!(rules.at(&v("/incoming")).upload);
+        assert!(rules.at(&v("/incoming/x/y")).upload);
+        assert!(!rules.at(&v("/incoming/x/y")).read);
+        assert_eq!(rules.at(&v("/incoming/locked/z")), Perms::NONE);
+        assert_eq!(
+            rules.at(&v("/incomingX")),
+            Perms::READ,
+            "prefix of a name is no match"
         );
     }
 

@@ -91,7 +91,10 @@ pub fn accept_passive(
         let _ = tcp.set_nodelay(true);
         let stream = Stream::Plain(tcp);
         match tls {
-            Some(acceptor) => stream.upgrade(&acceptor).await.map_err(DataError::Tls),
+            Some(acceptor) => stream
+                .upgrade(&acceptor, None)
+                .await
+                .map_err(DataError::Tls),
             None => Ok(stream),
         }
     });
@@ -173,7 +176,7 @@ impl DataSetup {
             match tls {
                 // Also covers a passive port opened before PROT P was sent.
                 Some(acceptor) if !stream.is_tls() => {
-                    stream.upgrade(acceptor).await.map_err(DataError::Tls)
+                    stream.upgrade(acceptor, None).await.map_err(DataError::Tls)
                 }
                 _ => Ok(stream),
             }

@@ -28,13 +28,13 @@ use wharf_proto::listing::{self, Entry, Facts, Kind};
 use wharf_proto::reply::quote_path;
 use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 
-use crate::auth::Grant;
+use crate::auth::{Grant, Perms, Rules};
 use crate::config::{Collision, ListenerConfig, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
-use crate::limits;
+use crate::limits::{self, Refusal, SessionSlot};
 use crate::server::Shared;
-use crate::tls::Stream;
+use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Jail, VPath, WriteMode};
 use transfer::{Job, Outcome, Params, TransferError};
 
@@ -48,8 +48,10 @@ pub async fn run(
     peer: SocketAddr,
     shared: Arc<Shared>,
     listener: Arc<ListenerConfig>,
+    slot: SessionSlot,
 ) {
     let implicit = listener.implicit;
+    let shared_login_timeout = shared.config.login_timeout;
     let id = shared.next_session_id();
     let local = match stream.local_addr() {
         Ok(a) => a,
@@ -58,13 +60,17 @@ pub async fn run(
     let peer_ip = datachan::canonical(peer.ip());
     let span = tracing::info_span!("session", id, client = %peer_ip);
     let mut stream = Stream::Plain(stream);
+    let token = SessionToken::new();
     if implicit {
         let Some(tls) = shared.tls() else {
             return;
         };
         let limit = Duration::from_secs(shared.config.tls_handshake_timeout);
-        match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor)).await {
-            Ok(Ok(s)) => stream = s,
+        match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor, Some(&token))).await {
+            Ok(Ok(s)) => {
+                shared.tls_owners.handshake(token, peer_ip);
+                stream = s
+            }
             Ok(Err(e)) => {
                 info!(parent: &span, error = %e, "implicit TLS handshake failed");
                 return;
@@ -88,6 +94,9 @@ pub async fn run(
         pbsz: implicit,
         prot_private: implicit,
         listener,
+        slot,
+        token,
+        login_deadline: Instant::now() + Duration::from_secs(shared_login_timeout),
         peer: peer_ip,
         local: datachan::canonical(local.ip()),
         phase: Phase::Fresh,
@@ -104,6 +113,16 @@ pub async fn run(
         verb: "",
     };
     session.serve().instrument(span).await;
+}
+
+/// Answers a connection that was not admitted with 421 and the reason, then closes it.
+/// On an implicit-TLS listener nothing is sent: no plain text ever goes out there.
+pub async fn refuse(mut stream: TcpStream, refusal: Refusal, implicit: bool) {
+    if !implicit {
+        let mut out = Vec::new();
+        Reply::new(Code::ServiceNotAvailable, refusal.0).encode(&mut out);
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
+    }
 }
 
 /// Reads control lines; cancel-safe (state changes only after a read completes).
@@ -209,6 +228,12 @@ struct Session {
     prot_private: bool,
     /// The listener this session came in on, with its TLS policies.
     listener: Arc<ListenerConfig>,
+    /// This session's place in the admission counts.
+    slot: SessionSlot,
+    /// Identifies the TLS sessions issued on this control connection.
+    token: SessionToken,
+    /// A client must be logged in by then.
+    login_deadline: Instant,
     /// Reused reply buffer.
     out: Vec<u8>,
     peer: IpAddr,
@@ -244,8 +269,14 @@ fn lossy(b: &[u8]) -> String {
 impl Session {
     async fn serve(mut self) {
         info!("connect");
+        let cfg = &self.shared.config;
+        let greeting = if cfg.banner_version {
+            format!("{} (wharf {})", cfg.banner, env!("CARGO_PKG_VERSION"))
+        } else {
+            cfg.banner.clone()
+        };
         if self
-            .send(reply(Code::ServiceReady, "wharf FTP server ready."))
+            .send(Reply::new(Code::ServiceReady, greeting))
             .await
             .is_err()
         {
@@ -294,21 +325,25 @@ impl Session {
         if let Some(t) = self.transfer.take() {
             t.handle.abort();
         }
+        // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
         info!("disconnect");
     }
 
     async fn next_event(&mut self) -> Event {
         let cfg = &self.shared.config;
-        let idle = if self.phase == Phase::LoggedIn {
-            cfg.idle_timeout
+        // Before login the deadline is fixed from connect, so a client cannot stay
+        // half-logged-in by trickling commands.
+        let until = if self.phase == Phase::LoggedIn {
+            tokio::time::Instant::now() + Duration::from_secs(cfg.idle_timeout)
         } else {
-            cfg.idle_timeout.min(limits::LOGIN_TIMEOUT_SECS)
+            tokio::time::Instant::from_std(self.login_deadline)
         };
         let Session { ctrl, transfer, .. } = self;
         tokio::select! {
             ev = ctrl.next() => ev,
             res = async { transfer.as_mut().map(|t| &mut t.handle).expect("guarded").await }, if transfer.is_some() => Event::Done(res),
-            _ = tokio::time::sleep(Duration::from_secs(idle)), if transfer.is_none() => Event::Idle,
+            _ = tokio::time::sleep_until(until), if transfer.is_none() => Event::Idle,
         }
     }
 
@@ -433,6 +468,7 @@ impl Session {
     }
 
     fn logout(&mut self) {
+        self.slot.logout();
         self.login = None;
         self.cwd = VPath::root();
         self.phase = Phase::Fresh;
@@ -536,7 +572,14 @@ impl Session {
                 self.phase = Phase::NeedPass { user: name };
                 reply(Code::NeedPassword, text)
             }
-            C::Pass(pw) => self.pass(pw.expose()).await,
+            C::Pass(pw) => match self.pass(pw.expose()).await {
+                Ok(r) => r,
+                Err(r) => {
+                    // Refused for a limit or a ban: say why, then close.
+                    let _ = self.send(r).await;
+                    return Err(Stop::Drop);
+                }
+            },
             C::Rest(n) => {
                 self.rest = n;
                 Reply::new(
@@ -556,20 +599,49 @@ impl Session {
         Ok(Some(r))
     }
 
-    async fn pass(&mut self, password: &[u8]) -> Reply {
+    /// PASS. `Err` carries a 421 after which the session closes (ban, session limit).
+    async fn pass(&mut self, password: &[u8]) -> Result<Reply, Reply> {
         let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
-            return reply(Code::BadSequence, "Login with USER first.");
+            return Ok(reply(Code::BadSequence, "Login with USER first."));
         };
         let name = lossy(&user);
-        let Some(grant) = self.shared.auth.login(&user, password).await else {
+        let Some(grant) = self.shared.auth.login(&user, password, self.peer).await else {
+            let policy = self.shared.config.ban_policy();
+            let (delay, banned) = self.shared.guard.failed(self.peer, &policy, Instant::now());
             info!(user = %name, "login failed");
-            return reply(Code::NotLoggedIn, "Login incorrect.");
+            // Slows password guessing; other sessions are not held up.
+            tokio::time::sleep(delay).await;
+            if banned {
+                warn!(
+                    ban_seconds = policy.ban_for.as_secs(),
+                    "address banned after repeated login failures"
+                );
+                return Err(reply(
+                    Code::ServiceNotAvailable,
+                    "Too many failed logins; your address is banned for a while.",
+                ));
+            }
+            return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
         };
+        self.shared.guard.succeeded(self.peer);
+        let max = self
+            .shared
+            .config
+            .users
+            .iter()
+            .find(|u| !grant.anonymous && u.name == grant.user)
+            .and_then(|u| u.max_sessions)
+            .unwrap_or(self.shared.config.max_sessions_per_user);
+        if let Err(refusal) = self.slot.login(&grant.user, max) {
+            info!(user = %grant.user, reason = %refusal.0, "login refused");
+            return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
+        }
         let jail = match Jail::open(&grant.root) {
             Ok(j) => j,
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
-                return reply(Code::NotLoggedIn, "Login incorrect.");
+                self.slot.logout();
+                return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
             }
         };
         let home = VPath::root().resolve(&grant.home).unwrap_or_default();
@@ -577,10 +649,19 @@ impl Session {
             Ok(e) if e.kind == Kind::Dir => home,
             _ => VPath::root(),
         };
-        info!(user = %grant.user, anonymous = grant.anonymous, "login");
+        if grant.anonymous {
+            // The password of an anonymous login is the client's claimed e-mail address.
+            let email: String = lossy(password).chars().take(100).collect();
+            info!(user = %grant.user, anonymous = true, email = %email, "login");
+        } else {
+            info!(user = %grant.user, anonymous = false, "login");
+        }
+        self.shared
+            .tls_owners
+            .login(self.token, self.peer, &grant.user);
         self.login = Some(Login { grant, jail });
         self.phase = Phase::LoggedIn;
-        reply(Code::LoggedIn, "Login successful.")
+        Ok(reply(Code::LoggedIn, "Login successful."))
     }
 
     /// AUTH TLS (RFC 4217): 234, then the handshake on the same socket.
@@ -622,9 +703,10 @@ impl Session {
         }
         let plain = std::mem::replace(&mut self.ctrl.stream, Stream::Closed);
         let limit = Duration::from_secs(self.shared.config.tls_handshake_timeout);
-        match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor)).await {
+        match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor, Some(&self.token))).await {
             Ok(Ok(stream)) => {
                 self.ctrl.stream = stream;
+                self.shared.tls_owners.handshake(self.token, self.peer);
                 // RFC 4217 section 4: a new security context starts a new login.
                 if self.phase == Phase::LoggedIn {
                     self.logout();
@@ -882,7 +964,7 @@ impl Session {
     ) -> Result<Option<Reply>, Reply> {
         use Command as C;
         let login = self.login()?;
-        let perms = login.grant.perms;
+        let rules = login.grant.rules.clone();
         let jail = login.jail.clone();
         let deny = |op: Op| Error::Denied.reply(op);
         Ok(Some(match cmd {
@@ -901,6 +983,7 @@ impl Session {
             }
             C::Mkd(arg) => {
                 let target = self.resolve(&arg, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.mkdir {
                     return Err(deny(Op::Other));
                 }
@@ -911,6 +994,7 @@ impl Session {
             }
             C::Rmd(arg) => {
                 let target = self.resolve(&arg, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.rmdir {
                     return Err(deny(Op::Other));
                 }
@@ -919,6 +1003,7 @@ impl Session {
             }
             C::Dele(arg) => {
                 let target = self.resolve(&arg, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.delete {
                     return Err(deny(Op::Other));
                 }
@@ -929,6 +1014,7 @@ impl Session {
             }
             C::Rnfr(arg) => {
                 let target = self.resolve(&arg, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.rename {
                     return Err(deny(Op::Other));
                 }
@@ -943,6 +1029,9 @@ impl Session {
                     return Err(reply(Code::BadSequence, "RNFR required first."));
                 };
                 let to = self.resolve(&arg, Op::Store)?;
+                if !rules.at(&to).rename {
+                    return Err(deny(Op::Store));
+                }
                 jail.rename(&from, &to)
                     .await
                     .map_err(|e| e.reply(Op::Store))?;
@@ -950,6 +1039,7 @@ impl Session {
             }
             C::Size(arg) => {
                 let target = self.resolve(&arg, Op::Other)?;
+                let perms = rules.at(&target);
                 if !(perms.read || perms.list) {
                     return Err(deny(Op::Other));
                 }
@@ -963,9 +1053,10 @@ impl Session {
                 };
                 Reply::new(Code::FileStatus, size.to_string())
             }
-            C::Mdtm(arg) => self.mdtm(&jail, perms, &arg).await?,
+            C::Mdtm(arg) => self.mdtm(&jail, &rules, &arg).await?,
             C::Mfmt { mtime, path } => {
                 let target = self.resolve(&path, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.mtime {
                     return Err(deny(Op::Other));
                 }
@@ -990,6 +1081,7 @@ impl Session {
             ),
             C::Site(Site::Chmod { mode, path }) => {
                 let target = self.resolve(&path, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.chmod {
                     return Err(deny(Op::Other));
                 }
@@ -1000,6 +1092,7 @@ impl Session {
             }
             C::Site(Site::Utime { mtime, path }) => {
                 let target = self.resolve(&path, Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.mtime {
                     return Err(deny(Op::Other));
                 }
@@ -1011,6 +1104,7 @@ impl Session {
             C::Stat(Some(arg)) => {
                 let args = command_list_args(&arg);
                 let target = self.resolve(args.path.as_deref().unwrap_or(b""), Op::Status)?;
+                let perms = rules.at(&target);
                 if !perms.list {
                     return Err(deny(Op::Status));
                 }
@@ -1037,6 +1131,7 @@ impl Session {
             }
             C::Mlst(arg) => {
                 let target = self.resolve(arg.as_deref().unwrap_or(b""), Op::Other)?;
+                let perms = rules.at(&target);
                 if !perms.list {
                     return Err(deny(Op::Other));
                 }
@@ -1064,12 +1159,12 @@ impl Session {
             }
             C::List(args) => {
                 return self
-                    .list_command(&jail, perms, args, ListFormat::List)
+                    .list_command(&jail, &rules, args, ListFormat::List)
                     .await;
             }
             C::Nlst(args) => {
                 return self
-                    .list_command(&jail, perms, args, ListFormat::Nlst)
+                    .list_command(&jail, &rules, args, ListFormat::Nlst)
                     .await;
             }
             C::Mlsd(arg) => {
@@ -1078,13 +1173,13 @@ impl Session {
                     path: arg,
                 };
                 return self
-                    .list_command(&jail, perms, args, ListFormat::Mlsd)
+                    .list_command(&jail, &rules, args, ListFormat::Mlsd)
                     .await;
             }
-            C::Retr(arg) => return self.retr(&jail, perms, &arg).await,
-            C::Stor(arg) => return self.store(&jail, perms, Store::Stor(arg)).await,
-            C::Appe(arg) => return self.store(&jail, perms, Store::Appe(arg)).await,
-            C::Stou(hint) => return self.store(&jail, perms, Store::Stou(hint)).await,
+            C::Retr(arg) => return self.retr(&jail, &rules, &arg).await,
+            C::Stor(arg) => return self.store(&jail, &rules, Store::Stor(arg)).await,
+            C::Appe(arg) => return self.store(&jail, &rules, Store::Appe(arg)).await,
+            C::Stou(hint) => return self.store(&jail, &rules, Store::Stou(hint)).await,
             // Everything else was handled by `dispatch`.
             _ => reply(Code::NotImplemented, "Command not implemented."),
         }))
@@ -1099,12 +1194,7 @@ impl Session {
         Ok(reply(Code::FileActionOk, "Directory successfully changed."))
     }
 
-    async fn mdtm(
-        &mut self,
-        jail: &Jail,
-        perms: crate::auth::Perms,
-        arg: &[u8],
-    ) -> Result<Reply, Reply> {
+    async fn mdtm(&mut self, jail: &Jail, rules: &Rules, arg: &[u8]) -> Result<Reply, Reply> {
         // The set form `MDTM <time> <path>` (rclone, lftp) unless the whole argument names a file.
         let whole = self.resolve(arg, Op::Other)?;
         let existing = jail.stat(&whole).await;
@@ -1112,7 +1202,7 @@ impl Session {
             && let Some((mtime, path)) = command::split_time_prefix(arg)
         {
             let target = self.resolve(path, Op::Other)?;
-            if !perms.mtime {
+            if !rules.at(&target).mtime {
                 return Err(Error::Denied.reply(Op::Other));
             }
             jail.set_mtime(&target, SystemTime::from(mtime))
@@ -1122,6 +1212,7 @@ impl Session {
             listing::time_val(mtime.unix_timestamp(), &mut text);
             return Ok(Reply::new(Code::FileStatus, text));
         }
+        let perms = rules.at(&whole);
         if !(perms.read || perms.list) {
             return Err(Error::Denied.reply(Op::Other));
         }
@@ -1141,14 +1232,15 @@ impl Session {
         format: ListFormat,
         prefix: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let perms = self
-            .login
-            .as_ref()
-            .map(|l| l.grant.perms)
-            .unwrap_or_default();
+        let rules = self.login.as_ref().map(|l| l.grant.rules.clone());
         let mut name_prefix: &[u8] = b"";
+        // The directory the entries' names are relative to.
+        let mut base_dir = target.parent();
         let entries = match jail.stat(target).await {
-            Ok(top) if top.kind == Kind::Dir => jail.list(target).await?,
+            Ok(top) if top.kind == Kind::Dir => {
+                base_dir = target.clone();
+                jail.list(target).await?
+            }
             Ok(_) if format == ListFormat::Mlsd => return Err(Error::NotADirectory),
             Ok(top) => vec![top],
             Err(Error::NotFound)
@@ -1170,6 +1262,14 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
+        let perms_of = |e: &Entry| -> Perms {
+            let Some(rules) = &rules else {
+                return Perms::NONE;
+            };
+            base_dir
+                .resolve(&e.name)
+                .map_or(rules.base, |p| rules.at(&p))
+        };
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -1183,7 +1283,13 @@ impl Session {
                     listing::nlst_line(&e.name, &mut out)
                 }
                 ListFormat::Mlsd => {
-                    listing::facts_line(e, self.facts, &perm_fact(e, perms), &e.name, &mut out);
+                    listing::facts_line(
+                        e,
+                        self.facts,
+                        &perm_fact(e, perms_of(e)),
+                        &e.name,
+                        &mut out,
+                    );
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -1204,16 +1310,16 @@ impl Session {
     async fn list_command(
         &mut self,
         jail: &Jail,
-        perms: crate::auth::Perms,
+        rules: &Rules,
         args: ListArgs,
         format: ListFormat,
     ) -> Result<Option<Reply>, Reply> {
         self.rest = 0;
-        if !perms.list {
-            return Err(Error::Denied.reply(Op::Other));
-        }
         let arg = args.path.as_deref().unwrap_or(b"");
         let target = self.resolve(arg, Op::Other)?;
+        if !rules.at(&target).list {
+            return Err(Error::Denied.reply(Op::Other));
+        }
         self.need_data()?;
         // The directory part the client typed, kept on NLST names of a pattern match.
         let prefix = match arg.iter().rposition(|b| *b == b'/') {
@@ -1241,12 +1347,12 @@ impl Session {
     async fn retr(
         &mut self,
         jail: &Jail,
-        perms: crate::auth::Perms,
+        rules: &Rules,
         arg: &[u8],
     ) -> Result<Option<Reply>, Reply> {
         let rest = std::mem::take(&mut self.rest);
         let target = self.resolve(arg, Op::Other)?;
-        if !perms.read {
+        if !rules.at(&target).read {
             return Err(Error::Denied.reply(Op::Other));
         }
         self.need_data()?;
@@ -1280,7 +1386,7 @@ impl Session {
     async fn store(
         &mut self,
         jail: &Jail,
-        perms: crate::auth::Perms,
+        rules: &Rules,
         how: Store,
     ) -> Result<Option<Reply>, Reply> {
         let rest = std::mem::take(&mut self.rest);
@@ -1294,8 +1400,10 @@ impl Session {
         let (target, mode, unique) = match &how {
             Store::Stor(arg) => {
                 let target = self.resolve(arg, Op::Store)?;
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
                 if rest > 0 {
-                    if !perms.overwrite {
+                    if !perms.resume {
                         return Err(deny());
                     }
                     if ascii {
@@ -1305,9 +1413,10 @@ impl Session {
                         ));
                     }
                     (target, WriteMode::At(rest), false)
-                } else if perms.overwrite {
+                } else if perms.overwrite && (exists || perms.upload) {
                     (target, WriteMode::Truncate, false)
                 } else if perms.upload {
+                    // The name may be taken: refused (553) or stored under a unique name.
                     (target, WriteMode::CreateNew, collision == Collision::Unique)
                 } else {
                     return Err(deny());
@@ -1315,17 +1424,19 @@ impl Session {
             }
             Store::Appe(arg) => {
                 let target = self.resolve(arg, Op::Store)?;
-                if !perms.append {
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
+                if !perms.append || (!exists && !perms.upload) {
                     return Err(deny());
                 }
                 (target, WriteMode::Append, false)
             }
             Store::Stou(hint) => {
-                if !perms.upload {
-                    return Err(deny());
-                }
                 let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
                 let target = self.resolve(base, Op::Store)?;
+                if !rules.at(&target).upload {
+                    return Err(deny());
+                }
                 (target, WriteMode::CreateNew, true)
             }
         };
@@ -1408,6 +1519,14 @@ impl Session {
             progress: progress.clone(),
             tls: self.data_tls(),
             reuse: self.reuse_policy(),
+            token: self.token,
+            user: self
+                .login
+                .as_ref()
+                .map(|l| l.grant.user.clone())
+                .unwrap_or_default(),
+            peer: self.peer,
+            owners: self.shared.tls_owners.clone(),
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         self.transfer = Some(Running {
@@ -1469,7 +1588,7 @@ impl Session {
                     ),
                     TransferError::Data(DataError::NotResumed) => reply(
                         Code::CantOpenData,
-                        "Data connection refused: it must resume the control connection's TLS session (tls_data_reuse = \"require\").",
+                        "Data connection refused: it must resume a TLS session of this login (tls_data_reuse = \"require\").",
                     ),
                     TransferError::Stalled(_) => reply(
                         Code::TransferAborted,
@@ -1551,7 +1670,7 @@ fn command_list_args(arg: &[u8]) -> ListArgs {
     }
 }
 
-fn perm_fact(e: &Entry, perms: crate::auth::Perms) -> Vec<u8> {
+fn perm_fact(e: &Entry, perms: Perms) -> Vec<u8> {
     if e.kind == Kind::Dir {
         perms.dir_fact()
     } else {

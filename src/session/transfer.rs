@@ -18,6 +18,7 @@ use crate::config::TlsReuse;
 use crate::datachan::{DataError, DataSetup};
 use crate::error::Error;
 use crate::limits::TRANSFER_BUFFER;
+use crate::tls::{SessionToken, TokenOwners};
 use wharf_proto::ascii;
 
 /// What to move.
@@ -59,6 +60,12 @@ pub struct Params {
     /// PROT P: the data connection is TLS, with wharf as the server.
     pub tls: Option<TlsAcceptor>,
     pub reuse: TlsReuse,
+    /// The control connection's session identity, for the reuse check.
+    pub token: SessionToken,
+    /// The logged-in user and who owns which token, for the reuse check.
+    pub user: String,
+    pub peer: IpAddr,
+    pub owners: Arc<TokenOwners>,
 }
 
 /// What a finished transfer reports.
@@ -86,10 +93,21 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         progress,
         tls,
         reuse,
+        token,
+        user,
+        peer,
+        owners,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
-    let (is_tls, resumed) = (stream.is_tls(), stream.resumed());
+    let is_tls = stream.is_tls();
+    let resumed_token = stream.resumed_token();
+    let resumed = resumed_token.is_some_and(|t| owners.accepts(&t, &token, &user, peer));
     if is_tls && reuse == TlsReuse::Require && !resumed {
+        tracing::info!(
+            resumed_any = resumed_token.is_some(),
+            resumed_any_kind = ?stream.handshake_kind(),
+            "data connection did not resume a session of this user"
+        );
         return Err(DataError::NotResumed.into());
     }
     let p = Meter { stall, progress };

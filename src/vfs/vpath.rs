@@ -79,6 +79,13 @@ impl VPath {
         self.0.split(|b| *b == b'/').filter(|c| !c.is_empty())
     }
 
+    /// Whether `self` is `dir` or lies below it.
+    pub fn is_within(&self, dir: &VPath) -> bool {
+        dir.is_root()
+            || self.0 == dir.0
+            || (self.0.starts_with(&dir.0) && self.0.get(dir.0.len()) == Some(&b'/'))
+    }
+
     /// The last name, or `None` for the root.
     pub fn file_name(&self) -> Option<&[u8]> {
         self.components().last()

@@ -53,6 +53,8 @@ impl TestServer {
             root: root.path().to_path_buf(),
             anonymous: AnonymousMode::Read,
             data_connect_timeout: 5,
+            // Tests that count on the delay set it themselves.
+            login_failure_delay_ms: 0,
             users: vec![UserConfig::new(USER, judge_hash())],
             ..Config::default()
         };
@@ -179,7 +181,20 @@ impl Reply {
 
 impl Ctrl {
     pub fn connect(addr: SocketAddr) -> Ctrl {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Ctrl::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects from another loopback address (e.g. 127.0.0.2), to test per-address rules.
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Ctrl {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.bind(&SocketAddr::new(from, 0).into())
+            .expect("bind source");
+        sock.connect(&addr.into()).expect("connect");
+        Ctrl::from_stream(sock.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> Ctrl {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -1,12 +1,15 @@
 //! wharf's integration tests: one binary, an in-process server per test on loopback
 //! port 0, driven by a raw client and by real FTP clients.
 
+mod access;
 mod cli;
 mod clients_curl;
 mod clients_ftplib;
 mod clients_lftp;
 mod clients_misc;
+mod clients_tls;
 mod clients_util;
 mod harness;
+mod limits;
 mod protocol;
 mod tls;

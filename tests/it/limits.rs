@@ -1,0 +1,134 @@
+//! Limits and defences: session caps (total, per address, per user), the login timeout,
+//! failed-login delays and bans, the banner.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn the_session_over_the_total_gets_421() {
+    let s = TestServer::with(|cfg| cfg.max_sessions = 2);
+    let _a = Ctrl::connect(s.v4);
+    let _b = Ctrl::connect(s.v4);
+    let mut c = std::net::TcpStream::connect(s.v4).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut c, &mut got).unwrap();
+    assert!(got.starts_with("421 "), "{got}");
+    assert!(got.contains("Too many sessions"), "{got}");
+    drop(_a);
+    // A place frees up when a session ends (wait for the server to notice the close).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = std::net::TcpStream::connect(s.v4).unwrap();
+        let mut first = [0u8; 3];
+        std::io::Read::read_exact(&mut probe, &mut first).unwrap();
+        if &first == b"220" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn per_address_limit_does_not_touch_other_addresses() {
+    let s = TestServer::with(|cfg| cfg.max_sessions_per_ip = 1);
+    let _a = Ctrl::connect(s.v4);
+    let mut c = std::net::TcpStream::connect(s.v4).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut c, &mut got).unwrap();
+    assert!(
+        got.starts_with("421 ") && got.contains("your address"),
+        "{got}"
+    );
+    let mut other = Ctrl::connect_from(s.v4, "127.0.0.2".parse().unwrap());
+    other.login(USER, PASS);
+}
+
+#[test]
+fn per_user_limit() {
+    let s = TestServer::with(|cfg| cfg.max_sessions_per_user = 1);
+    let mut a = s.login();
+    let mut b = Ctrl::connect(s.v4);
+    assert_eq!(b.cmd("USER judge").code, 331);
+    let r = b.cmd("PASS pw");
+    assert_eq!(r.code, 421, "{}", r.text());
+    assert!(b.is_closed());
+    // Anonymous is another user; and the first session still works.
+    let mut anon = Ctrl::connect(s.v4);
+    anon.login("anonymous", "x");
+    assert_eq!(a.cmd("NOOP").code, 200);
+    // Logging out (REIN) frees the user's place.
+    assert_eq!(a.cmd("REIN").code, 220);
+    let mut c = Ctrl::connect(s.v4);
+    c.login(USER, PASS);
+}
+
+#[test]
+fn login_timeout_closes_a_session_that_never_logs_in() {
+    let s = TestServer::with(|cfg| cfg.login_timeout = 1);
+    let mut c = Ctrl::connect(s.v4);
+    let start = Instant::now();
+    // Commands do not extend the login deadline.
+    c.cmd("NOOP");
+    let r = c.read_reply();
+    assert_eq!(r.code, 421);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn the_sixth_failure_bans_the_address_only() {
+    let s = TestServer::with(|cfg| cfg.max_login_failures = 5);
+    let mut c = Ctrl::connect(s.v4);
+    for i in 1..=5 {
+        assert_eq!(c.cmd("USER judge").code, 331);
+        assert_eq!(c.cmd("PASS wrong").code, 530, "failure {i}");
+    }
+    assert_eq!(c.cmd("USER judge").code, 331);
+    let r = c.cmd("PASS wrong");
+    assert_eq!(r.code, 421, "{}", r.text());
+    assert!(c.is_closed());
+    // New connections from the banned address are refused, even with the right password.
+    let mut again = std::net::TcpStream::connect(s.v4).unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut again, &mut got).unwrap();
+    assert!(got.starts_with("421 ") && got.contains("banned"), "{got}");
+    // Another address still logs in.
+    let mut other = Ctrl::connect_from(s.v4, "127.0.0.2".parse().unwrap());
+    other.login(USER, PASS);
+    // The ban is listed.
+    let bans = s.shared.guard.bans(Instant::now());
+    assert_eq!(bans.len(), 1);
+    assert_eq!(bans[0].ip, "127.0.0.1".parse::<std::net::IpAddr>().unwrap());
+}
+
+#[test]
+fn failed_logins_are_delayed_more_each_time() {
+    let s = TestServer::with(|cfg| cfg.login_failure_delay_ms = 150);
+    let mut c = Ctrl::connect(s.v4);
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        c.cmd("USER judge");
+        let t = Instant::now();
+        assert_eq!(c.cmd("PASS wrong").code, 530);
+        took.push(t.elapsed());
+    }
+    assert!(took[0] >= Duration::from_millis(150), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(600), "{took:?}");
+    // A success resets the count.
+    c.login(USER, PASS);
+}
+
+#[test]
+fn banner_is_configurable_and_hides_the_version_by_default() {
+    let s = TestServer::with(|cfg| cfg.banner = "Scanner drop box".into());
+    let c = Ctrl::connect(s.v4);
+    assert_eq!(c.greeting.raw, b"220 Scanner drop box\r\n");
+    let s = TestServer::start();
+    let c = Ctrl::connect(s.v4);
+    assert!(!c.greeting.text().contains(env!("CARGO_PKG_VERSION")));
+    let s = TestServer::with(|cfg| cfg.banner_version = true);
+    let c = Ctrl::connect(s.v4);
+    assert!(c.greeting.text().contains(env!("CARGO_PKG_VERSION")));
+}
