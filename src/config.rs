@@ -62,6 +62,17 @@ pub enum Collision {
     Unique,
 }
 
+/// What happens to the data of an atomic upload that fails or is aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailedUploads {
+    /// Removed: nothing appears under the final name.
+    #[default]
+    Delete,
+    /// Stored under the final name as far as it got, so the client can resume with REST.
+    Keep,
+}
+
 /// Event log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +241,9 @@ pub struct UserConfig {
     /// Sessions at once for this user (overrides `max_sessions_per_user`; 0 = no limit).
     #[serde(default)]
     pub max_sessions: Option<usize>,
+    /// Overrides the global `atomic_uploads` for this user.
+    #[serde(default)]
+    pub atomic_uploads: Option<bool>,
     /// Overrides the global `tls` for this user.
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -254,6 +268,7 @@ impl UserConfig {
             enabled: true,
             allow_from: Vec::new(),
             max_sessions: None,
+            atomic_uploads: None,
             tls: None,
             tls_data: None,
             tls_data_reuse: None,
@@ -318,6 +333,11 @@ pub struct Config {
     pub deny_users: Vec<String>,
     /// Drop box (`anonymous = "upload"`): what to do when an uploaded name exists.
     pub upload_collision: Collision,
+    /// Uploads go to a hidden temporary name and appear under their own name only when
+    /// complete. Unset: on for anonymous logins, off for users.
+    pub atomic_uploads: Option<bool>,
+    /// What an atomic upload that fails leaves behind.
+    pub failed_uploads: FailedUploads,
     /// Passive ports; unset means any free port the kernel picks.
     pub passive_ports: Option<PortRange>,
     /// The address announced in PASV replies (for NAT); unset means the local address of
@@ -391,6 +411,8 @@ impl Default for Config {
             anonymous_dirs: Vec::new(),
             deny_users: Vec::new(),
             upload_collision: Collision::Refuse,
+            atomic_uploads: None,
+            failed_uploads: FailedUploads::Delete,
             passive_ports: None,
             public_address: None,
             passive_peer_check: true,

@@ -191,6 +191,7 @@ pub struct User {
     pub root: PathBuf,
     pub home: Vec<u8>,
     pub rules: Arc<Rules>,
+    pub atomic: bool,
     pub enabled: bool,
     pub allow_from: Vec<ipnet::IpNet>,
 }
@@ -204,6 +205,8 @@ pub struct Grant {
     pub home: Vec<u8>,
     pub rules: Arc<Rules>,
     pub collision: Collision,
+    /// Uploads land under their name only when complete.
+    pub atomic: bool,
 }
 
 /// Every login rule of one configuration.
@@ -212,6 +215,7 @@ pub struct Authenticator {
     users: Vec<Arc<User>>,
     anonymous: AnonymousMode,
     anonymous_rules: Arc<Rules>,
+    anonymous_atomic: bool,
     deny: Vec<String>,
     anonymous_root: PathBuf,
     collision: Collision,
@@ -253,6 +257,7 @@ impl Authenticator {
                     root: u.root.clone().unwrap_or_else(|| config.root.clone()),
                     home: u.home.clone().unwrap_or_else(|| "/".into()).into_bytes(),
                     rules: Arc::new(Rules::new(Perms::from_list(&u.permissions), &u.dirs)),
+                    atomic: u.atomic_uploads.or(config.atomic_uploads).unwrap_or(false),
                     enabled: u.enabled,
                     allow_from: u.allow_from.clone(),
                 })
@@ -266,6 +271,7 @@ impl Authenticator {
             users,
             anonymous: config.anonymous,
             anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
+            anonymous_atomic: config.atomic_uploads.unwrap_or(true),
             deny: config.deny_users.clone(),
             anonymous_root: config.anonymous_root().to_path_buf(),
             collision: config.upload_collision,
@@ -296,6 +302,7 @@ impl Authenticator {
                 home: b"/".to_vec(),
                 rules: self.anonymous_rules.clone(),
                 collision: self.collision,
+                atomic: self.anonymous_atomic,
             });
         }
         let hash = user
@@ -315,6 +322,7 @@ impl Authenticator {
             home: user.home.clone(),
             rules: user.rules.clone(),
             collision: Collision::Refuse,
+            atomic: user.atomic,
         })
     }
 

@@ -217,6 +217,19 @@ struct Running {
     path: VPath,
     started: Instant,
     done: Reply,
+    /// An atomic upload still to be moved under its name.
+    commit: Option<Commit>,
+}
+
+/// Where an atomic upload goes when it completes.
+#[derive(Debug, Clone)]
+struct Commit {
+    temp: VPath,
+    target: VPath,
+    /// Replace an existing file (the login may overwrite), else never overwrite.
+    replace: bool,
+    /// On a name collision, take the next free `name.N` instead of refusing.
+    unique: bool,
 }
 
 struct Session {
@@ -322,8 +335,12 @@ impl Session {
                 Ok(Flow::Quit) | Err(_) => break,
             }
         }
-        if let Some(t) = self.transfer.take() {
+        if let Some(mut t) = self.transfer.take() {
             t.handle.abort();
+            let _ = (&mut t.handle).await;
+            if let Some(commit) = t.commit.take() {
+                let _ = self.settle_upload(&commit, false).await;
+            }
         }
         // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
@@ -1262,6 +1279,12 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
+        // Uploads in progress are not there yet.
+        let mut entries = entries;
+        entries.retain(|e| {
+            !e.name
+                .starts_with(crate::vfs::UPLOAD_TEMP_PREFIX.as_bytes())
+        });
         let perms_of = |e: &Entry| -> Perms {
             let Some(rules) = &rules else {
                 return Perms::NONE;
@@ -1340,6 +1363,7 @@ impl Session {
             Direction::Listing,
             target,
             reply(Code::ClosingData, "Directory send OK."),
+            None,
         )
         .await
     }
@@ -1379,6 +1403,7 @@ impl Session {
             Direction::Download,
             target,
             reply(Code::ClosingData, "Transfer complete."),
+            None,
         )
         .await
     }
@@ -1441,25 +1466,43 @@ impl Session {
             }
         };
         self.need_data()?;
-        let (file, target) = match jail.open_write(&target, mode).await {
-            Ok(f) => (f, target),
-            Err(Error::Exists) if unique => unique_create(jail, &target).await?,
-            Err(e) => return Err(e.reply(Op::Store)),
+        let requested = target.clone();
+        let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
+            && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew);
+        let (file, target, commit) = if atomic {
+            // Refuse a taken name now rather than after the whole upload.
+            let mut target = target;
+            if mode == WriteMode::CreateNew
+                && jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?
+            {
+                if !unique {
+                    return Err(Error::Exists.reply(Op::Store));
+                }
+                target = free_name(jail, &target).await?;
+            }
+            let temp = target.upload_temp();
+            let file = jail
+                .open_write(&temp, WriteMode::CreateNew)
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            let commit = Commit {
+                temp,
+                target: target.clone(),
+                replace: mode == WriteMode::Truncate,
+                unique,
+            };
+            (file, target, Some(commit))
+        } else {
+            match jail.open_write(&target, mode).await {
+                Ok(f) => (f, target, None),
+                Err(Error::Exists) if unique => {
+                    let (f, t) = unique_create(jail, &target).await?;
+                    (f, t, None)
+                }
+                Err(e) => return Err(e.reply(Op::Store)),
+            }
         };
         let stou = matches!(how, Store::Stou(_));
-        let renamed = stou
-            || (unique
-                && !matches!(how, Store::Stou(_))
-                && target.as_bytes()
-                    != self
-                        .resolve(
-                            match &how {
-                                Store::Stor(a) | Store::Appe(a) => a,
-                                Store::Stou(_) => &[],
-                            },
-                            Op::Store,
-                        )?
-                        .as_bytes());
         let name = target.file_name().unwrap_or(b"").to_vec();
         let opening = if stou {
             let mut text = b"FILE: ".to_vec();
@@ -1468,20 +1511,14 @@ impl Session {
         } else {
             reply(Code::OpeningData, "Ok to send data.")
         };
-        let done = if renamed {
-            let mut text = b"Transfer complete; stored as ".to_vec();
-            text.extend_from_slice(&name);
-            text.push(b'.');
-            Reply::new(Code::ClosingData, text)
-        } else {
-            reply(Code::ClosingData, "Transfer complete.")
-        };
+        let done = done_reply(&target, stou || target != requested);
         self.start(
             Job::Receive { file, ascii },
             opening,
             Direction::Upload,
             target,
             done,
+            commit,
         )
         .await
     }
@@ -1494,6 +1531,7 @@ impl Session {
         direction: Direction,
         path: VPath,
         done: Reply,
+        commit: Option<Commit>,
     ) -> Result<Option<Reply>, Reply> {
         if !self.prot_private && self.data_policy() == TlsData::Required {
             return Err(reply(
@@ -1536,7 +1574,35 @@ impl Session {
             path,
             started: Instant::now(),
             done,
+            commit,
         });
+        Ok(None)
+    }
+
+    /// Whether the client has closed the control connection, without waiting. A line that
+    /// is already there is queued, not lost.
+    async fn control_closed_now(&mut self) -> bool {
+        match tokio::time::timeout(Duration::ZERO, self.ctrl.next()).await {
+            Ok(Event::Closed) => true,
+            Ok(Event::Line(line)) => {
+                self.queued.push_front(line);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends an atomic upload: moves it under its name when it completed (or when failed
+    /// uploads are kept), else removes it. Returns the name it was stored under.
+    async fn settle_upload(&self, c: &Commit, completed: bool) -> Result<Option<VPath>, Reply> {
+        let Some(login) = &self.login else {
+            return Ok(None);
+        };
+        let keep = self.shared.config.failed_uploads == crate::config::FailedUploads::Keep;
+        if completed || keep {
+            return commit_upload(&login.jail, c).await.map(Some);
+        }
+        let _ = login.jail.remove_file(&c.temp).await;
         Ok(None)
     }
 
@@ -1558,14 +1624,38 @@ impl Session {
         &mut self,
         res: Result<Result<Outcome, TransferError>, JoinError>,
     ) -> std::io::Result<()> {
-        let Some(t) = self.transfer.take() else {
+        let Some(mut t) = self.transfer.take() else {
             return Ok(());
         };
         let bytes = t.progress.load(Ordering::Relaxed);
+        let mut ok = matches!(&res, Ok(Ok(_)))
+            || matches!(&res, Ok(Err(TransferError::Data(DataError::Tls(e))))
+                if t.direction == Direction::Upload
+                    && e.kind() == std::io::ErrorKind::UnexpectedEof);
+        // A client killed mid-upload closes both connections; the data connection's end
+        // looks like a complete file. If the control connection is gone too, it was not.
+        if ok && t.commit.is_some() && self.control_closed_now().await {
+            ok = false;
+        }
+        let mut done = t.done.clone();
+        if let Some(commit) = t.commit.take() {
+            match self.settle_upload(&commit, ok).await {
+                Ok(Some(stored)) if stored != commit.target => {
+                    t.path = stored.clone();
+                    done = done_reply(&stored, true);
+                }
+                Ok(_) => {}
+                Err(r) if ok => {
+                    self.log_transfer(&t, bytes, "commit failed", None);
+                    return self.send(r).await;
+                }
+                Err(_) => {}
+            }
+        }
         let r = match res {
             Ok(Ok(o)) => {
                 self.log_transfer(&t, o.bytes, "ok", Some(o));
-                t.done.clone()
+                done
             }
             // A client that ends a 0-byte TLS upload before the data handshake completes
             // (Node basic-ftp) has sent an empty file; the file is already there.
@@ -1574,7 +1664,7 @@ impl Session {
                     && e.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
                 self.log_transfer(&t, 0, "ok (empty, data TLS cut short)", None);
-                t.done.clone()
+                done
             }
             Ok(Err(e)) => {
                 self.log_transfer(&t, bytes, &e.to_string(), None);
@@ -1628,6 +1718,9 @@ impl Session {
         }
         t.handle.abort();
         let _ = (&mut t.handle).await;
+        if let Some(commit) = t.commit.take() {
+            let _ = self.settle_upload(&commit, false).await;
+        }
         self.log_transfer(&t, t.progress.load(Ordering::Relaxed), "aborted", None);
         self.send(reply(
             Code::TransferAborted,
@@ -1676,6 +1769,59 @@ fn perm_fact(e: &Entry, perms: Perms) -> Vec<u8> {
     } else {
         perms.file_fact()
     }
+}
+
+/// The 226 of an upload; names the stored file when it is not the one asked for.
+fn done_reply(target: &VPath, name_it: bool) -> Reply {
+    if !name_it {
+        return reply(Code::ClosingData, "Transfer complete.");
+    }
+    let mut text = b"Transfer complete; stored as ".to_vec();
+    text.extend_from_slice(target.file_name().unwrap_or(b""));
+    text.push(b'.');
+    Reply::new(Code::ClosingData, text)
+}
+
+/// The first of `name.1`, `name.2`, … next to `target` that does not exist.
+async fn free_name(jail: &Jail, target: &VPath) -> Result<VPath, Reply> {
+    let base = target.file_name().unwrap_or(b"file").to_vec();
+    for i in 1..=limits::MAX_UNIQUE_TRIES {
+        let mut name = base.clone();
+        name.extend_from_slice(format!(".{i}").as_bytes());
+        let candidate = target.with_name(&name).map_err(|e| e.reply(Op::Store))?;
+        if !jail
+            .exists(&candidate)
+            .await
+            .map_err(|e| e.reply(Op::Store))?
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Exists.reply(Op::Store))
+}
+
+/// Moves a finished atomic upload under its name. Returns the name it got.
+async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
+    if c.replace {
+        jail.rename(&c.temp, &c.target)
+            .await
+            .map_err(|e| e.reply(Op::Store))?;
+        return Ok(c.target.clone());
+    }
+    // A hard link never replaces: a name taken meanwhile is refused or skipped.
+    let mut target = c.target.clone();
+    loop {
+        match jail.link(&c.temp, &target).await {
+            Ok(()) => break,
+            Err(Error::Exists) if c.unique => target = free_name(jail, &c.target).await?,
+            Err(e) => {
+                let _ = jail.remove_file(&c.temp).await;
+                return Err(e.reply(Op::Store));
+            }
+        }
+    }
+    let _ = jail.remove_file(&c.temp).await;
+    Ok(target)
 }
 
 /// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.

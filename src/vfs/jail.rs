@@ -209,6 +209,14 @@ impl Jail {
         blocking(move || Ok(dir.rename(from.relative(), &dir, to.relative())?)).await
     }
 
+    /// Gives the file at `from` the name `to` too, failing with `Exists` if `to` is taken:
+    /// the no-overwrite commit of an atomic upload.
+    pub async fn link(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let (from, to) = (from.clone(), to.clone());
+        blocking(move || Ok(dir.hard_link(from.relative(), &dir, to.relative())?)).await
+    }
+
     pub async fn chmod(&self, path: &VPath, mode: u32) -> Result<(), Error> {
         let dir = self.dir.clone();
         let path = path.clone();

@@ -9,4 +9,4 @@ mod jail;
 mod vpath;
 
 pub use jail::{Jail, WriteMode};
-pub use vpath::{MAX_NAME, MAX_PATH, VPath};
+pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};

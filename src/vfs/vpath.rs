@@ -15,6 +15,9 @@ pub const MAX_PATH: usize = 4096;
 /// The longest single name, in bytes (the common filesystem limit).
 pub const MAX_NAME: usize = 255;
 
+/// Names of uploads in progress start with this; listings hide them.
+pub const UPLOAD_TEMP_PREFIX: &str = ".wharf-upload.";
+
 /// A normalised absolute path inside a jail: `/` or `/a/b`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VPath(Vec<u8>);
@@ -106,6 +109,16 @@ impl VPath {
             return Err(Error::InvalidName);
         }
         self.parent().resolve(name)
+    }
+
+    /// A hidden sibling for an upload in progress: `.wharf-upload.<random>.<name>`.
+    pub fn upload_temp(&self) -> VPath {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        let mut name = format!("{UPLOAD_TEMP_PREFIX}{:016x}.", OsRng.next_u64()).into_bytes();
+        let own = self.file_name().unwrap_or(b"upload");
+        let room = MAX_NAME.saturating_sub(name.len());
+        name.extend_from_slice(&own[..own.len().min(room)]);
+        self.with_name(&name).unwrap_or_else(|_| self.clone())
     }
 
     /// The path relative to the jail root, for the backend (never absolute, never `..`).

@@ -13,3 +13,8 @@ mod harness;
 mod limits;
 mod protocol;
 mod tls;
+mod uploads;
+
+// The fuzz corpus of path resolution, replayed by `cargo test`.
+#[path = "../../fuzz/replay_path.rs"]
+mod replay_path;
