@@ -244,6 +244,11 @@ pub struct UserConfig {
     /// Overrides the global `atomic_uploads` for this user.
     #[serde(default)]
     pub atomic_uploads: Option<bool>,
+    /// Bytes per second for this user's uploads / downloads (0 = unlimited).
+    #[serde(default)]
+    pub rate_up: Option<u64>,
+    #[serde(default)]
+    pub rate_down: Option<u64>,
     /// Overrides the global `tls` for this user.
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -269,6 +274,8 @@ impl UserConfig {
             allow_from: Vec::new(),
             max_sessions: None,
             atomic_uploads: None,
+            rate_up: None,
+            rate_down: None,
             tls: None,
             tls_data: None,
             tls_data_reuse: None,
@@ -369,6 +376,12 @@ pub struct Config {
     /// Milliseconds of delay after a failed login; doubles with each further failure from
     /// the same address, up to 5 s.
     pub login_failure_delay_ms: u64,
+    /// Bandwidth per user in bytes per second, shared by all of a user's transfers
+    /// (0 = unlimited); `[[user]]` can override. Anonymous logins share one allowance.
+    pub rate_up: u64,
+    pub rate_down: u64,
+    pub anonymous_rate_up: u64,
+    pub anonymous_rate_down: u64,
     /// The text of the 220 greeting.
     pub banner: String,
     /// Append wharf's version to the greeting.
@@ -429,6 +442,10 @@ impl Default for Config {
             login_failure_window: 300,
             ban_time: 900,
             login_failure_delay_ms: 500,
+            rate_up: 0,
+            rate_down: 0,
+            anonymous_rate_up: 0,
+            anonymous_rate_down: 0,
             banner: "wharf FTP server ready.".into(),
             banner_version: false,
             tls: TlsMode::Off,

@@ -31,6 +31,8 @@ pub struct Shared {
     pub tls_owners: Arc<crate::tls::TokenOwners>,
     /// Failed logins and bans.
     pub guard: Guard,
+    /// Bandwidth allowances per user.
+    pub buckets: crate::limits::Buckets,
     next_id: AtomicU64,
 }
 
@@ -63,6 +65,7 @@ impl Shared {
             sessions: Arc::new(Sessions::default()),
             tls_owners: Arc::default(),
             guard: Guard::default(),
+            buckets: Default::default(),
             config,
             next_id: AtomicU64::new(1),
         })

@@ -192,6 +192,8 @@ pub struct User {
     pub home: Vec<u8>,
     pub rules: Arc<Rules>,
     pub atomic: bool,
+    pub rate_up: u64,
+    pub rate_down: u64,
     pub enabled: bool,
     pub allow_from: Vec<ipnet::IpNet>,
 }
@@ -207,6 +209,9 @@ pub struct Grant {
     pub collision: Collision,
     /// Uploads land under their name only when complete.
     pub atomic: bool,
+    /// Bytes per second, up and down (0 = unlimited).
+    pub rate_up: u64,
+    pub rate_down: u64,
 }
 
 /// Every login rule of one configuration.
@@ -216,6 +221,7 @@ pub struct Authenticator {
     anonymous: AnonymousMode,
     anonymous_rules: Arc<Rules>,
     anonymous_atomic: bool,
+    anonymous_rates: (u64, u64),
     deny: Vec<String>,
     anonymous_root: PathBuf,
     collision: Collision,
@@ -258,6 +264,8 @@ impl Authenticator {
                     home: u.home.clone().unwrap_or_else(|| "/".into()).into_bytes(),
                     rules: Arc::new(Rules::new(Perms::from_list(&u.permissions), &u.dirs)),
                     atomic: u.atomic_uploads.or(config.atomic_uploads).unwrap_or(false),
+                    rate_up: u.rate_up.unwrap_or(config.rate_up),
+                    rate_down: u.rate_down.unwrap_or(config.rate_down),
                     enabled: u.enabled,
                     allow_from: u.allow_from.clone(),
                 })
@@ -272,6 +280,7 @@ impl Authenticator {
             anonymous: config.anonymous,
             anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
             anonymous_atomic: config.atomic_uploads.unwrap_or(true),
+            anonymous_rates: (config.anonymous_rate_up, config.anonymous_rate_down),
             deny: config.deny_users.clone(),
             anonymous_root: config.anonymous_root().to_path_buf(),
             collision: config.upload_collision,
@@ -303,6 +312,8 @@ impl Authenticator {
                 rules: self.anonymous_rules.clone(),
                 collision: self.collision,
                 atomic: self.anonymous_atomic,
+                rate_up: self.anonymous_rates.0,
+                rate_down: self.anonymous_rates.1,
             });
         }
         let hash = user
@@ -323,6 +334,8 @@ impl Authenticator {
             rules: user.rules.clone(),
             collision: Collision::Refuse,
             atomic: user.atomic,
+            rate_up: user.rate_up,
+            rate_down: user.rate_down,
         })
     }
 

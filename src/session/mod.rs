@@ -1565,6 +1565,14 @@ impl Session {
                 .unwrap_or_default(),
             peer: self.peer,
             owners: self.shared.tls_owners.clone(),
+            bucket: self.login.as_ref().and_then(|l| {
+                let g = &l.grant;
+                match direction {
+                    Direction::Upload => self.shared.buckets.get(&g.user, true, g.rate_up),
+                    Direction::Download => self.shared.buckets.get(&g.user, false, g.rate_down),
+                    Direction::Listing => None,
+                }
+            }),
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         self.transfer = Some(Running {

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::TlsReuse;
 use crate::datachan::{DataError, DataSetup};
 use crate::error::Error;
-use crate::limits::TRANSFER_BUFFER;
+use crate::limits::{Bucket, TRANSFER_BUFFER};
 use crate::tls::{SessionToken, TokenOwners};
 use wharf_proto::ascii;
 
@@ -66,6 +66,8 @@ pub struct Params {
     pub user: String,
     pub peer: IpAddr,
     pub owners: Arc<TokenOwners>,
+    /// The user's bandwidth allowance for this direction, if limited.
+    pub bucket: Option<Arc<Bucket>>,
 }
 
 /// What a finished transfer reports.
@@ -81,6 +83,20 @@ pub struct Outcome {
 struct Meter {
     stall: Duration,
     progress: Arc<AtomicU64>,
+    bucket: Option<Arc<Bucket>>,
+}
+
+impl Meter {
+    /// How much to move at a time: the whole buffer, or small steps under a rate limit.
+    fn chunk(&self) -> usize {
+        self.bucket.as_ref().map_or(TRANSFER_BUFFER, |b| b.chunk())
+    }
+
+    async fn pace(&self, n: usize) {
+        if let Some(b) = &self.bucket {
+            b.take(n).await;
+        }
+    }
 }
 
 /// Runs one transfer to its end. Returns the bytes moved on the wire.
@@ -97,6 +113,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         user,
         peer,
         owners,
+        bucket,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
     let is_tls = stream.is_tls();
@@ -110,7 +127,11 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         );
         return Err(DataError::NotResumed.into());
     }
-    let p = Meter { stall, progress };
+    let p = Meter {
+        stall,
+        progress,
+        bucket,
+    };
     let moved = match job {
         Job::Listing(bytes) => {
             io_stall(p.stall, stream.write_all(&bytes))
@@ -165,8 +186,9 @@ async fn send(
     };
     let mut total = 0u64;
     loop {
+        let want = p.chunk();
         let n = file
-            .read(&mut buf)
+            .read(&mut buf[..want])
             .await
             .map_err(|e| TransferError::File(e.into()))?;
         if n == 0 {
@@ -183,6 +205,7 @@ async fn send(
                 chunk = &chunk[s..];
             }
         }
+        p.pace(chunk.len()).await;
         io_stall(p.stall, out.write_all(chunk))
             .await?
             .map_err(TransferError::Network)?;
@@ -203,7 +226,8 @@ async fn receive(
     let mut decoder = ascii::Decoder::default();
     let mut total = 0u64;
     loop {
-        let n = match io_stall(p.stall, input.read(&mut buf)).await? {
+        let want = p.chunk();
+        let n = match io_stall(p.stall, input.read(&mut buf[..want])).await? {
             Ok(n) => n,
             // Many clients end a TLS upload without close_notify; the bytes are all there.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
@@ -212,6 +236,7 @@ async fn receive(
         if n == 0 {
             break;
         }
+        p.pace(n).await;
         total += n as u64;
         p.progress.store(total, Ordering::Relaxed);
         let chunk = if ascii {

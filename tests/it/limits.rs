@@ -132,3 +132,36 @@ fn banner_is_configurable_and_hides_the_version_by_default() {
     let c = Ctrl::connect(s.v4);
     assert!(c.greeting.text().contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn bandwidth_limits_per_user_and_for_anonymous() {
+    const MIB: usize = 1 << 20;
+    let s = TestServer::with(|cfg| {
+        cfg.users[0].rate_down = Some(MIB as u64);
+        cfg.users[0].rate_up = Some(MIB as u64);
+        cfg.anonymous_rate_down = 4 * MIB as u64;
+    });
+    let data = bytes(2 * MIB, 31);
+    std::fs::write(s.path("two.bin"), &data).unwrap();
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let t = Instant::now();
+    let (r, got) = c.retr("RETR two.bin");
+    let down = t.elapsed();
+    assert_eq!((r.code, got.len()), (226, data.len()));
+    assert!(down >= Duration::from_millis(1700), "2 MiB at 1 MiB/s took {down:?}");
+    assert!(down < Duration::from_secs(6), "{down:?}");
+    let t = Instant::now();
+    let (_, r) = c.stor("STOR up.bin", &data);
+    let up = t.elapsed();
+    assert_eq!(r.code, 226);
+    assert!(up >= Duration::from_millis(1700), "2 MiB up at 1 MiB/s took {up:?}");
+    // Anonymous has its own, higher allowance.
+    let mut a = Ctrl::connect(s.v4);
+    a.login("anonymous", "x");
+    a.cmd("TYPE I");
+    let t = Instant::now();
+    let (r, _) = a.retr("RETR two.bin");
+    assert_eq!(r.code, 226);
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+}
