@@ -345,6 +345,14 @@ pub struct Config {
     pub atomic_uploads: Option<bool>,
     /// What an atomic upload that fails leaves behind.
     pub failed_uploads: FailedUploads,
+    /// A command (argv, no shell) run after each stored file, with WHARF_PATH, WHARF_FILE,
+    /// WHARF_USER, WHARF_CLIENT and WHARF_SIZE in its environment.
+    pub upload_hook: Vec<String>,
+    /// A URL that receives a JSON POST after each stored file.
+    pub upload_hook_url: Option<String>,
+    /// Hooks running at once, and seconds each may take.
+    pub hook_concurrency: usize,
+    pub hook_timeout: u64,
     /// Passive ports; unset means any free port the kernel picks.
     pub passive_ports: Option<PortRange>,
     /// The address announced in PASV replies (for NAT); unset means the local address of
@@ -426,6 +434,10 @@ impl Default for Config {
             upload_collision: Collision::Refuse,
             atomic_uploads: None,
             failed_uploads: FailedUploads::Delete,
+            upload_hook: Vec::new(),
+            upload_hook_url: None,
+            hook_concurrency: 4,
+            hook_timeout: 30,
             passive_ports: None,
             public_address: None,
             passive_peer_check: true,

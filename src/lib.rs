@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod datachan;
 pub mod error;
+pub mod hooks;
 pub mod limits;
 pub mod observe;
 pub mod server;

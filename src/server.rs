@@ -33,6 +33,7 @@ pub struct Shared {
     pub guard: Guard,
     /// Bandwidth allowances per user.
     pub buckets: crate::limits::Buckets,
+    pub hooks: crate::hooks::Hooks,
     next_id: AtomicU64,
 }
 
@@ -66,6 +67,7 @@ impl Shared {
             tls_owners: Arc::default(),
             guard: Guard::default(),
             buckets: Default::default(),
+            hooks: crate::hooks::Hooks::new(&config),
             config,
             next_id: AtomicU64::new(1),
         })

@@ -1587,6 +1587,22 @@ impl Session {
         Ok(None)
     }
 
+    /// Tells the upload hooks about a stored file.
+    async fn upload_hook(&self, path: &VPath) {
+        let (Some(login), true) = (&self.login, self.shared.hooks.enabled()) else {
+            return;
+        };
+        let size = login.jail.stat(path).await.map(|e| e.size).unwrap_or(0);
+        self.shared.hooks.uploaded(crate::hooks::UploadEvent {
+            event: "upload",
+            path: lossy(path.as_bytes()),
+            file: login.jail.host_path(path).to_string_lossy().into_owned(),
+            user: login.grant.user.clone(),
+            client: self.peer.to_string(),
+            size,
+        });
+    }
+
     /// Whether the client has closed the control connection, without waiting. A line that
     /// is already there is queued, not lost.
     async fn control_closed_now(&mut self) -> bool {
@@ -1659,6 +1675,9 @@ impl Session {
                 }
                 Err(_) => {}
             }
+        }
+        if ok && t.direction == Direction::Upload {
+            self.upload_hook(&t.path).await;
         }
         let r = match res {
             Ok(Ok(o)) => {

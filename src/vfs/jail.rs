@@ -35,6 +35,8 @@ pub enum WriteMode {
 #[derive(Debug, Clone)]
 pub struct Jail {
     dir: Arc<Dir>,
+    /// The root on disk, only for telling hooks where a file is.
+    root: Arc<std::path::PathBuf>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -71,7 +73,16 @@ impl Jail {
     pub fn open(root: &Path) -> io::Result<Jail> {
         std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
-        Ok(Jail { dir: Arc::new(dir) })
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        Ok(Jail {
+            dir: Arc::new(dir),
+            root: Arc::new(root),
+        })
+    }
+
+    /// Where `path` is on the server's disk: for upload hooks, never for file access.
+    pub fn host_path(&self, path: &VPath) -> std::path::PathBuf {
+        self.root.join(path.relative())
     }
 
     /// Describes one object, following symlinks that stay inside the jail.

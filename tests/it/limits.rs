@@ -149,13 +149,19 @@ fn bandwidth_limits_per_user_and_for_anonymous() {
     let (r, got) = c.retr("RETR two.bin");
     let down = t.elapsed();
     assert_eq!((r.code, got.len()), (226, data.len()));
-    assert!(down >= Duration::from_millis(1700), "2 MiB at 1 MiB/s took {down:?}");
+    assert!(
+        down >= Duration::from_millis(1700),
+        "2 MiB at 1 MiB/s took {down:?}"
+    );
     assert!(down < Duration::from_secs(6), "{down:?}");
     let t = Instant::now();
     let (_, r) = c.stor("STOR up.bin", &data);
     let up = t.elapsed();
     assert_eq!(r.code, 226);
-    assert!(up >= Duration::from_millis(1700), "2 MiB up at 1 MiB/s took {up:?}");
+    assert!(
+        up >= Duration::from_millis(1700),
+        "2 MiB up at 1 MiB/s took {up:?}"
+    );
     // Anonymous has its own, higher allowance.
     let mut a = Ctrl::connect(s.v4);
     a.login("anonymous", "x");
@@ -163,5 +169,9 @@ fn bandwidth_limits_per_user_and_for_anonymous() {
     let t = Instant::now();
     let (r, _) = a.retr("RETR two.bin");
     assert_eq!(r.code, 226);
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
 }

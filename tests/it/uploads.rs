@@ -144,3 +144,79 @@ fn failed_uploads_can_be_kept_for_resume() {
         bytes(50_000, 25)
     );
 }
+
+/// Waits (bounded) for a file a hook writes.
+fn wait_for(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with("END\n")
+        {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "hook never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn upload_hook_command_gets_the_upload_in_its_environment() {
+    let out = tempfile::tempdir().unwrap();
+    let record = out.path().join("env.txt");
+    let script = format!(
+        "env | grep ^WHARF_ | sort > {0}.tmp; echo END >> {0}.tmp; mv {0}.tmp {0}",
+        record.display()
+    );
+    let s = TestServer::with(move |cfg| {
+        cfg.upload_hook = vec!["/bin/sh".into(), "-c".into(), script];
+    });
+    std::fs::create_dir(s.path("in")).unwrap();
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let (_, r) = c.stor("STOR in/scan 1.pdf", b"12345");
+    assert_eq!(r.code, 226);
+    let env = wait_for(&record);
+    assert!(env.contains("WHARF_PATH=/in/scan 1.pdf\n"), "{env}");
+    assert!(env.contains("WHARF_USER=judge\n"), "{env}");
+    assert!(env.contains("WHARF_CLIENT=127.0.0.1\n"), "{env}");
+    assert!(env.contains("WHARF_SIZE=5\n"), "{env}");
+    let file = env
+        .lines()
+        .find_map(|l| l.strip_prefix("WHARF_FILE="))
+        .unwrap();
+    assert_eq!(std::fs::read(file).unwrap(), b"12345");
+}
+
+#[test]
+fn upload_hook_url_receives_json_and_a_failing_hook_changes_nothing() {
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/uploaded", http.local_addr().unwrap());
+    let s = TestServer::with(move |cfg| {
+        cfg.upload_hook_url = Some(url);
+        // A command that fails: the FTP reply must not care.
+        cfg.upload_hook = vec!["/bin/false".into()];
+    });
+    let mut c = s.login();
+    let (_, r) = c.stor("STOR a.txt", b"hello");
+    assert_eq!(r.code, 226);
+    let (mut conn, _) = http.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&req).contains("}") {
+        let n = std::io::Read::read(&mut conn, &mut buf).unwrap();
+        assert!(n > 0);
+        req.extend_from_slice(&buf[..n]);
+    }
+    conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let req = String::from_utf8_lossy(&req);
+    assert!(req.starts_with("POST /uploaded"), "{req}");
+    let body = &req[req.find('{').unwrap()..];
+    let json: serde_json::Value = serde_json::from_str(body.trim_end_matches('\0')).unwrap();
+    assert_eq!(json["path"], "/a.txt");
+    assert_eq!(json["user"], "judge");
+    assert_eq!(json["size"], 5);
+    assert_eq!(c.cmd("NOOP").code, 200);
+}

@@ -1,0 +1,126 @@
+//! Upload hooks: after a file is stored, run a command (argv, no shell) and/or POST a JSON
+//! event to a URL. Hooks run in the background with a concurrency limit and a timeout;
+//! their failures are logged and never change the FTP reply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+
+/// What a hook is told about an upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadEvent {
+    pub event: &'static str,
+    /// The path as the client sees it (inside its root).
+    pub path: String,
+    /// The file on the server's disk.
+    pub file: String,
+    pub user: String,
+    pub client: String,
+    pub size: u64,
+}
+
+/// The configured hooks.
+#[derive(Debug)]
+pub struct Hooks {
+    command: Vec<String>,
+    url: Option<String>,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Hooks {
+    pub fn new(config: &Config) -> Hooks {
+        Hooks {
+            command: config.upload_hook.clone(),
+            url: config.upload_hook_url.clone(),
+            slots: Arc::new(Semaphore::new(config.hook_concurrency.max(1))),
+            timeout: Duration::from_secs(config.hook_timeout.max(1)),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.command.is_empty() || self.url.is_some()
+    }
+
+    /// Starts the hooks for one stored file and returns at once.
+    pub fn uploaded(&self, event: UploadEvent) {
+        if !self.enabled() {
+            return;
+        }
+        let command = self.command.clone();
+        let url = self.url.clone();
+        let slots = self.slots.clone();
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            // Waiting for a slot is part of the hook's time, so a backlog cannot grow
+            // without bound behind a stuck hook.
+            let Ok(Ok(_permit)) = tokio::time::timeout(timeout, slots.acquire_owned()).await else {
+                tracing::warn!(path = %event.path, "upload hook skipped: too many hooks running");
+                return;
+            };
+            if !command.is_empty() {
+                run_command(&command, &event, timeout).await;
+            }
+            if let Some(url) = url {
+                post(url, &event, timeout).await;
+            }
+        });
+    }
+}
+
+async fn run_command(argv: &[String], ev: &UploadEvent, timeout: Duration) {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env("WHARF_EVENT", ev.event)
+        .env("WHARF_PATH", &ev.path)
+        .env("WHARF_FILE", &ev.file)
+        .env("WHARF_USER", &ev.user)
+        .env("WHARF_CLIENT", &ev.client)
+        .env("WHARF_SIZE", ev.size.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let result = match cmd.spawn() {
+        Ok(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) if status.success() => return,
+            Ok(Ok(status)) => format!("exited with {status}"),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => {
+                let _ = child.kill().await;
+                format!("timed out after {timeout:?}")
+            }
+        },
+        Err(e) => format!("cannot start: {e}"),
+    };
+    tracing::warn!(command = %argv[0], path = %ev.path, error = %result, "upload hook failed");
+}
+
+async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
+    let body = match serde_json::to_vec(ev) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let shown = url.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    if let Err(e) = result {
+        tracing::warn!(url = %shown, path = %ev.path, error = %e, "upload hook POST failed");
+    }
+}
