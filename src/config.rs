@@ -345,6 +345,19 @@ pub struct Config {
     pub atomic_uploads: Option<bool>,
     /// What an atomic upload that fails leaves behind.
     pub failed_uploads: FailedUploads,
+    /// Permission bits of uploaded files and of made directories (e.g. 0o644, 0o755);
+    /// unset: what the umask leaves of 0o666 / 0o777.
+    pub upload_mode: Option<u32>,
+    pub dir_mode: Option<u32>,
+    /// The process umask, set at start.
+    pub umask: Option<u32>,
+    /// Owner and group of uploaded files and made directories (needs root).
+    pub upload_owner: Option<String>,
+    pub upload_group: Option<String>,
+    /// After binding the listeners, drop root and run as this user (and its group, or
+    /// `run_as_group`), so port 21 works without sessions running as root.
+    pub run_as: Option<String>,
+    pub run_as_group: Option<String>,
     /// A command (argv, no shell) run after each stored file, with WHARF_PATH, WHARF_FILE,
     /// WHARF_USER, WHARF_CLIENT and WHARF_SIZE in its environment.
     pub upload_hook: Vec<String>,
@@ -434,6 +447,13 @@ impl Default for Config {
             upload_collision: Collision::Refuse,
             atomic_uploads: None,
             failed_uploads: FailedUploads::Delete,
+            upload_mode: None,
+            dir_mode: None,
+            umask: None,
+            upload_owner: None,
+            upload_group: None,
+            run_as: None,
+            run_as_group: None,
             upload_hook: Vec::new(),
             upload_hook_url: None,
             hook_concurrency: 4,
@@ -561,6 +581,41 @@ impl Config {
         }
         for d in &self.anonymous_dirs {
             check_dir_rule("anonymous_dir", d)?;
+        }
+        for (key, mode) in [
+            ("upload_mode", self.upload_mode),
+            ("dir_mode", self.dir_mode),
+            ("umask", self.umask),
+        ] {
+            if mode.is_some_and(|m| m > 0o7777) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: an octal mode like 0o644 (at most 0o7777)"
+                )));
+            }
+        }
+        for (key, user) in [
+            ("upload_owner", &self.upload_owner),
+            ("run_as", &self.run_as),
+        ] {
+            if let Some(name) = user
+                && crate::vfs::Ownership::uid_of(name).is_none()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: no such user `{name}`"
+                )));
+            }
+        }
+        for (key, group) in [
+            ("upload_group", &self.upload_group),
+            ("run_as_group", &self.run_as_group),
+        ] {
+            if let Some(name) = group
+                && crate::vfs::Ownership::gid_of(name).is_none()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: no such group `{name}`"
+                )));
+            }
         }
         if self.banner.contains(['\r', '\n']) {
             return Err(ConfigError::Invalid(

@@ -204,6 +204,10 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(e) = wharf::server::apply_process_settings(server.config()) {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
         let addrs = server.local_addrs();
         let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         shown.extend(server.implicit_addrs().iter().map(|a| format!("{a} (implicit TLS)")));

@@ -34,6 +34,8 @@ pub struct Shared {
     /// Bandwidth allowances per user.
     pub buckets: crate::limits::Buckets,
     pub hooks: crate::hooks::Hooks,
+    /// Modes and owner of what uploads create.
+    pub ownership: crate::vfs::Ownership,
     next_id: AtomicU64,
 }
 
@@ -68,6 +70,7 @@ impl Shared {
             guard: Guard::default(),
             buckets: Default::default(),
             hooks: crate::hooks::Hooks::new(&config),
+            ownership: crate::vfs::Ownership::from_config(&config),
             config,
             next_id: AtomicU64::new(1),
         })
@@ -167,6 +170,11 @@ impl Server {
         self.shared.tls().map(|t| t.fingerprint.clone())
     }
 
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// A handle for reloading the certificate while the server runs (SIGHUP).
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
@@ -181,6 +189,35 @@ impl Server {
         shutdown.await;
         tasks.abort_all();
     }
+}
+
+/// Sets the umask and, when `run_as` is configured, drops root for that user (after the
+/// listeners are bound: port 21 stays open, sessions run unprivileged).
+pub fn apply_process_settings(config: &Config) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    if let Some(mask) = config.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    let Some(user) = &config.run_as else {
+        return Ok(());
+    };
+    let entry = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| io::Error::other(format!("run_as: no such user `{user}`")))?;
+    let gid = match &config.run_as_group {
+        Some(g) => Gid::from_raw(
+            crate::vfs::Ownership::gid_of(g)
+                .ok_or_else(|| io::Error::other(format!("run_as_group: no such group `{g}`")))?,
+        ),
+        None => entry.gid,
+    };
+    let uid: Uid = entry.uid;
+    setgroups(&[gid]).map_err(io::Error::from)?;
+    setgid(gid).map_err(io::Error::from)?;
+    setuid(uid).map_err(io::Error::from)?;
+    tracing::info!(user = %user, uid = uid.as_raw(), gid = gid.as_raw(), "dropped privileges");
+    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared: Arc<Shared>) {

@@ -654,7 +654,7 @@ impl Session {
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
         let jail = match Jail::open(&grant.root) {
-            Ok(j) => j,
+            Ok(j) => j.with_ownership(self.shared.ownership),
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
                 self.slot.logout();

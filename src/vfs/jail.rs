@@ -31,12 +31,67 @@ pub enum WriteMode {
     At(u64),
 }
 
+/// Modes and owner given to what uploads create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub file_mode: Option<u32>,
+    pub dir_mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Ownership {
+    pub fn from_config(c: &crate::config::Config) -> Ownership {
+        Ownership {
+            file_mode: c.upload_mode,
+            dir_mode: c.dir_mode,
+            uid: c.upload_owner.as_deref().and_then(Ownership::uid_of),
+            gid: c.upload_group.as_deref().and_then(Ownership::gid_of),
+        }
+    }
+
+    /// A user name (or a number) to a uid.
+    pub fn uid_of(name: &str) -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+    }
+
+    /// A group name (or a number) to a gid.
+    pub fn gid_of(name: &str) -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        nix::unistd::Group::from_name(name)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    }
+
+    fn apply(&self, f: &std::fs::File, dir: bool) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if dir { self.dir_mode } else { self.file_mode };
+        if let Some(m) = mode {
+            f.set_permissions(std::fs::Permissions::from_mode(m))?;
+        }
+        if self.uid.is_some() || self.gid.is_some() {
+            std::os::unix::fs::fchown(f, self.uid, self.gid)?;
+        }
+        Ok(())
+    }
+}
+
 /// A root directory and the only door to it.
 #[derive(Debug, Clone)]
 pub struct Jail {
     dir: Arc<Dir>,
     /// The root on disk, only for telling hooks where a file is.
     root: Arc<std::path::PathBuf>,
+    owner: Ownership,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -77,7 +132,14 @@ impl Jail {
         Ok(Jail {
             dir: Arc::new(dir),
             root: Arc::new(root),
+            owner: Ownership::default(),
         })
+    }
+
+    /// Gives created files and directories these modes and owner.
+    pub fn with_ownership(mut self, owner: Ownership) -> Jail {
+        self.owner = owner;
+        self
     }
 
     /// Where `path` is on the server's disk: for upload hooks, never for file access.
@@ -151,6 +213,7 @@ impl Jail {
     pub async fn open_write(&self, path: &VPath, mode: WriteMode) -> Result<std::fs::File, Error> {
         let dir = self.dir.clone();
         let path = path.clone();
+        let owner = self.owner;
         blocking(move || {
             use std::io::{Seek, SeekFrom};
             if path.is_root() {
@@ -166,6 +229,7 @@ impl Jail {
             };
             let f = dir.open_with(path.relative(), &opts)?;
             let mut f = f.into_std();
+            owner.apply(&f, false)?;
             if let WriteMode::At(offset) = mode {
                 f.set_len(offset)?;
                 f.seek(SeekFrom::Start(offset))?;
@@ -179,11 +243,16 @@ impl Jail {
     pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
         let dir = self.dir.clone();
         let path = path.clone();
+        let owner = self.owner;
         blocking(move || {
             if dir.symlink_metadata(path.relative()).is_ok() {
                 return Err(Error::Exists);
             }
             dir.create_dir_all(path.relative())?;
+            if owner != Ownership::default() {
+                let made = dir.open_with(path.relative(), OpenOptions::new().read(true))?;
+                owner.apply(&made.into_std(), true)?;
+            }
             Ok(())
         })
         .await

@@ -220,3 +220,94 @@ fn upload_hook_url_receives_json_and_a_failing_hook_changes_nothing() {
     assert_eq!(json["size"], 5);
     assert_eq!(c.cmd("NOOP").code, 200);
 }
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+#[test]
+fn upload_modes_and_owner() {
+    if !is_root() {
+        eprintln!("skipping: needs root to give files away");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let s = TestServer::with(|cfg| {
+        cfg.upload_mode = Some(0o640);
+        cfg.dir_mode = Some(0o750);
+        cfg.upload_owner = Some("nobody".into());
+    });
+    let mut c = s.login();
+    assert_eq!(c.cmd("MKD d").code, 257);
+    let (_, r) = c.stor("STOR d/f", b"x");
+    assert_eq!(r.code, 226);
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::metadata(s.path("d/f")).unwrap();
+    assert_eq!((f.mode() & 0o7777, f.uid()), (0o640, nobody.uid.as_raw()));
+    let d = std::fs::metadata(s.path("d")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.uid()), (0o750, nobody.uid.as_raw()));
+}
+
+#[test]
+fn run_as_drops_root_after_binding() {
+    if !is_root() {
+        eprintln!("skipping: needs root to drop privileges");
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ftp");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = dir.path().join("wharf.toml");
+    std::fs::write(&cfg, "run_as = \"nobody\"\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--root")
+        .arg(&root)
+        .args(["--user", "judge:pw"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let mut c = Ctrl::connect(addr);
+    c.login("judge", "pw");
+    let (_, r) = c.stor("STOR owned.txt", b"mine");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.code, 226);
+    let uid = nobody.uid.as_raw();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == uid.to_string()),
+        "{uid_line}"
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("owned.txt")).unwrap().uid(),
+        uid
+    );
+}
