@@ -430,6 +430,8 @@ pub struct Config {
     /// Listeners with their own policies, in addition to `listen` and `implicit_listen`.
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
+    /// A TOML file of further `[[user]]` entries, re-read on SIGHUP.
+    pub users_file: Option<PathBuf>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
 }
@@ -490,6 +492,7 @@ impl Default for Config {
             implicit_listen: Vec::new(),
             tls_handshake_timeout: 10,
             listeners: Vec::new(),
+            users_file: None,
             users: Vec::new(),
         }
     }
@@ -547,38 +550,7 @@ impl Config {
                 "listen: at least one ADDR:PORT is needed".into(),
             ));
         }
-        let mut seen = std::collections::HashSet::new();
-        for u in &self.users {
-            if u.name.is_empty() || u.name.contains([' ', '\r', '\n', '\0']) {
-                return Err(ConfigError::Invalid(format!(
-                    "user `{}`: a name must be non-empty, with no spaces or control characters",
-                    u.name
-                )));
-            }
-            if !seen.insert(u.name.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "user `{}` is defined twice",
-                    u.name
-                )));
-            }
-            if !crate::auth::is_phc(&u.password) {
-                return Err(ConfigError::Invalid(format!(
-                    "user `{}`: password must be an argon2id PHC string ($argon2id$...); make one with `wharf hash-password`",
-                    u.name
-                )));
-            }
-            for d in &u.dirs {
-                check_dir_rule(&format!("user `{}`", u.name), d)?;
-            }
-            if let Some(home) = &u.home
-                && !home.starts_with('/')
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "user `{}`: home `{home}` must be an absolute path inside the user's root, like /incoming",
-                    u.name
-                )));
-            }
-        }
+        validate_users(&self.users)?;
         for d in &self.anonymous_dirs {
             check_dir_rule("anonymous_dir", d)?;
         }
@@ -642,6 +614,31 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Every user: the config's own and those of `users_file` (read now), validated
+    /// together.
+    pub fn all_users(&self) -> Result<Vec<UserConfig>, ConfigError> {
+        let mut users = self.users.clone();
+        if let Some(path) = &self.users_file {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                file: file.clone(),
+                source,
+            })?;
+            let parsed: UsersFile = toml::from_str(&text).map_err(|e| {
+                let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+                ConfigError::Parse {
+                    file,
+                    line,
+                    column,
+                    message: e.message().trim().to_string(),
+                }
+            })?;
+            users.extend(parsed.users);
+        }
+        validate_users(&users)?;
+        Ok(users)
     }
 
     /// The failed-login policy.
@@ -769,6 +766,51 @@ impl Config {
         }
         s
     }
+}
+
+/// Checks a list of users: names, hashes, paths, no duplicates.
+pub fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for u in users {
+        if u.name.is_empty() || u.name.contains([' ', '\r', '\n', '\0']) {
+            return Err(ConfigError::Invalid(format!(
+                "user `{}`: a name must be non-empty, with no spaces or control characters",
+                u.name
+            )));
+        }
+        if !seen.insert(u.name.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "user `{}` is defined twice",
+                u.name
+            )));
+        }
+        if !crate::auth::is_phc(&u.password) {
+            return Err(ConfigError::Invalid(format!(
+                "user `{}`: password must be an argon2id PHC string ($argon2id$...); make one with `wharf hash-password`",
+                u.name
+            )));
+        }
+        for d in &u.dirs {
+            check_dir_rule(&format!("user `{}`", u.name), d)?;
+        }
+        if let Some(home) = &u.home
+            && !home.starts_with('/')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "user `{}`: home `{home}` must be an absolute path inside the user's root, like /incoming",
+                u.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A separate users file: `[[user]]` entries only, re-read on SIGHUP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default, rename = "user")]
+    users: Vec<UserConfig>,
 }
 
 fn check_dir_rule(owner: &str, d: &DirRule) -> Result<(), ConfigError> {

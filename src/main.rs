@@ -135,16 +135,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(args) => serve(args),
-        Cmd::CheckConfig { file } => match Config::load(&file) {
-            Ok(c) => {
-                print!("{}: ok\n{}", file.display(), c.explain());
-                ExitCode::SUCCESS
+        Cmd::CheckConfig { file } => {
+            match Config::load(&file).and_then(|c| c.all_users().map(|_| c)) {
+                Ok(c) => {
+                    print!("{}: ok\n{}", file.display(), c.explain());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Cmd::HashPassword => hash_password(),
     }
 }
@@ -235,6 +237,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             while hup.recv().await.is_some() {
                 if let Err(e) = shared.reload_tls() {
                     tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
+                }
+                if let Err(e) = shared.reload_users() {
+                    tracing::error!(error = %e, "users reload failed; keeping the old users");
                 }
             }
         });

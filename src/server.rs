@@ -21,7 +21,8 @@ use crate::tls::{self, CertSource, Tls};
 #[derive(Debug)]
 pub struct Shared {
     pub config: Config,
-    pub auth: Authenticator,
+    /// Login rules; swapped whole when the users file is reloaded.
+    auth: RwLock<Arc<Authenticator>>,
     /// The TLS server side, when any listener or policy uses TLS. Swapped whole on a
     /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
     tls: RwLock<Option<Arc<Tls>>>,
@@ -62,7 +63,12 @@ impl Shared {
             None => None,
         };
         Ok(Shared {
-            auth: Authenticator::new(&config),
+            auth: RwLock::new(Arc::new(Authenticator::new(
+                &config,
+                &config
+                    .all_users()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+            ))),
             tls: RwLock::new(tls),
             tls_source,
             sessions: Arc::new(Sessions::default()),
@@ -74,6 +80,30 @@ impl Shared {
             config,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// The current login rules.
+    pub fn auth(&self) -> Arc<Authenticator> {
+        self.auth
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Re-reads `users_file`. On error the old users stay. Sessions already logged in keep
+    /// their rights until they log in again.
+    pub fn reload_users(&self) -> Result<usize, String> {
+        if self.config.users_file.is_none() {
+            return Ok(self.auth().user_count());
+        }
+        let users = self.config.all_users().map_err(|e| e.to_string())?;
+        let auth = Arc::new(Authenticator::new(&self.config, &users));
+        let n = auth.user_count();
+        if let Ok(mut slot) = self.auth.write() {
+            *slot = auth;
+        }
+        tracing::info!(users = n, "users reloaded");
+        Ok(n)
     }
 
     /// The current TLS server side.

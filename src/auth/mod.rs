@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use std::net::IpAddr;
 
-use crate::config::{AnonymousMode, Collision, Config, DirRule, Permission};
+use crate::config::{AnonymousMode, Collision, Config, DirRule, Permission, UserConfig};
 use crate::vfs::VPath;
 
 /// What a login may do. Each flag guards one kind of operation.
@@ -185,6 +185,8 @@ impl Rules {
 /// A user as the server holds it.
 #[derive(Debug, Clone)]
 pub struct User {
+    /// The user's entry as configured, for per-user settings.
+    pub config: Arc<UserConfig>,
     pub name: String,
     /// The argon2id PHC string.
     hash: String,
@@ -212,6 +214,8 @@ pub struct Grant {
     /// Bytes per second, up and down (0 = unlimited).
     pub rate_up: u64,
     pub rate_down: u64,
+    /// The user's configured entry (none for anonymous).
+    pub config: Option<Arc<UserConfig>>,
 }
 
 /// Every login rule of one configuration.
@@ -252,12 +256,13 @@ pub fn hash_password(password: &[u8]) -> String {
 }
 
 impl Authenticator {
-    pub fn new(config: &Config) -> Authenticator {
-        let users = config
-            .users
+    /// The rules of `config`, with `users` (the config's own and a users file's).
+    pub fn new(config: &Config, users: &[UserConfig]) -> Authenticator {
+        let users = users
             .iter()
             .map(|u| {
                 Arc::new(User {
+                    config: Arc::new(u.clone()),
                     name: u.name.clone(),
                     hash: u.password.clone(),
                     root: u.root.clone().unwrap_or_else(|| config.root.clone()),
@@ -314,6 +319,7 @@ impl Authenticator {
                 atomic: self.anonymous_atomic,
                 rate_up: self.anonymous_rates.0,
                 rate_down: self.anonymous_rates.1,
+                config: None,
             });
         }
         let hash = user
@@ -336,7 +342,20 @@ impl Authenticator {
             atomic: user.atomic,
             rate_up: user.rate_up,
             rate_down: user.rate_down,
+            config: Some(user.config.clone()),
         })
+    }
+
+    /// A configured user's entry.
+    pub fn user(&self, name: &[u8]) -> Option<Arc<UserConfig>> {
+        self.users
+            .iter()
+            .find(|u| u.name.as_bytes() == name)
+            .map(|u| u.config.clone())
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
     }
 
     async fn verify(&self, hash: String, password: &[u8]) -> bool {
@@ -354,7 +373,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UserConfig;
 
     fn config() -> Config {
         Config {
@@ -372,7 +390,7 @@ mod tests {
 
     #[tokio::test]
     async fn users_and_anonymous() {
-        let a = Authenticator::new(&config());
+        let a = Authenticator::new(&config(), &config().users);
         let g = a.login(b"alice", b"pw", LO).await.unwrap();
         assert_eq!(
             (g.user.as_str(), g.rules.base, g.home.as_slice()),
@@ -389,7 +407,7 @@ mod tests {
     async fn anonymous_off() {
         let mut c = config();
         c.anonymous = AnonymousMode::Off;
-        let a = Authenticator::new(&c);
+        let a = Authenticator::new(&c, &c.users);
         assert!(a.login(b"anonymous", b"x", LO).await.is_none());
     }
 
@@ -403,7 +421,7 @@ mod tests {
         });
         c.users.push(UserConfig::new("root", hash_password(b"pw")));
         c.deny_users = vec!["root".into()];
-        let a = Authenticator::new(&c);
+        let a = Authenticator::new(&c, &c.users);
         assert!(a.login(b"alice", b"pw", LO).await.is_none());
         assert!(
             a.login(b"alice", b"pw", "10.1.2.3".parse().unwrap())

@@ -622,7 +622,7 @@ impl Session {
             return Ok(reply(Code::BadSequence, "Login with USER first."));
         };
         let name = lossy(&user);
-        let Some(grant) = self.shared.auth.login(&user, password, self.peer).await else {
+        let Some(grant) = self.shared.auth().login(&user, password, self.peer).await else {
             let policy = self.shared.config.ban_policy();
             let (delay, banned) = self.shared.guard.failed(self.peer, &policy, Instant::now());
             info!(user = %name, "login failed");
@@ -641,12 +641,9 @@ impl Session {
             return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
         };
         self.shared.guard.succeeded(self.peer);
-        let max = self
-            .shared
+        let max = grant
             .config
-            .users
-            .iter()
-            .find(|u| !grant.anonymous && u.name == grant.user)
+            .as_ref()
             .and_then(|u| u.max_sessions)
             .unwrap_or(self.shared.config.max_sessions_per_user);
         if let Err(refusal) = self.slot.login(&grant.user, max) {
@@ -765,8 +762,7 @@ impl Session {
 
     /// The control-connection TLS policy for a login name.
     fn control_policy(&self, name: &[u8]) -> TlsMode {
-        let cfg = &self.shared.config;
-        let user = cfg.users.iter().find(|u| u.name.as_bytes() == name);
+        let user = self.shared.auth().user(name);
         if user.is_none() && self.exempt(crate::auth::is_anonymous_name(name)) {
             return TlsMode::Optional;
         }
@@ -779,15 +775,7 @@ impl Session {
     }
 
     fn user_config(&self) -> Option<&crate::config::UserConfig> {
-        let login = self.login.as_ref()?;
-        if login.grant.anonymous {
-            return None;
-        }
-        self.shared
-            .config
-            .users
-            .iter()
-            .find(|u| u.name == login.grant.user)
+        self.login.as_ref()?.grant.config.as_deref()
     }
 
     /// The data-connection TLS policy for this login.

@@ -200,3 +200,34 @@ fn disabled_users_networks_and_deny_list() {
     assert_eq!(refused("net", "127.0.0.1"), 530);
     assert_eq!(refused("net", "127.0.0.2"), 230);
 }
+
+#[test]
+fn users_file_is_reloaded_without_dropping_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.toml");
+    let hash = wharf::auth::hash_password(b"pw");
+    let entry = |name: &str| format!("[[user]]\nname = \"{name}\"\npassword = \"{hash}\"\n");
+    std::fs::write(&file, entry("alice")).unwrap();
+    let f2 = file.clone();
+    let s = TestServer::with(move |cfg| cfg.users_file = Some(f2));
+    let mut alice = Ctrl::connect(s.v4);
+    alice.login("alice", "pw");
+    std::fs::write(&file, entry("bob")).unwrap();
+    assert_eq!(
+        s.shared.reload_users(),
+        Ok(2),
+        "judge from the config, bob from the file"
+    );
+    let mut bob = Ctrl::connect(s.v4);
+    bob.login("bob", "pw");
+    let mut again = Ctrl::connect(s.v4);
+    assert_eq!(again.cmd("USER alice").code, 331);
+    assert_eq!(again.cmd("PASS pw").code, 530, "alice is gone");
+    assert_eq!(alice.cmd("PWD").code, 257, "alice's running session stays");
+    // A broken file keeps the users that were there.
+    std::fs::write(&file, "[[user]]\nname = \"x\"\nbogus = 1\n").unwrap();
+    let err = s.shared.reload_users().unwrap_err();
+    assert!(err.contains("users.toml:3"), "{err}");
+    let mut bob2 = Ctrl::connect(s.v4);
+    bob2.login("bob", "pw");
+}
