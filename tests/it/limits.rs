@@ -175,3 +175,34 @@ fn bandwidth_limits_per_user_and_for_anonymous() {
         t.elapsed()
     );
 }
+
+#[test]
+fn passive_ports_run_out_with_425_and_come_back() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let s = TestServer::with(move |cfg| {
+        cfg.passive_ports = Some(wharf::config::PortRange {
+            low: port,
+            high: port,
+        });
+    });
+    let mut a = s.login();
+    assert_eq!(a.cmd("PASV").code, 227);
+    let mut b = s.login();
+    let r = b.cmd("PASV");
+    assert_eq!(r.code, 425, "{}", r.text());
+    assert_eq!(b.cmd("NOOP").code, 200);
+    // Leases are returned: after a's transfer the port is free again.
+    std::fs::write(s.path("f"), b"x").unwrap();
+    drop(a.cmd("ABOR"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = b.cmd("EPSV");
+        if r.code == 229 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the port never came back");
+        std::thread::yield_now();
+    }
+}
