@@ -135,7 +135,7 @@ def main():
     # wharf against the best peer.
     if "wharf" in servers and len(servers) > 1:
         out.append("## wharf against the best peer\n")
-        out.append("| scenario | wharf | best peer | wharf / best |")
+        out.append("| scenario | wharf | best peer | wharf vs best peer |")
         out.append("|---|---|---|---|")
         for key, head, _, _, hib, fmt in cols:
             w = table.get((key, "wharf"))
@@ -143,10 +143,17 @@ def main():
             if w is None or not peers:
                 continue
             best, who = (max if hib else min)(peers)
-            ratio = (w / best) if hib else (best / w if w else None)
-            verdict = ""
-            if ratio is not None:
-                verdict = f"{ratio:.2f}×" + ("" if ratio >= 0.98 else f" (behind by {100 * (1 - ratio):.0f} %)")
+            if hib:
+                ratio = w / best if best else None
+                verdict = "" if ratio is None else f"{ratio:.2f}×"
+                if ratio is not None and ratio < 0.98:
+                    verdict += f" — behind by {100 * (1 - ratio):.0f} %"
+            else:
+                # Lower is better: say how many times the best peer's cost wharf pays.
+                ratio = w / best if best > 0 else None
+                verdict = "" if ratio is None else f"{ratio:.2f}× the cost"
+                if ratio is not None and ratio > 1.02:
+                    verdict += f" — behind by {100 * (1 - 1 / ratio):.0f} %"
             out.append(f"| {head} | {fmt.format(w)} | {fmt.format(best)} ({who}) | {verdict} |")
         out.append("")
 
@@ -251,9 +258,10 @@ def write_svg(path, meta, servers, cols, table):
                 svg.append(f'<text x="{label_w + 4}" y="{yy + bar_h - 2}" fill="#888">no result</text>')
                 continue
             w = max(1.0, min(v, 3.0) * scale)
+            stroke = ' stroke="black"' if s == "wharf" else ""
             svg.append(
                 f'<rect x="{label_w}" y="{yy + 1}" width="{w:.1f}" height="{bar_h - 2}" '
-                f'fill="{COLORS.get(s, "#777")}"{" stroke=\"black\"" if s == "wharf" else ""}/>'
+                f'fill="{COLORS.get(s, "#777")}"{stroke}/>'
             )
             svg.append(
                 f'<text x="{label_w + w + 4:.1f}" y="{yy + bar_h - 2}">{v:.2f} ({e(fmt.format(raw[s]))})</text>'

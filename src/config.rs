@@ -336,8 +336,14 @@ pub struct Config {
     /// Per-directory permissions for anonymous users.
     #[serde(rename = "anonymous_dir")]
     pub anonymous_dirs: Vec<DirRule>,
-    /// Login names refused outright, with the reply a wrong password gets.
-    pub deny_users: Vec<String>,
+    /// Login names refused outright, with the reply a wrong password gets. Unset: none,
+    /// or with `system_accounts` the usual system names (root, daemon, bin, …).
+    pub deny_users: Option<Vec<String>>,
+    /// Also accept the machine's own accounts, checked by PAM (cargo feature `pam`). Their
+    /// root is their home directory; they may read and write there.
+    pub system_accounts: bool,
+    /// The PAM service name (`/etc/pam.d/<name>`, else PAM's `other`).
+    pub pam_service: String,
     /// Drop box (`anonymous = "upload"`): what to do when an uploaded name exists.
     pub upload_collision: Collision,
     /// Uploads go to a hidden temporary name and appear under their own name only when
@@ -445,7 +451,9 @@ impl Default for Config {
             anonymous_root: None,
             anonymous_permissions: None,
             anonymous_dirs: Vec::new(),
-            deny_users: Vec::new(),
+            deny_users: None,
+            system_accounts: false,
+            pam_service: "wharf".into(),
             upload_collision: Collision::Refuse,
             atomic_uploads: None,
             failed_uploads: FailedUploads::Delete,
@@ -554,6 +562,11 @@ impl Config {
         for d in &self.anonymous_dirs {
             check_dir_rule("anonymous_dir", d)?;
         }
+        if self.system_accounts && !cfg!(feature = "pam") {
+            return Err(ConfigError::Invalid(
+                "system_accounts: this wharf was built without PAM (cargo feature `pam`)".into(),
+            ));
+        }
         for (key, mode) in [
             ("upload_mode", self.upload_mode),
             ("dir_mode", self.dir_mode),
@@ -614,6 +627,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The names refused outright.
+    pub fn denied_names(&self) -> Vec<String> {
+        match &self.deny_users {
+            Some(list) => list.clone(),
+            None if self.system_accounts => [
+                "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news",
+                "uucp", "proxy", "www-data", "backup", "list", "irc", "nobody",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Every user: the config's own and those of `users_file` (read now), validated

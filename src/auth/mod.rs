@@ -227,11 +227,54 @@ pub struct Authenticator {
     anonymous_atomic: bool,
     anonymous_rates: (u64, u64),
     deny: Vec<String>,
+    /// The PAM service, when system accounts are on.
+    system: Option<String>,
     anonymous_root: PathBuf,
     collision: Collision,
     /// A valid hash checked for unknown names, so a wrong name costs as much as a wrong
     /// password and timing does not reveal which names exist.
     decoy: String,
+}
+
+/// Checks a system account with PAM; its jail is its home directory.
+#[cfg(feature = "pam")]
+async fn system_login(service: &str, name: &[u8], password: &[u8]) -> Option<Grant> {
+    let name = String::from_utf8(name.to_vec()).ok()?;
+    let password = String::from_utf8(password.to_vec()).ok()?;
+    let service = service.to_string();
+    let checked = name.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        let mut client = pam::Client::with_password(&service).ok()?;
+        client
+            .conversation_mut()
+            .set_credentials(checked.as_str(), password.as_str());
+        client.authenticate().ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    if !ok {
+        return None;
+    }
+    let account = nix::unistd::User::from_name(&name).ok().flatten()?;
+    Some(Grant {
+        user: name,
+        anonymous: false,
+        root: account.dir,
+        home: b"/".to_vec(),
+        rules: Arc::new(Rules::new(Perms::ALL, &[])),
+        collision: Collision::Refuse,
+        atomic: false,
+        rate_up: 0,
+        rate_down: 0,
+        config: None,
+    })
+}
+
+#[cfg(not(feature = "pam"))]
+async fn system_login(_service: &str, _name: &[u8], _password: &[u8]) -> Option<Grant> {
+    None
 }
 
 /// Whether `name` is one of the anonymous login names.
@@ -286,7 +329,8 @@ impl Authenticator {
             anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
             anonymous_atomic: config.atomic_uploads.unwrap_or(true),
             anonymous_rates: (config.anonymous_rate_up, config.anonymous_rate_down),
-            deny: config.deny_users.clone(),
+            deny: config.denied_names(),
+            system: config.system_accounts.then(|| config.pam_service.clone()),
             anonymous_root: config.anonymous_root().to_path_buf(),
             collision: config.upload_collision,
             decoy: hash_password(b"decoy"),
@@ -321,6 +365,11 @@ impl Authenticator {
                 rate_down: self.anonymous_rates.1,
                 config: None,
             });
+        }
+        if user.is_none()
+            && let Some(service) = &self.system
+        {
+            return system_login(service, name, password).await;
         }
         let hash = user
             .as_ref()
@@ -420,7 +469,7 @@ mod tests {
             ..UserConfig::new("off", hash_password(b"pw"))
         });
         c.users.push(UserConfig::new("root", hash_password(b"pw")));
-        c.deny_users = vec!["root".into()];
+        c.deny_users = Some(vec!["root".into()]);
         let a = Authenticator::new(&c, &c.users);
         assert!(a.login(b"alice", b"pw", LO).await.is_none());
         assert!(

@@ -188,7 +188,7 @@ fn disabled_users_networks_and_deny_list() {
             ..UserConfig::new("net", hash.clone())
         });
         cfg.users.push(UserConfig::new("root", hash));
-        cfg.deny_users = vec!["root".into()];
+        cfg.deny_users = Some(vec!["root".into()]);
     });
     let refused = |user: &str, from: &str| {
         let mut c = Ctrl::connect_from(s.v4, from.parse().unwrap());
@@ -230,4 +230,56 @@ fn users_file_is_reloaded_without_dropping_sessions() {
     assert!(err.contains("users.toml:3"), "{err}");
     let mut bob2 = Ctrl::connect(s.v4);
     bob2.login("bob", "pw");
+}
+
+/// System accounts through PAM: a user created for the test logs in with its password and
+/// lands in its home directory; system names are denied by default.
+#[cfg(feature = "pam")]
+#[test]
+fn system_accounts_through_pam() {
+    use std::process::Command;
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: creating a system user needs root");
+        return;
+    }
+    let name = format!("wharft{}", std::process::id() % 100_000);
+    let home = tempfile::tempdir().unwrap();
+    let home_dir = home.path().join(&name);
+    let ok = Command::new("useradd")
+        .args(["-M", "-d"])
+        .arg(&home_dir)
+        .args(["-s", "/usr/sbin/nologin", &name])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "useradd");
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").arg(&self.0).status();
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+    std::fs::create_dir(&home_dir).unwrap();
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(chpasswd.stdin.take().unwrap(), "{name}:S3cret-pw").unwrap();
+    assert!(chpasswd.wait().unwrap().success(), "chpasswd");
+    let s = TestServer::with(|cfg| {
+        cfg.system_accounts = true;
+        // No /etc/pam.d file of this name: PAM uses its `other` service (pam_unix).
+        cfg.pam_service = "wharf-test".into();
+    });
+    let mut c = Ctrl::connect(s.v4);
+    c.login(&name, "S3cret-pw");
+    let (_, r) = c.stor("STOR hello.txt", b"hi");
+    assert_eq!(r.code, 226);
+    assert_eq!(std::fs::read(home_dir.join("hello.txt")).unwrap(), b"hi");
+    let mut bad = Ctrl::connect(s.v4);
+    bad.cmd(&format!("USER {name}"));
+    assert_eq!(bad.cmd("PASS wrong").code, 530);
+    bad.cmd("USER root");
+    assert_eq!(bad.cmd("PASS whatever").code, 530);
 }

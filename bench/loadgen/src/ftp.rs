@@ -157,7 +157,10 @@ impl Control {
             op_timeout: t.op_timeout,
             line: Vec::with_capacity(256),
         };
-        c.reply().await?.expect(&[220], "greeting")?;
+        c.reply()
+            .await
+            .map_err(|e| format!("greeting: {e}"))?
+            .expect(&[220], "greeting")?;
         Ok(c)
     }
 
@@ -167,12 +170,16 @@ impl Control {
         if let Some(tls) = &t.tls {
             c.auth_tls(tls).await?;
         }
-        let r = c.cmd(&format!("USER {}", t.user)).await?;
+        let r = c
+            .cmd(&format!("USER {}", t.user))
+            .await
+            .map_err(|e| format!("USER: {e}"))?;
         match r.code {
             230 => {}
             331 => {
                 c.cmd(&format!("PASS {}", t.pass))
-                    .await?
+                    .await
+                    .map_err(|e| format!("PASS: {e}"))?
                     .expect(&[230], "PASS")?;
             }
             _ => return Err(format!("USER: {} {}", r.code, r.text.trim_end())),
@@ -182,7 +189,10 @@ impl Control {
 
     /// AUTH TLS and the handshake on the control connection.
     pub async fn auth_tls(&mut self, tls: &Tls) -> Result<()> {
-        self.cmd("AUTH TLS").await?.expect(&[234], "AUTH TLS")?;
+        self.cmd("AUTH TLS")
+            .await
+            .map_err(|e| format!("AUTH TLS: {e}"))?
+            .expect(&[234], "AUTH TLS")?;
         if !self.io.buffer().is_empty() {
             return Err("AUTH TLS: bytes after 234".into());
         }
