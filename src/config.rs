@@ -398,6 +398,9 @@ pub struct Config {
     /// Failed logins tolerated from one address within `login_failure_window` seconds;
     /// the next one bans the address for `ban_time` seconds (0 = never ban).
     pub max_login_failures: u32,
+    /// Failed passwords tolerated for one login name within the window, from anywhere;
+    /// the next locks the name for `ban_time` (0 = no per-user lockout).
+    pub max_user_failures: u32,
     pub login_failure_window: u64,
     pub ban_time: u64,
     /// Milliseconds of delay after a failed login; doubles with each further failure from
@@ -481,6 +484,7 @@ impl Default for Config {
             max_sessions_per_ip: 0,
             max_sessions_per_user: 0,
             max_login_failures: 5,
+            max_user_failures: 0,
             login_failure_window: 300,
             ban_time: 900,
             login_failure_delay_ms: 500,

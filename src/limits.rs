@@ -169,6 +169,9 @@ pub struct Guard {
 struct GuardState {
     failures: HashMap<IpAddr, Failures>,
     bans: HashMap<IpAddr, Instant>,
+    /// Failures per login name (for the optional per-user lockout) and locked names.
+    user_failures: HashMap<String, Failures>,
+    locked: HashMap<String, Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -246,10 +249,53 @@ impl Guard {
         (delay, ban)
     }
 
+    /// Whether `user` is locked out now.
+    pub fn locked(&self, user: &str, now: Instant) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match g.locked.get(user) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                g.locked.remove(user);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records a failed password for `user`; more than `max` failures within the policy's
+    /// window lock the name for the ban time (`max` = 0: never). Returns whether it locked.
+    pub fn user_failed(&self, user: &str, max: u32, policy: &BanPolicy, now: Instant) -> bool {
+        if max == 0 {
+            return false;
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.user_failures.len() >= MAX_TRACKED_ADDRESSES && !g.user_failures.contains_key(user) {
+            g.user_failures.clear();
+        }
+        let f = g.user_failures.entry(user.to_string()).or_insert(Failures {
+            count: 0,
+            first: now,
+        });
+        if now.duration_since(f.first) >= policy.window {
+            *f = Failures {
+                count: 0,
+                first: now,
+            };
+        }
+        f.count += 1;
+        if f.count > max {
+            g.user_failures.remove(user);
+            g.locked.insert(user.to_string(), now + policy.ban_for);
+            return true;
+        }
+        false
+    }
+
     /// A successful login forgets the address's failures.
-    pub fn succeeded(&self, ip: IpAddr) {
+    pub fn succeeded(&self, ip: IpAddr, user: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.failures.remove(&ip);
+        g.user_failures.remove(user);
     }
 
     /// Current bans, soonest to expire first.

@@ -622,10 +622,26 @@ impl Session {
             return Ok(reply(Code::BadSequence, "Login with USER first."));
         };
         let name = lossy(&user);
-        let Some(grant) = self.shared.auth().login(&user, password, self.peer).await else {
-            let policy = self.shared.config.ban_policy();
+        let policy = self.shared.config.ban_policy();
+        let locked = self.shared.guard.locked(&name, Instant::now());
+        let granted = if locked {
+            None
+        } else {
+            self.shared.auth().login(&user, password, self.peer).await
+        };
+        let Some(grant) = granted else {
             let (delay, banned) = self.shared.guard.failed(self.peer, &policy, Instant::now());
-            info!(user = %name, "login failed");
+            if !locked
+                && self.shared.guard.user_failed(
+                    &name,
+                    self.shared.config.max_user_failures,
+                    &policy,
+                    Instant::now(),
+                )
+            {
+                warn!(user = %name, lock_seconds = policy.ban_for.as_secs(), "user locked out after repeated login failures");
+            }
+            info!(user = %name, locked, "login failed");
             // Slows password guessing; other sessions are not held up.
             tokio::time::sleep(delay).await;
             if banned {
@@ -640,7 +656,7 @@ impl Session {
             }
             return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
         };
-        self.shared.guard.succeeded(self.peer);
+        self.shared.guard.succeeded(self.peer, &name);
         let max = grant
             .config
             .as_ref()

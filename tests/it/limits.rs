@@ -206,3 +206,23 @@ fn passive_ports_run_out_with_425_and_come_back() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn per_user_lockout_is_optional_and_spans_addresses() {
+    let s = TestServer::with(|cfg| {
+        cfg.max_user_failures = 2;
+        cfg.max_login_failures = 0;
+    });
+    for from in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let mut c = Ctrl::connect_from(s.v4, from.parse().unwrap());
+        c.cmd("USER judge");
+        assert_eq!(c.cmd("PASS wrong").code, 530);
+    }
+    // Locked now: even the right password from a fresh address fails, with the same reply.
+    let mut c = Ctrl::connect_from(s.v4, "127.0.0.4".parse().unwrap());
+    c.cmd("USER judge");
+    assert_eq!(c.cmd("PASS pw").code, 530);
+    // Other users are not affected.
+    let mut a = Ctrl::connect(s.v4);
+    a.login("anonymous", "x");
+}
