@@ -105,7 +105,11 @@ def main():
             txt += f" ⚠{e:.0f}"
         return txt
 
-    iperf = {r["scenario"]: r.get("mb_per_s") for r in rows if r["server"] == "loopback"}
+    iperf = {}
+    for r in rows:
+        if r["server"] == "loopback":
+            iperf.setdefault(r["scenario"], []).append(r.get("mb_per_s"))
+    iperf = {k: median(v) for k, v in iperf.items()}
     out = []
     quick = " (quick smoke run: 1 repetition, smaller sizes — not for comparison)" if meta.get("quick") else ""
     out.append(f"# wharf benchmark, {meta.get('date')}{quick}\n")
@@ -118,7 +122,7 @@ def main():
         f"idle: {meta.get('idle_n')} sessions. MB = 10^6 bytes.\n"
     )
     ip = ", ".join(f"`{k}` {v:.0f} MB/s" for k, v in iperf.items() if v)
-    out.append(f"Loopback ceiling (one TCP stream): {ip or 'not measured'}.\n")
+    out.append(f"Loopback ceiling (one TCP stream, median of one run per repetition): {ip or 'not measured'}.\n")
     out.append("| server | " + " | ".join(c[1] for c in cols) + " |")
     out.append("|---|" + "---|" * len(cols))
     for s in servers:
@@ -232,7 +236,7 @@ def write_svg(path, meta, servers, cols, table):
         groups.append((head + ("" if hib else " (lower is better)"), norm, {s: vals[s] for s in servers}, fmt))
     bar_h, gap, label_w, plot_w = 12, 14, 230, 520
     top = 60
-    height = top + sum(len(servers) * bar_h + gap for _ in groups) + 40
+    height = top + sum((len(servers) + 1) * bar_h + 2 + gap for _ in groups) + 40
     width = label_w + plot_w + 140
     maxn = max([1.25] + [min(v, 3.0) for _, n, _, _ in groups for v in n.values()])
     scale = plot_w / maxn
@@ -249,7 +253,8 @@ def write_svg(path, meta, servers, cols, table):
     x1 = label_w + scale
     y = top
     for title, norm, raw, fmt in groups:
-        svg.append(f'<text x="10" y="{y + bar_h}" font-weight="bold">{e(title)}</text>')
+        svg.append(f'<text x="10" y="{y + bar_h - 2}" font-weight="bold">{e(title)}</text>')
+        y += bar_h + 2
         for i, s in enumerate(servers):
             yy = y + i * bar_h
             v = norm.get(s)

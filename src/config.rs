@@ -382,6 +382,13 @@ pub struct Config {
     /// PORT/EPRT only to the control connection's peer address and never below port 1024.
     pub active_peer_check: bool,
     pub log_format: LogFormat,
+    /// The event log goes to this file instead of stderr (reopened on SIGUSR1).
+    pub log_file: Option<PathBuf>,
+    /// The xferlog (wu-ftpd format) transfer log (reopened on SIGUSR1).
+    pub xferlog: Option<PathBuf>,
+    /// Seconds running transfers may take to finish on SIGTERM/SIGINT before they are
+    /// aborted.
+    pub shutdown_grace: u64,
     /// Seconds a logged-in session may stay idle.
     pub idle_timeout: u64,
     /// Seconds to wait for the client to connect to a passive port (or for an active
@@ -476,6 +483,9 @@ impl Default for Config {
             passive_peer_check: true,
             active_peer_check: true,
             log_format: LogFormat::Text,
+            log_file: None,
+            xferlog: None,
+            shutdown_grace: 30,
             idle_timeout: 600,
             data_connect_timeout: 20,
             data_stall_timeout: 300,

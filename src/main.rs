@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server. With no flags: ./ftp on [::]:2121, anonymous read-only.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a configuration file and explain what it does.
     CheckConfig {
         /// The TOML file.
@@ -67,6 +67,15 @@ struct ServeArgs {
     /// Implicit FTPS listener, TLS from the first byte (repeatable), e.g. [::]:990.
     #[arg(long, value_name = "ADDR:PORT")]
     implicit_listen: Vec<SocketAddr>,
+    /// Transfer log in the xferlog format.
+    #[arg(long, value_name = "FILE")]
+    xferlog: Option<PathBuf>,
+    /// Event log file instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Write the process id here once listening (removed at exit).
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -121,6 +130,12 @@ impl ServeArgs {
         if !self.implicit_listen.is_empty() {
             config.implicit_listen = self.implicit_listen;
         }
+        if let Some(x) = self.xferlog {
+            config.xferlog = Some(x);
+        }
+        if let Some(l) = self.log_file {
+            config.log_file = Some(l);
+        }
         if config.tls_dir.is_none()
             && let Some(dir) = self.config.as_deref().and_then(|p| p.parent())
         {
@@ -134,7 +149,7 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Serve(args) => serve(args),
+        Cmd::Serve(args) => serve(*args),
         Cmd::CheckConfig { file } => {
             match Config::load(&file).and_then(|c| c.all_users().map(|_| c)) {
                 Ok(c) => {
@@ -177,6 +192,7 @@ fn hash_password() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let pid_file = args.pid_file.clone();
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => {
@@ -184,7 +200,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wharf::observe::init(config.log_format);
+    let log_file = match &config.log_file {
+        Some(path) => match wharf::observe::LogFile::open(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("wharf: log file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    wharf::observe::init(config.log_format, log_file.clone());
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -210,6 +236,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("wharf: {e}");
             return ExitCode::FAILURE;
         }
+        if let Some(p) = &pid_file
+            && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+        {
+            eprintln!("wharf: pid file {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
         let addrs = server.local_addrs();
         let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         shown.extend(server.implicit_addrs().iter().map(|a| format!("{a} (implicit TLS)")));
@@ -229,6 +261,22 @@ fn serve(args: ServeArgs) -> ExitCode {
             shown.join(", "),
         );
         let shared = server.shared();
+        let usr1_shared = server.shared();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+                return;
+            };
+            while usr1.recv().await.is_some() {
+                if let Some(f) = &log_file
+                    && let Err(e) = f.reopen()
+                {
+                    tracing::error!(error = %e, "cannot reopen the log file");
+                }
+                usr1_shared.reopen_logs();
+                tracing::info!("log files reopened");
+            }
+        });
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -244,6 +292,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         });
         server.run(shutdown_signal()).await;
+        if let Some(p) = &pid_file {
+            let _ = std::fs::remove_file(p);
+        }
         ExitCode::SUCCESS
     })
 }
@@ -258,4 +309,13 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    // A second SIGINT or SIGTERM during the graceful stop ends the process at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("wharf: stopping at once");
+        std::process::exit(130);
+    });
 }

@@ -17,6 +17,16 @@ use crate::limits::{Guard, Sessions};
 use crate::session;
 use crate::tls::{self, CertSource, Tls};
 
+/// How far a shutdown has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stopping {
+    No,
+    /// Idle sessions get 421 and close; transfers run to their end, then close.
+    Draining,
+    /// The grace time is over: transfers are aborted.
+    Abort,
+}
+
 /// What every session of one server shares (read-only after start).
 #[derive(Debug)]
 pub struct Shared {
@@ -37,6 +47,11 @@ pub struct Shared {
     pub hooks: crate::hooks::Hooks,
     /// Modes and owner of what uploads create.
     pub ownership: crate::vfs::Ownership,
+    pub xferlog: Option<crate::observe::XferLog>,
+    /// Shutdown level sessions watch: running, draining (finish transfers), abort.
+    stop: tokio::sync::watch::Sender<Stopping>,
+    /// Every session task, to wait for them on shutdown.
+    pub tracker: tokio_util::task::TaskTracker,
     next_id: AtomicU64,
 }
 
@@ -77,9 +92,29 @@ impl Shared {
             buckets: Default::default(),
             hooks: crate::hooks::Hooks::new(&config),
             ownership: crate::vfs::Ownership::from_config(&config),
+            stop: tokio::sync::watch::Sender::new(Stopping::No),
+            tracker: tokio_util::task::TaskTracker::new(),
+            xferlog: match &config.xferlog {
+                Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("xferlog {}: {e}", path.display()))
+                })?),
+                None => None,
+            },
             config,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// A receiver of the shutdown level, for a session.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<Stopping> {
+        self.stop.subscribe()
+    }
+
+    /// Reopens the log files (SIGUSR1, after logrotate).
+    pub fn reopen_logs(&self) {
+        if let Some(x) = &self.xferlog {
+            x.reopen();
+        }
     }
 
     /// The current login rules.
@@ -210,7 +245,9 @@ impl Server {
         self.shared.clone()
     }
 
-    /// Accepts until `shutdown` completes.
+    /// Accepts until `shutdown` completes, then stops gracefully: no new connections,
+    /// idle sessions get 421, transfers may finish within `shutdown_grace`, then the rest
+    /// are aborted (atomic uploads leave nothing under their final name).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = tokio::task::JoinSet::new();
         for (listener, policy) in self.listeners {
@@ -218,6 +255,20 @@ impl Server {
         }
         shutdown.await;
         tasks.abort_all();
+        let shared = self.shared;
+        shared.tracker.close();
+        tracing::info!(sessions = shared.sessions.total(), "shutting down");
+        shared.stop.send_replace(Stopping::Draining);
+        let grace = Duration::from_secs(shared.config.shutdown_grace);
+        if tokio::time::timeout(grace, shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace over; aborting transfers");
+            shared.stop.send_replace(Stopping::Abort);
+            let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
+        }
+        tracing::info!("stopped");
     }
 }
 
@@ -278,8 +329,13 @@ async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared:
                 // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in
                 // the stream so the line framer sees the whole command.
                 let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-                let shared = shared.clone();
-                tokio::spawn(session::run(stream, peer, shared, policy.clone(), slot));
+                shared.tracker.spawn(session::run(
+                    stream,
+                    peer,
+                    shared.clone(),
+                    policy.clone(),
+                    slot,
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -33,7 +33,7 @@ use crate::config::{Collision, ListenerConfig, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
 use crate::limits::{self, Refusal, SessionSlot};
-use crate::server::Shared;
+use crate::server::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Jail, VPath, WriteMode};
 use transfer::{Job, Outcome, Params, TransferError};
@@ -81,7 +81,9 @@ pub async fn run(
             }
         }
     }
+    let stopping = shared.stopping();
     let session = Session {
+        stopping,
         shared,
         ctrl: ControlReader {
             stream,
@@ -140,6 +142,8 @@ enum Event {
     Closed,
     Idle,
     Done(Result<Result<Outcome, TransferError>, JoinError>),
+    /// The server is shutting down (or the shutdown went a step further).
+    Stop,
 }
 
 impl ControlReader {
@@ -190,6 +194,8 @@ impl ControlReader {
 struct Login {
     grant: Grant,
     jail: Jail,
+    /// An anonymous login's password: the e-mail address it claims.
+    email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +223,7 @@ struct Running {
     path: VPath,
     started: Instant,
     done: Reply,
+    ascii: bool,
     /// An atomic upload still to be moved under its name.
     commit: Option<Commit>,
 }
@@ -234,6 +241,8 @@ struct Commit {
 
 struct Session {
     shared: Arc<Shared>,
+    /// The server's shutdown level.
+    stopping: tokio::sync::watch::Receiver<crate::server::Stopping>,
     ctrl: ControlReader,
     /// PBSZ was sent (RFC 4217 requires it before PROT).
     pbsz: bool,
@@ -296,6 +305,15 @@ impl Session {
             return;
         }
         loop {
+            if self.transfer.is_none() && *self.stopping.borrow() != Stopping::No {
+                let _ = self
+                    .send(reply(
+                        Code::ServiceNotAvailable,
+                        "Server shutting down; please reconnect later.",
+                    ))
+                    .await;
+                break;
+            }
             let line = match self.queued.pop_front() {
                 Some(line) if self.transfer.is_none() => line,
                 other => {
@@ -327,6 +345,31 @@ impl Session {
                             }
                             continue;
                         }
+                        Event::Stop => {
+                            if *self.stopping.borrow() == Stopping::Abort
+                                && let Some(mut t) = self.transfer.take()
+                            {
+                                t.handle.abort();
+                                let _ = (&mut t.handle).await;
+                                if let Some(commit) = t.commit.take() {
+                                    let _ = self.settle_upload(&commit, false).await;
+                                }
+                                self.log_transfer(
+                                    &t,
+                                    t.progress.load(Ordering::Relaxed),
+                                    "aborted at shutdown",
+                                    None,
+                                );
+                                let _ = self
+                                    .send(reply(
+                                        Code::TransferAborted,
+                                        "Server shutting down; transfer aborted.",
+                                    ))
+                                    .await;
+                            }
+                            // The loop's head says goodbye once no transfer runs.
+                            continue;
+                        }
                     }
                 }
             };
@@ -356,8 +399,14 @@ impl Session {
         } else {
             tokio::time::Instant::from_std(self.login_deadline)
         };
-        let Session { ctrl, transfer, .. } = self;
+        let Session {
+            ctrl,
+            transfer,
+            stopping,
+            ..
+        } = self;
         tokio::select! {
+            _ = stopping.changed() => Event::Stop,
             ev = ctrl.next() => ev,
             res = async { transfer.as_mut().map(|t| &mut t.handle).expect("guarded").await }, if transfer.is_some() => Event::Done(res),
             _ = tokio::time::sleep_until(until), if transfer.is_none() => Event::Idle,
@@ -689,7 +738,10 @@ impl Session {
         self.shared
             .tls_owners
             .login(self.token, self.peer, &grant.user);
-        self.login = Some(Login { grant, jail });
+        let email = grant
+            .anonymous
+            .then(|| lossy(password).chars().take(100).collect::<String>());
+        self.login = Some(Login { grant, jail, email });
         self.phase = Phase::LoggedIn;
         Ok(reply(Code::LoggedIn, "Login successful."))
     }
@@ -1586,6 +1638,7 @@ impl Session {
             path,
             started: Instant::now(),
             done,
+            ascii: self.ty == TransferType::Ascii,
             commit,
         });
         Ok(None)
@@ -1646,6 +1699,30 @@ impl Session {
             tls_resumed = tls.is_some_and(|o| o.resumed),
             "transfer"
         );
+        if let (Some(x), Some(login), true) = (
+            &self.shared.xferlog,
+            &self.login,
+            t.direction != Direction::Listing,
+        ) {
+            let end = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            x.record(&crate::observe::XferRecord {
+                end,
+                seconds: t.started.elapsed().as_secs_f64().round() as u64,
+                client: self.peer.to_string(),
+                bytes,
+                path: t.path.as_bytes().to_vec(),
+                ascii: t.ascii,
+                incoming: t.direction == Direction::Upload,
+                anonymous: login.grant.anonymous,
+                user: login
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| login.grant.user.clone()),
+                complete: result.starts_with("ok"),
+            });
+        }
     }
 
     async fn finish_transfer(

@@ -11,6 +11,7 @@ mod clients_tls;
 mod clients_util;
 mod harness;
 mod limits;
+mod ops;
 mod protocol;
 mod tls;
 mod uploads;

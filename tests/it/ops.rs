@@ -1,0 +1,178 @@
+//! Operations, from outside the process: the xferlog, log reopening on SIGUSR1, the
+//! graceful stop on SIGTERM, the pid file.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::*;
+
+/// Starts the wharf binary on 127.0.0.1:0 with `args`; returns it and its address.
+fn spawn(dir: &Path, args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--user", "judge:pw"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, addr)
+}
+
+fn signal(child: &Child, sig: Signal) {
+    kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+}
+
+/// Waits (bounded) for the child to exit; returns its status.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "wharf did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until `path` holds `n` lines.
+fn lines(path: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let v: Vec<String> = text.lines().map(str::to_string).collect();
+        if v.len() >= n {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {} lines",
+            path.display(),
+            v.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn xferlog_lines_parse_field_by_field_and_reopen_on_sigusr1() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("xferlog");
+    let (mut child, addr) = spawn(dir.path(), &["--xferlog", "xferlog"]);
+    let mut c = Ctrl::connect(addr);
+    c.login("judge", "pw");
+    c.cmd("TYPE I");
+    let (_, r) = c.stor("STOR my file é.txt", b"hello");
+    assert_eq!(r.code, 226);
+    let (r, _) = c.retr("RETR my file é.txt");
+    assert_eq!(r.code, 226);
+    let got = lines(&log, 2);
+    let f: Vec<&str> = got[0].split(' ').filter(|x| !x.is_empty()).collect();
+    assert_eq!(f.len(), 18, "{}", got[0]);
+    // date (5 fields), seconds, host, bytes, name, type, action, direction, mode, user,
+    // service, auth method, auth user, status
+    assert!(f[5].parse::<u64>().unwrap() >= 1);
+    assert_eq!(f[6], "127.0.0.1");
+    assert_eq!(f[7], "5");
+    assert_eq!(f[8], "/my\\040file\\040é.txt");
+    assert_eq!(&f[9..], ["b", "_", "i", "r", "judge", "ftp", "0", "*", "c"]);
+    let g: Vec<&str> = got[1].split(' ').filter(|x| !x.is_empty()).collect();
+    assert_eq!(g[11], "o");
+    // logrotate moves the file, then SIGUSR1: new lines go to a new file.
+    std::fs::rename(&log, dir.path().join("xferlog.1")).unwrap();
+    signal(&child, Signal::SIGUSR1);
+    // Wait until the reopen happened: keep transferring until a line lands in the new file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() {
+        let (r, _) = c.retr("RETR my file é.txt");
+        assert_eq!(r.code, 226);
+        assert!(Instant::now() < deadline, "the log was never reopened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!lines(&log, 1).is_empty());
+    assert!(lines(&dir.path().join("xferlog.1"), 2).len() >= 2);
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn sigterm_lets_a_running_upload_finish_and_says_421_to_idle_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path(), &["--pid-file", "wharf.pid"]);
+    let pid: u32 = std::fs::read_to_string(dir.path().join("wharf.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, child.id());
+    let mut idle = Ctrl::connect(addr);
+    idle.login("judge", "pw");
+    let mut c = Ctrl::connect(addr);
+    c.login("judge", "pw");
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR big.bin").code, 150);
+    let chunk = bytes(1 << 20, 41);
+    for _ in 0..50 {
+        data.write_all(&chunk).unwrap();
+    }
+    signal(&child, Signal::SIGTERM);
+    assert_eq!(idle.read_reply().code, 421, "an idle session is told");
+    for _ in 0..50 {
+        data.write_all(&chunk).unwrap();
+    }
+    drop(data);
+    assert_eq!(c.read_reply().code, 226, "the upload completes");
+    assert_eq!(c.read_reply().code, 421);
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    let len = std::fs::metadata(dir.path().join("ftp/big.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(len, 100 << 20);
+    assert!(!dir.path().join("wharf.pid").exists(), "pid file removed");
+}
+
+#[test]
+fn sigterm_after_the_grace_aborts_and_leaves_nothing_under_the_final_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "shutdown_grace = 1\natomic_uploads = true\n",
+    )
+    .unwrap();
+    let (mut child, addr) = spawn(dir.path(), &["--config", "wharf.toml"]);
+    let mut c = Ctrl::connect(addr);
+    c.login("judge", "pw");
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR slow.bin").code, 150);
+    data.write_all(&bytes(1 << 20, 42)).unwrap();
+    let t = Instant::now();
+    signal(&child, Signal::SIGTERM);
+    // The client stalls: the grace runs out.
+    let r = c.read_reply();
+    assert_eq!(r.code, 426, "{}", r.text());
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    drop(data);
+    assert!(!dir.path().join("ftp/slow.bin").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("ftp")).unwrap().collect();
+    assert!(left.is_empty(), "temporary upload left behind: {left:?}");
+}
