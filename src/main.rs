@@ -283,15 +283,26 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return;
             };
             while hup.recv().await.is_some() {
+                wharf::server::notify(&[
+                    sd_notify::NotifyState::Reloading,
+                    sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
+                ]);
                 if let Err(e) = shared.reload_tls() {
                     tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
                 }
                 if let Err(e) = shared.reload_users() {
                     tracing::error!(error = %e, "users reload failed; keeping the old users");
                 }
+                wharf::server::notify(&[sd_notify::NotifyState::Ready]);
             }
         });
-        server.run(shutdown_signal()).await;
+        wharf::server::notify(&[sd_notify::NotifyState::Ready]);
+        server
+            .run(async {
+                shutdown_signal().await;
+                wharf::server::notify(&[sd_notify::NotifyState::Stopping]);
+            })
+            .await;
         if let Some(p) = &pid_file {
             let _ = std::fs::remove_file(p);
         }

@@ -193,7 +193,20 @@ impl Server {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut listeners = Vec::new();
-        for listener in config.all_listeners() {
+        // Socket activation: serve on what systemd bound, instead of `listen`.
+        for (l, implicit) in inherited_listeners()? {
+            let addr = l.local_addr()?;
+            tracing::info!(%addr, implicit, "serving on an inherited socket");
+            let policy = config
+                .listeners
+                .iter()
+                .find(|c| c.address == addr)
+                .cloned()
+                .unwrap_or_else(|| ListenerConfig::new(addr, implicit));
+            listeners.push((l, Arc::new(policy)));
+        }
+        let activated = !listeners.is_empty();
+        for listener in config.all_listeners().into_iter().filter(|_| !activated) {
             let addr = listener.address;
             let l = match bind(addr) {
                 Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
@@ -270,6 +283,29 @@ impl Server {
         }
         tracing::info!("stopped");
     }
+}
+
+/// Listeners passed by systemd socket activation (`LISTEN_FDS`); a socket named
+/// `implicit` (`FileDescriptorName=implicit`) speaks implicit TLS.
+fn inherited_listeners() -> io::Result<Vec<(TcpListener, bool)>> {
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut out = Vec::new();
+    for i in 0..fds.len() {
+        if let Some(std_listener) = fds.take_tcp_listener(i)? {
+            std_listener.set_nonblocking(true)?;
+            let implicit = names.get(i).is_some_and(|n| n == "implicit");
+            out.push((TcpListener::from_std(std_listener)?, implicit));
+        }
+    }
+    Ok(out)
+}
+
+/// Tells systemd (`Type=notify`) how the service is doing; a no-op outside systemd.
+pub fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
 }
 
 /// Sets the umask and, when `run_as` is configured, drops root for that user (after the

@@ -12,6 +12,7 @@ mod clients_util;
 mod harness;
 mod limits;
 mod ops;
+mod ops_dist;
 mod protocol;
 mod tls;
 mod uploads;

@@ -176,3 +176,74 @@ fn sigterm_after_the_grace_aborts_and_leaves_nothing_under_the_final_name() {
     let left: Vec<_> = std::fs::read_dir(dir.path().join("ftp")).unwrap().collect();
     assert!(left.is_empty(), "temporary upload left behind: {left:?}");
 }
+
+#[test]
+fn sd_notify_ready_reloading_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+    };
+    assert_eq!(next(), "READY=1");
+    signal(&child, Signal::SIGHUP);
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert_eq!(next(), "READY=1");
+    signal(&child, Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn socket_activation_serves_on_the_inherited_socket() {
+    if !have("systemd-socket-activate") {
+        return;
+    }
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("systemd-socket-activate")
+        .args(["-l", &addr.to_string()])
+        .arg(env!("CARGO_BIN_EXE_wharf"))
+        // `listen` points elsewhere: the inherited socket must win.
+        .args(["serve", "--listen", "127.0.0.1:1", "--user", "judge:pw"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        if let Ok(s) = std::net::TcpStream::connect(addr) {
+            drop(s);
+            break Ctrl::connect(addr);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "systemd-socket-activate never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    c.login("judge", "pw");
+    assert_eq!(c.cmd("PWD").code, 257);
+    let _ = child.kill();
+    let _ = child.wait();
+}
