@@ -939,3 +939,49 @@ mod tests {
         assert!("x".parse::<PortRange>().is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The example config mentions every key (set or commented out).
+    #[test]
+    fn example_shows_every_key() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.example.toml"),
+        )
+        .unwrap();
+        let mut full = Config::default();
+        full.anonymous_root = Some("/x".into());
+        full.passive_ports = Some(PortRange {
+            low: 2000,
+            high: 2001,
+        });
+        full.public_address = Some("127.0.0.1".parse().unwrap());
+        full.tls_cert = Some("/c".into());
+        full.tls_key = Some("/k".into());
+        full.tls_dir = Some("/d".into());
+        full.users_file = Some("/u".into());
+        full.log_file = Some("/l".into());
+        full.xferlog = Some("/x".into());
+        full.atomic_uploads = Some(true);
+        full.upload_hook_url = Some("http://x".into());
+        full.upload_mode = Some(0o644);
+        full.dir_mode = Some(0o755);
+        full.umask = Some(0o22);
+        full.upload_owner = Some("x".into());
+        full.upload_group = Some("x".into());
+        full.run_as = Some("x".into());
+        full.run_as_group = Some("x".into());
+        full.anonymous_permissions = Some(vec![]);
+        full.deny_users = Some(vec![]);
+        let value = toml::Value::try_from(&full).unwrap();
+        let mut missing = Vec::new();
+        for key in value.as_table().unwrap().keys() {
+            if !text.contains(&format!("{key} =")) && !text.contains(&format!("[[{key}]]")) {
+                missing.push(key.clone());
+            }
+        }
+        assert!(missing.is_empty(), "wharf.example.toml lacks: {missing:?}");
+    }
+}
