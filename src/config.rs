@@ -389,6 +389,10 @@ pub struct Config {
     /// Seconds running transfers may take to finish on SIGTERM/SIGINT before they are
     /// aborted.
     pub shutdown_grace: u64,
+    /// The admin HTTP endpoint (health, metrics, sessions, bans); off when unset.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token the admin endpoint requires; mandatory off loopback.
+    pub admin_token: Option<String>,
     /// Seconds a logged-in session may stay idle.
     pub idle_timeout: u64,
     /// Seconds to wait for the client to connect to a passive port (or for an active
@@ -486,6 +490,8 @@ impl Default for Config {
             log_file: None,
             xferlog: None,
             shutdown_grace: 30,
+            admin_listen: None,
+            admin_token: None,
             idle_timeout: 600,
             data_connect_timeout: 20,
             data_stall_timeout: 300,
@@ -615,6 +621,10 @@ impl Config {
                     "{key}: no such group `{name}`"
                 )));
             }
+        }
+        if let Some(addr) = self.admin_listen {
+            crate::admin::check_exposure(addr, self.admin_token.as_deref())
+                .map_err(ConfigError::Invalid)?;
         }
         if self.banner.contains(['\r', '\n']) {
             return Err(ConfigError::Invalid(
@@ -951,30 +961,28 @@ mod example_tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.example.toml"),
         )
         .unwrap();
-        let mut full = Config::default();
-        full.anonymous_root = Some("/x".into());
-        full.passive_ports = Some(PortRange {
-            low: 2000,
-            high: 2001,
-        });
-        full.public_address = Some("127.0.0.1".parse().unwrap());
-        full.tls_cert = Some("/c".into());
-        full.tls_key = Some("/k".into());
-        full.tls_dir = Some("/d".into());
-        full.users_file = Some("/u".into());
-        full.log_file = Some("/l".into());
-        full.xferlog = Some("/x".into());
-        full.atomic_uploads = Some(true);
-        full.upload_hook_url = Some("http://x".into());
-        full.upload_mode = Some(0o644);
-        full.dir_mode = Some(0o755);
-        full.umask = Some(0o22);
-        full.upload_owner = Some("x".into());
-        full.upload_group = Some("x".into());
-        full.run_as = Some("x".into());
-        full.run_as_group = Some("x".into());
-        full.anonymous_permissions = Some(vec![]);
-        full.deny_users = Some(vec![]);
+        let full = Config {
+            anonymous_root: Some("/x".into()),
+            public_address: Some("127.0.0.1".parse().unwrap()),
+            tls_cert: Some("/c".into()),
+            tls_key: Some("/k".into()),
+            tls_dir: Some("/d".into()),
+            users_file: Some("/u".into()),
+            log_file: Some("/l".into()),
+            xferlog: Some("/x".into()),
+            atomic_uploads: Some(true),
+            upload_hook_url: Some("http://x".into()),
+            upload_mode: Some(0o644),
+            dir_mode: Some(0o755),
+            umask: Some(0o22),
+            upload_owner: Some("x".into()),
+            upload_group: Some("x".into()),
+            run_as: Some("x".into()),
+            run_as_group: Some("x".into()),
+            anonymous_permissions: Some(vec![]),
+            deny_users: Some(vec![]),
+            ..Config::default()
+        };
         let value = toml::Value::try_from(&full).unwrap();
         let mut missing = Vec::new();
         for key in value.as_table().unwrap().keys() {

@@ -1,6 +1,7 @@
 //! wharf: an FTP server. The protocol core lives in the `wharf-proto` crate; this crate
 //! holds the IO edges: configuration, listeners, sessions, data connections and the jail.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod datachan;

@@ -314,6 +314,12 @@ impl Guard {
         v
     }
 
+    /// Bans `ip` for `dur` (by the administrator).
+    pub fn ban(&self, ip: IpAddr, dur: Duration, now: Instant) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.bans.insert(ip, now + dur);
+    }
+
     /// Lifts a ban.
     pub fn unban(&self, ip: IpAddr) -> bool {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());

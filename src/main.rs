@@ -30,6 +30,165 @@ enum Cmd {
     },
     /// Read a password (no echo on a terminal, or from stdin) and print its argon2id hash.
     HashPassword,
+    /// List the sessions connected now (through the admin endpoint).
+    Who(AdminArgs),
+    /// End a session, by id or all of a user's.
+    Kick {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The session id (from `wharf who`).
+        id: Option<u64>,
+        /// Kick every session of this user instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List, add or lift bans.
+    Ban {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        action: BanAction,
+    },
+    /// Re-read the TLS certificate and the users file; non-zero exit if rejected.
+    Reload(AdminArgs),
+}
+
+#[derive(Subcommand)]
+enum BanAction {
+    List,
+    Add {
+        ip: IpAddr,
+        /// Seconds (default: the configured ban_time).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    Remove {
+        ip: IpAddr,
+    },
+}
+
+/// How the admin commands find the endpoint.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The server's configuration file (admin_listen, admin_token).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/wharf/wharf.toml",
+        global = true
+    )]
+    config: PathBuf,
+    /// The admin endpoint, overriding the config.
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    admin: Option<SocketAddr>,
+}
+
+impl AdminArgs {
+    fn client(&self) -> Result<wharf::admin::Client, String> {
+        let config = if self.config.exists() {
+            Config::load(&self.config).map_err(|e| e.to_string())?
+        } else {
+            Config::default()
+        };
+        let addr = self.admin.or(config.admin_listen).ok_or_else(|| {
+            format!(
+                "no admin endpoint: set admin_listen in {} or pass --admin",
+                self.config.display()
+            )
+        })?;
+        Ok(wharf::admin::Client::new(addr, config.admin_token))
+    }
+}
+
+/// Runs one admin call and prints the answer; exit status from the HTTP status.
+fn admin_call(args: &AdminArgs, method: &str, path: &str, body: Option<&str>) -> ExitCode {
+    let result = args.client().and_then(|c| c.call(method, path, body));
+    match result {
+        Ok((status, text)) if (200..300).contains(&status) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, text)) => {
+            eprint!("wharf: {status}: {text}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn who(args: &AdminArgs) -> ExitCode {
+    let result = args.client().and_then(|c| c.call("GET", "/sessions", None));
+    let text = match result {
+        Ok((200, text)) => text,
+        Ok((status, text)) => {
+            eprint!("wharf: {status}: {text}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(list) = serde_json::from_str::<Vec<wharf::admin::SessionInfo>>(&text) else {
+        eprintln!("wharf: unexpected answer: {text}");
+        return ExitCode::FAILURE;
+    };
+    println!(
+        "{:>6}  {:<16} {:<39} {:<4} {:>6}  DOING",
+        "ID", "USER", "CLIENT", "TLS", "IDLE"
+    );
+    for s in list {
+        let doing = match &s.transfer {
+            Some(t) => format!(
+                "{} {} ({} bytes, {} B/s)",
+                t.direction, t.path, t.bytes, t.bytes_per_second
+            ),
+            None => s.command.clone(),
+        };
+        println!(
+            "{:>6}  {:<16} {:<39} {:<4} {:>5}s  {}",
+            s.id,
+            s.user.as_deref().unwrap_or("-"),
+            s.client,
+            if s.tls { "yes" } else { "no" },
+            s.idle_seconds,
+            doing
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode {
+    let ids: Vec<u64> = match (id, user) {
+        (Some(id), _) => vec![id],
+        (None, Some(user)) => {
+            let Ok((200, text)) = args.client().and_then(|c| c.call("GET", "/sessions", None))
+            else {
+                eprintln!("wharf: cannot list sessions");
+                return ExitCode::FAILURE;
+            };
+            serde_json::from_str::<Vec<wharf::admin::SessionInfo>>(&text)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| s.user.as_deref() == Some(user.as_str()))
+                .map(|s| s.id)
+                .collect()
+        }
+        (None, None) => {
+            eprintln!("wharf: kick needs a session id or --user NAME");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        if admin_call(args, "POST", &format!("/sessions/{id}/kick"), None) != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
 }
 
 #[derive(clap::Args, Default)]
@@ -163,6 +322,20 @@ fn main() -> ExitCode {
             }
         }
         Cmd::HashPassword => hash_password(),
+        Cmd::Who(args) => who(&args),
+        Cmd::Kick { admin, id, user } => kick(&admin, id, user),
+        Cmd::Ban { admin, action } => match action {
+            BanAction::List => admin_call(&admin, "GET", "/bans", None),
+            BanAction::Add { ip, seconds } => {
+                let body = match seconds {
+                    Some(s) => format!("{{\"ip\":\"{ip}\",\"seconds\":{s}}}"),
+                    None => format!("{{\"ip\":\"{ip}\"}}"),
+                };
+                admin_call(&admin, "POST", "/bans", Some(&body))
+            }
+            BanAction::Remove { ip } => admin_call(&admin, "DELETE", &format!("/bans/{ip}"), None),
+        },
+        Cmd::Reload(args) => admin_call(&args, "POST", "/reload", None),
     }
 }
 
@@ -251,10 +424,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
             _ => "127.0.0.1".to_string(),
         };
-        let tls = server
+        let mut tls = server
             .tls_fingerprint()
             .map(|fp| format!("; TLS certificate sha256 {fp}"))
             .unwrap_or_default();
+        if let Some(admin) = server.admin_addr() {
+            tls.push_str(&format!("; admin http://{admin}"));
+        }
         println!(
             "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/{tls}",
             root.display(),
@@ -287,12 +463,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                     sd_notify::NotifyState::Reloading,
                     sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
                 ]);
-                if let Err(e) = shared.reload_tls() {
-                    tracing::error!(error = %e, "TLS reload failed; keeping the old certificate");
-                }
-                if let Err(e) = shared.reload_users() {
-                    tracing::error!(error = %e, "users reload failed; keeping the old users");
-                }
+                let _ = shared.reload();
                 wharf::server::notify(&[sd_notify::NotifyState::Ready]);
             }
         });

@@ -52,6 +52,9 @@ pub struct Shared {
     stop: tokio::sync::watch::Sender<Stopping>,
     /// Every session task, to wait for them on shutdown.
     pub tracker: tokio_util::task::TaskTracker,
+    pub metrics: crate::admin::Metrics,
+    /// The sessions connected now, for the admin interface.
+    pub who: Arc<crate::admin::Who>,
     next_id: AtomicU64,
 }
 
@@ -94,6 +97,8 @@ impl Shared {
             ownership: crate::vfs::Ownership::from_config(&config),
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
+            metrics: crate::admin::Metrics::default(),
+            who: Arc::default(),
             xferlog: match &config.xferlog {
                 Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
                     io::Error::new(e.kind(), format!("xferlog {}: {e}", path.display()))
@@ -103,6 +108,26 @@ impl Shared {
             config,
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// Reloads what can change while running: the TLS certificate and the users file.
+    /// Either failing keeps its old state; the error says which and why.
+    pub fn reload(&self) -> Result<(), String> {
+        let tls = self.reload_tls().map_err(|e| format!("TLS: {e}"));
+        let users = self
+            .reload_users()
+            .map(|_| ())
+            .map_err(|e| format!("users: {e}"));
+        let result = match (tls, users) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        };
+        self.metrics.reload(result.is_ok());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "reload failed; the old settings stay");
+        }
+        result
     }
 
     /// A receiver of the shutdown level, for a session.
@@ -169,6 +194,8 @@ impl Shared {
 pub struct Server {
     /// Control listeners with their policies.
     listeners: Vec<(TcpListener, Arc<ListenerConfig>)>,
+    /// The admin endpoint's listener, when configured.
+    admin: Option<TcpListener>,
     shared: Arc<Shared>,
 }
 
@@ -219,8 +246,16 @@ impl Server {
             };
             listeners.push((l, Arc::new(listener)));
         }
+        let admin =
+            match config.admin_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    io::Error::new(e.kind(), format!("admin endpoint {addr}: {e}"))
+                })?),
+                None => None,
+            };
         Ok(Server {
             listeners,
+            admin,
             shared: Arc::new(Shared::new(config)?),
         })
     }
@@ -248,6 +283,11 @@ impl Server {
         self.shared.tls().map(|t| t.fingerprint.clone())
     }
 
+    /// The admin endpoint's address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The configuration the server runs with.
     pub fn config(&self) -> &Config {
         &self.shared.config
@@ -263,6 +303,9 @@ impl Server {
     /// are aborted (atomic uploads leave nothing under their final name).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(admin) = self.admin {
+            tasks.spawn(crate::admin::serve(admin, self.shared.clone()));
+        }
         for (listener, policy) in self.listeners {
             tasks.spawn(accept_loop(listener, policy, self.shared.clone()));
         }
@@ -361,6 +404,19 @@ async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared:
                         continue;
                     }
                 };
+                shared
+                    .metrics
+                    .sessions_total
+                    .get_or_create(&vec![(
+                        "listener".to_string(),
+                        if policy.implicit {
+                            "implicit"
+                        } else {
+                            "explicit"
+                        }
+                        .to_string(),
+                    )])
+                    .inc();
                 let _ = stream.set_nodelay(true);
                 // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in
                 // the stream so the line framer sees the whole command.

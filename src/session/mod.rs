@@ -82,7 +82,12 @@ pub async fn run(
         }
     }
     let stopping = shared.stopping();
+    let listed = shared.who.add(id, peer_ip);
+    listed.view.tls.store(implicit, Ordering::Relaxed);
+    shared.metrics.sessions_current.inc();
+    let metrics_shared = shared.clone();
     let session = Session {
+        listed,
         stopping,
         shared,
         ctrl: ControlReader {
@@ -115,6 +120,7 @@ pub async fn run(
         verb: "",
     };
     session.serve().instrument(span).await;
+    metrics_shared.metrics.sessions_current.dec();
 }
 
 /// Answers a connection that was not admitted with 421 and the reason, then closes it.
@@ -144,6 +150,8 @@ enum Event {
     Done(Result<Result<Outcome, TransferError>, JoinError>),
     /// The server is shutting down (or the shutdown went a step further).
     Stop,
+    /// The administrator ended this session.
+    Kick,
 }
 
 impl ControlReader {
@@ -241,6 +249,8 @@ struct Commit {
 
 struct Session {
     shared: Arc<Shared>,
+    /// This session as the admin interface shows it (removed when the session ends).
+    listed: crate::admin::Listed,
     /// The server's shutdown level.
     stopping: tokio::sync::watch::Receiver<crate::server::Stopping>,
     ctrl: ControlReader,
@@ -345,6 +355,28 @@ impl Session {
                             }
                             continue;
                         }
+                        Event::Kick => {
+                            if let Some(mut t) = self.transfer.take() {
+                                t.handle.abort();
+                                let _ = (&mut t.handle).await;
+                                if let Some(commit) = t.commit.take() {
+                                    let _ = self.settle_upload(&commit, false).await;
+                                }
+                                self.log_transfer(
+                                    &t,
+                                    t.progress.load(Ordering::Relaxed),
+                                    "aborted: session kicked",
+                                    None,
+                                );
+                            }
+                            let _ = self
+                                .send(reply(
+                                    Code::ServiceNotAvailable,
+                                    "Disconnected by the administrator.",
+                                ))
+                                .await;
+                            break;
+                        }
                         Event::Stop => {
                             if *self.stopping.borrow() == Stopping::Abort
                                 && let Some(mut t) = self.transfer.take()
@@ -403,10 +435,12 @@ impl Session {
             ctrl,
             transfer,
             stopping,
+            listed,
             ..
         } = self;
         tokio::select! {
             _ = stopping.changed() => Event::Stop,
+            _ = listed.view.kick.notified() => Event::Kick,
             ev = ctrl.next() => ev,
             res = async { transfer.as_mut().map(|t| &mut t.handle).expect("guarded").await }, if transfer.is_some() => Event::Done(res),
             _ = tokio::time::sleep_until(until), if transfer.is_none() => Event::Idle,
@@ -472,6 +506,7 @@ impl Session {
             }
         };
         self.verb = cmd.verb();
+        self.listed.view.touch(self.verb);
         if self.transfer.is_some() {
             return match cmd {
                 Command::Abor => self.abort_transfer().await.map(|_| Flow::Continue),
@@ -691,9 +726,11 @@ impl Session {
                 warn!(user = %name, lock_seconds = policy.ban_for.as_secs(), "user locked out after repeated login failures");
             }
             info!(user = %name, locked, "login failed");
+            self.shared.metrics.login(false);
             // Slows password guessing; other sessions are not held up.
             tokio::time::sleep(delay).await;
             if banned {
+                self.shared.metrics.bans.inc();
                 warn!(
                     ban_seconds = policy.ban_for.as_secs(),
                     "address banned after repeated login failures"
@@ -738,6 +775,10 @@ impl Session {
         self.shared
             .tls_owners
             .login(self.token, self.peer, &grant.user);
+        self.shared.metrics.login(true);
+        if let Ok(mut u) = self.listed.view.user.lock() {
+            *u = Some(grant.user.clone());
+        }
         let email = grant
             .anonymous
             .then(|| lossy(password).chars().take(100).collect::<String>());
@@ -789,6 +830,7 @@ impl Session {
             Ok(Ok(stream)) => {
                 self.ctrl.stream = stream;
                 self.shared.tls_owners.handshake(self.token, self.peer);
+                self.listed.view.tls.store(true, Ordering::Relaxed);
                 // RFC 4217 section 4: a new security context starts a new login.
                 if self.phase == Phase::LoggedIn {
                     self.logout();
@@ -1631,6 +1673,14 @@ impl Session {
             }),
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
+        if let Ok(mut v) = self.listed.view.transfer.lock() {
+            *v = Some(crate::admin::TransferView {
+                direction: direction.as_str(),
+                path: lossy(path.as_bytes()),
+                progress: progress.clone(),
+                started: Instant::now(),
+            });
+        }
         self.transfer = Some(Running {
             handle,
             progress,
@@ -1688,6 +1738,15 @@ impl Session {
     }
 
     fn log_transfer(&self, t: &Running, bytes: u64, result: &str, tls: Option<Outcome>) {
+        if let Ok(mut v) = self.listed.view.transfer.lock() {
+            *v = None;
+        }
+        self.shared.metrics.transfer(
+            t.direction.as_str(),
+            result.starts_with("ok"),
+            bytes,
+            t.started.elapsed().as_secs_f64(),
+        );
         info!(
             user = self.login.as_ref().map_or("", |l| l.grant.user.as_str()),
             path = %lossy(t.path.as_bytes()),

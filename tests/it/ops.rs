@@ -247,3 +247,154 @@ fn socket_activation_serves_on_the_inherited_socket() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Starts wharf with the admin endpoint; returns it, its FTP address and the admin one.
+fn spawn_admin(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--user", "judge:pw"])
+        .args(["--config", "wharf.toml"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ftp = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap();
+    let admin = line
+        .split("admin http://")
+        .nth(1)
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    (child, ftp, admin)
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn metrics_count_known_traffic_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "admin_listen = \"127.0.0.1:0\"\nlogin_failure_delay_ms = 0\n",
+    )
+    .unwrap();
+    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let mut c = Ctrl::connect(ftp);
+    c.cmd("USER judge");
+    assert_eq!(c.cmd("PASS nope").code, 530);
+    c.login("judge", "pw");
+    c.cmd("TYPE I");
+    let (_, r) = c.stor("STOR m.bin", b"12345");
+    assert_eq!(r.code, 226);
+    let (r, _) = c.retr("RETR m.bin");
+    assert_eq!(r.code, 226);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let health = http_get(admin, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 200"));
+    let m = http_get(admin, "/metrics");
+    for want in [
+        "wharf_logins_total{result=\"ok\"} 1",
+        "wharf_logins_total{result=\"failed\"} 1",
+        "wharf_transfers_total{direction=\"upload\",result=\"ok\"} 1",
+        "wharf_transfers_total{direction=\"download\",result=\"ok\"} 1",
+        "wharf_bytes_total{direction=\"upload\"} 5",
+        "wharf_bytes_total{direction=\"download\"} 5",
+        "wharf_sessions_total{listener=\"explicit\"} 1",
+    ] {
+        assert!(m.contains(want), "missing {want:?} in\n{m}");
+    }
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn who_kick_and_ban_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "admin_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .args(["--admin", &admin.to_string()])
+            .output()
+            .unwrap()
+    };
+    // A session in the middle of a download.
+    std::fs::write(dir.path().join("ftp/big.bin"), bytes(64 << 20, 51)).unwrap();
+    let mut c = Ctrl::connect(ftp);
+    c.login("judge", "pw");
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("RETR big.bin").code, 150);
+    let mut buf = [0u8; 65536];
+    std::io::Read::read_exact(&mut data, &mut buf).unwrap();
+    let out = cli(&["who"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.contains("judge"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("download /big.bin"), "{row}");
+    let id = row.split_whitespace().next().unwrap().to_string();
+    // Kick it: the client is told and the connection closes.
+    assert!(cli(&["kick", &id]).status.success());
+    let r = c.read_reply();
+    assert_eq!(r.code, 421, "{}", r.text());
+    assert!(c.is_closed());
+    drop(data);
+    // Ban an address, see it listed, lift it.
+    assert!(
+        cli(&["ban", "add", "127.0.0.9", "--seconds", "60"])
+            .status
+            .success()
+    );
+    let list = String::from_utf8_lossy(&cli(&["ban", "list"]).stdout).into_owned();
+    assert!(list.contains("127.0.0.9"), "{list}");
+    {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&SocketAddr::from(([127, 0, 0, 9], 0)).into())
+            .unwrap();
+        sock.connect(&ftp.into()).unwrap();
+        let mut s: std::net::TcpStream = sock.into();
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+        assert!(
+            got.starts_with("421 "),
+            "a banned address is refused: {got}"
+        );
+    }
+    assert!(cli(&["ban", "remove", "127.0.0.9"]).status.success());
+    assert!(
+        !cli(&["ban", "remove", "127.0.0.9"]).status.success(),
+        "already lifted"
+    );
+    // Reload with nothing to reload succeeds.
+    assert!(cli(&["reload"]).status.success());
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}

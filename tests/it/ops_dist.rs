@@ -442,9 +442,9 @@ fn logrotate_rotates_a_running_wharf_and_it_logs_to_the_new_file() {
 /// `Key=value` of a unit file (the last one wins, as in systemd).
 fn unit_value(unit: &str, key: &str) -> Option<String> {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().to_string())
-        .last()
 }
 
 #[test]

@@ -1,0 +1,505 @@
+//! The admin interface: an HTTP endpoint (off by default) with health, Prometheus metrics,
+//! the sessions now connected (kick one), and the bans (list, add, lift); plus the client
+//! the `wharf who|kick|ban|reload` commands use.
+//!
+//! axum serves it; prometheus-client encodes the metrics. A TCP listener on a non-loopback
+//! address needs a bearer token.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::server::{Shared, Stopping};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every metric wharf exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub sessions_total: Family<Labels, Counter>,
+    pub sessions_current: Gauge,
+    pub logins: Family<Labels, Counter>,
+    pub transfers: Family<Labels, Counter>,
+    pub bytes: Family<Labels, Counter>,
+    pub duration: Family<Labels, Histogram>,
+    pub bans: Counter,
+    pub passive_ports: Gauge,
+    pub reloads: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("wharf");
+        let m = Metrics {
+            registry: Registry::default(),
+            sessions_total: Family::default(),
+            sessions_current: Gauge::default(),
+            logins: Family::default(),
+            transfers: Family::default(),
+            bytes: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0])
+            }),
+            bans: Counter::default(),
+            passive_ports: Gauge::default(),
+            reloads: Family::default(),
+        };
+        registry.register(
+            "sessions",
+            "Sessions accepted, by listener kind",
+            m.sessions_total.clone(),
+        );
+        registry.register(
+            "sessions_current",
+            "Sessions connected now",
+            m.sessions_current.clone(),
+        );
+        registry.register("logins", "Logins, by result", m.logins.clone());
+        registry.register(
+            "transfers",
+            "File transfers, by direction and result",
+            m.transfers.clone(),
+        );
+        registry.register("bytes", "Bytes moved, by direction", m.bytes.clone());
+        registry.register(
+            "transfer_duration_seconds",
+            "Transfer durations, by direction",
+            m.duration.clone(),
+        );
+        registry.register("bans", "Addresses banned", m.bans.clone());
+        registry.register(
+            "passive_ports_in_use",
+            "Passive ports open now",
+            m.passive_ports.clone(),
+        );
+        registry.register("reloads", "Reloads, by result", m.reloads.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn login(&self, ok: bool) {
+        self.logins
+            .get_or_create(&labels(&[("result", if ok { "ok" } else { "failed" })]))
+            .inc();
+    }
+
+    pub fn transfer(&self, direction: &str, ok: bool, bytes: u64, seconds: f64) {
+        let result = if ok { "ok" } else { "failed" };
+        self.transfers
+            .get_or_create(&labels(&[("direction", direction), ("result", result)]))
+            .inc();
+        self.bytes
+            .get_or_create(&labels(&[("direction", direction)]))
+            .inc_by(bytes);
+        self.duration
+            .get_or_create(&labels(&[("direction", direction)]))
+            .observe(seconds);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&labels(&[("result", if ok { "ok" } else { "failed" })]))
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// What the admin interface shows of one session; the session updates it.
+#[derive(Debug)]
+pub struct SessionView {
+    pub id: u64,
+    pub client: IpAddr,
+    pub started: SystemTime,
+    pub user: Mutex<Option<String>>,
+    pub tls: AtomicBool,
+    pub command: Mutex<String>,
+    pub last_active: Mutex<Instant>,
+    pub transfer: Mutex<Option<TransferView>>,
+    /// Notified to end the session (kick).
+    pub kick: Notify,
+}
+
+/// A transfer in flight, as shown by `wharf who`.
+#[derive(Debug, Clone)]
+pub struct TransferView {
+    pub direction: &'static str,
+    pub path: String,
+    pub progress: Arc<AtomicU64>,
+    pub started: Instant,
+}
+
+impl SessionView {
+    pub fn touch(&self, command: &str) {
+        if let Ok(mut c) = self.command.lock() {
+            command.clone_into(&mut c);
+        }
+        if let Ok(mut t) = self.last_active.lock() {
+            *t = Instant::now();
+        }
+    }
+}
+
+/// The sessions connected now.
+#[derive(Debug, Default)]
+pub struct Who {
+    inner: Mutex<HashMap<u64, Arc<SessionView>>>,
+}
+
+/// Removes a session from [`Who`] when the session ends.
+#[derive(Debug)]
+pub struct Listed {
+    who: Arc<Who>,
+    pub view: Arc<SessionView>,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.who.inner.lock() {
+            m.remove(&self.view.id);
+        }
+    }
+}
+
+impl Who {
+    pub fn add(self: &Arc<Self>, id: u64, client: IpAddr) -> Listed {
+        let view = Arc::new(SessionView {
+            id,
+            client,
+            started: SystemTime::now(),
+            user: Mutex::new(None),
+            tls: AtomicBool::new(false),
+            command: Mutex::new(String::new()),
+            last_active: Mutex::new(Instant::now()),
+            transfer: Mutex::new(None),
+            kick: Notify::new(),
+        });
+        if let Ok(mut m) = self.inner.lock() {
+            m.insert(id, view.clone());
+        }
+        Listed {
+            who: self.clone(),
+            view,
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<SessionView>> {
+        let mut v: Vec<_> = self
+            .inner
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    fn get(&self, id: u64) -> Option<Arc<SessionView>> {
+        self.inner.lock().ok()?.get(&id).cloned()
+    }
+}
+
+/// One session as JSON.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub user: Option<String>,
+    pub client: String,
+    pub tls: bool,
+    pub command: String,
+    pub idle_seconds: u64,
+    pub connected_seconds: u64,
+    pub transfer: Option<TransferInfo>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct TransferInfo {
+    pub direction: String,
+    pub path: String,
+    pub bytes: u64,
+    pub bytes_per_second: u64,
+}
+
+impl SessionView {
+    pub fn info(&self) -> SessionInfo {
+        let transfer = self.transfer.lock().ok().and_then(|t| t.clone()).map(|t| {
+            let bytes = t.progress.load(Ordering::Relaxed);
+            let secs = t.started.elapsed().as_secs_f64().max(0.001);
+            TransferInfo {
+                direction: t.direction.to_string(),
+                path: t.path,
+                bytes,
+                bytes_per_second: (bytes as f64 / secs) as u64,
+            }
+        });
+        SessionInfo {
+            id: self.id,
+            user: self.user.lock().ok().and_then(|u| u.clone()),
+            client: self.client.to_string(),
+            tls: self.tls.load(Ordering::Relaxed),
+            command: self.command.lock().map(|c| c.clone()).unwrap_or_default(),
+            idle_seconds: self
+                .last_active
+                .lock()
+                .map(|t| t.elapsed().as_secs())
+                .unwrap_or(0),
+            connected_seconds: self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            transfer,
+        }
+    }
+}
+
+/// A ban as JSON.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct BanInfo {
+    pub ip: IpAddr,
+    pub seconds_left: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct BanRequest {
+    ip: IpAddr,
+    #[serde(default)]
+    seconds: Option<u64>,
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = &shared.config.admin_token else {
+        return true;
+    };
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == token)
+}
+
+type App = Arc<Shared>;
+
+async fn guard(shared: &App, headers: &HeaderMap) -> Result<(), Response> {
+    if authorized(shared, headers) {
+        Ok(())
+    } else {
+        Err((StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response())
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<App>) -> Response {
+    if *s.stopping().borrow() == Stopping::No {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn sessions(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    let list: Vec<SessionInfo> = s.who.all().iter().map(|v| v.info()).collect();
+    Json(list).into_response()
+}
+
+async fn kick(State(s): State<App>, h: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    match s.who.get(id) {
+        Some(v) => {
+            v.kick.notify_one();
+            tracing::info!(session = id, "session kicked by the administrator");
+            "kicked\n".into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+    }
+}
+
+async fn bans(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    let list: Vec<BanInfo> = s
+        .guard
+        .bans(Instant::now())
+        .into_iter()
+        .map(|b| BanInfo {
+            ip: b.ip,
+            seconds_left: b.remaining.as_secs(),
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn add_ban(State(s): State<App>, h: HeaderMap, Json(req): Json<BanRequest>) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    let secs = req.seconds.unwrap_or(s.config.ban_time);
+    s.guard
+        .ban(req.ip, Duration::from_secs(secs), Instant::now());
+    s.metrics.bans.inc();
+    tracing::warn!(ip = %req.ip, seconds = secs, "address banned by the administrator");
+    "banned\n".into_response()
+}
+
+async fn lift_ban(State(s): State<App>, h: HeaderMap, Path(ip): Path<IpAddr>) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    if s.guard.unban(ip) {
+        tracing::info!(%ip, "ban lifted by the administrator");
+        "lifted\n".into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not banned\n").into_response()
+    }
+}
+
+async fn reload(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    match s.reload() {
+        Ok(()) => "reloaded\n".into_response(),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Serves the admin interface on `addr` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let app = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}/kick", post(kick))
+        .route("/bans", get(bans).post(add_ban))
+        .route("/bans/{ip}", delete(lift_ban))
+        .route("/reload", post(reload))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "admin endpoint failed");
+    }
+}
+
+/// Refuses an admin listener that strangers could reach without a token.
+pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(format!(
+            "admin_listen {addr} is not a loopback address: set admin_token, or listen on 127.0.0.1 or [::1]"
+        ));
+    }
+    Ok(())
+}
+
+/// The admin client of the CLI commands.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr, token: Option<String>) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Client {
+            base: format!("http://{addr}"),
+            token,
+            agent,
+        }
+    }
+
+    fn auth(&self) -> String {
+        self.token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"))
+            .unwrap_or_default()
+    }
+
+    /// Sends a request; returns the status and the body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let url = format!("{}{path}", self.base);
+        let res = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(&url)
+                .header("authorization", &self.auth())
+                .call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &self.auth())
+                .call(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .header("authorization", &self.auth())
+                .header("content-type", "application/json")
+                .send(b),
+            (_, None) => self
+                .agent
+                .post(&url)
+                .header("authorization", &self.auth())
+                .send_empty(),
+        };
+        let mut res = res.map_err(|e| format!("admin endpoint {}: {e}", self.base))?;
+        let status = res.status().as_u16();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        Ok((status, text))
+    }
+}
