@@ -415,6 +415,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             eprintln!("wharf: pid file {}: {e}", p.display());
             return ExitCode::FAILURE;
         }
+        // Signal handlers exist before anyone learns where we listen, so no early signal
+        // takes its default action (ending the process).
+        use tokio::signal::unix::{SignalKind, signal};
+        let usr1 = signal(SignalKind::user_defined1()).ok();
+        let hup = signal(SignalKind::hangup()).ok();
+        let term = signal(SignalKind::terminate())
+            .ok()
+            .zip(signal(SignalKind::interrupt()).ok());
         let addrs = server.local_addrs();
         let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
         shown.extend(server.implicit_addrs().iter().map(|a| format!("{a} (implicit TLS)")));
@@ -439,8 +447,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let shared = server.shared();
         let usr1_shared = server.shared();
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            let Some(mut usr1) = usr1 else {
                 return;
             };
             while usr1.recv().await.is_some() {
@@ -454,8 +461,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         });
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            let Some(mut hup) = hup else {
                 return;
             };
             while hup.recv().await.is_some() {
@@ -470,7 +476,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         wharf::server::notify(&[sd_notify::NotifyState::Ready]);
         server
             .run(async {
-                shutdown_signal().await;
+                shutdown_signal(term).await;
                 wharf::server::notify(&[sd_notify::NotifyState::Stopping]);
             })
             .await;
@@ -481,20 +487,20 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
+async fn shutdown_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    let Some((mut term, mut int)) = signals else {
+        return std::future::pending().await;
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     // A second SIGINT or SIGTERM during the graceful stop ends the process at once.
     tokio::spawn(async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         eprintln!("wharf: stopping at once");

@@ -99,7 +99,7 @@ fn xferlog_lines_parse_field_by_field_and_reopen_on_sigusr1() {
     std::fs::rename(&log, dir.path().join("xferlog.1")).unwrap();
     signal(&child, Signal::SIGUSR1);
     // Wait until the reopen happened: keep transferring until a line lands in the new file.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !log.exists() {
         let (r, _) = c.retr("RETR my file é.txt");
         assert_eq!(r.code, 226);
