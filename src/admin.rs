@@ -278,6 +278,76 @@ impl SessionView {
     }
 }
 
+/// Which sessions write a protocol trace: by user name or client address, switched at run
+/// time through the admin endpoint.
+#[derive(Debug, Default)]
+pub struct Trace {
+    inner: Mutex<std::collections::HashSet<String>>,
+    /// Fast path: nothing is traced (the usual case).
+    any: AtomicBool,
+}
+
+impl Trace {
+    pub fn set(&self, key: &str, on: bool) {
+        if let Ok(mut m) = self.inner.lock() {
+            if on {
+                m.insert(key.to_string());
+            } else {
+                m.remove(key);
+            }
+            self.any.store(!m.is_empty(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a session of `user` from `client` is traced.
+    pub fn wants(&self, user: Option<&str>, client: IpAddr) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.inner
+            .lock()
+            .is_ok_and(|m| m.contains(&client.to_string()) || user.is_some_and(|u| m.contains(u)))
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner
+            .lock()
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TraceRequest {
+    /// A user name or a client address.
+    target: String,
+    #[serde(default = "yes")]
+    on: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn trace_list(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    Json(s.trace.list()).into_response()
+}
+
+async fn trace_set(State(s): State<App>, h: HeaderMap, Json(req): Json<TraceRequest>) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    s.trace.set(&req.target, req.on);
+    tracing::info!(target_ = %req.target, on = req.on, "protocol trace switched");
+    "ok\n".into_response()
+}
+
 /// A ban as JSON.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct BanInfo {
@@ -422,6 +492,7 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         .route("/bans", get(bans).post(add_ban))
         .route("/bans/{ip}", delete(lift_ban))
         .route("/reload", post(reload))
+        .route("/trace", get(trace_list).post(trace_set))
         .with_state(shared);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint failed");

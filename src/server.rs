@@ -55,6 +55,8 @@ pub struct Shared {
     pub metrics: crate::admin::Metrics,
     /// The sessions connected now, for the admin interface.
     pub who: Arc<crate::admin::Who>,
+    /// Users and addresses whose sessions write a protocol trace.
+    pub trace: crate::admin::Trace,
     next_id: AtomicU64,
 }
 
@@ -99,6 +101,7 @@ impl Shared {
             tracker: tokio_util::task::TaskTracker::new(),
             metrics: crate::admin::Metrics::default(),
             who: Arc::default(),
+            trace: Default::default(),
             xferlog: match &config.xferlog {
                 Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
                     io::Error::new(e.kind(), format!("xferlog {}: {e}", path.display()))

@@ -448,7 +448,20 @@ impl Session {
     }
 
     /// THE writer of control-connection bytes.
+    /// Whether this session writes a protocol trace now.
+    fn traced(&self) -> bool {
+        self.shared.trace.wants(
+            self.login.as_ref().map(|l| l.grant.user.as_str()),
+            self.peer,
+        )
+    }
+
     async fn send(&mut self, r: Reply) -> std::io::Result<()> {
+        if self.traced() {
+            for l in r.lines() {
+                info!(code = r.code().number(), text = %lossy(l), "trace reply");
+            }
+        }
         if r.code().number() >= 400 {
             info!(
                 command = self.verb,
@@ -507,6 +520,15 @@ impl Session {
         };
         self.verb = cmd.verb();
         self.listed.view.touch(self.verb);
+        if self.traced() {
+            // PASS shows only its verb: the trace never holds a password.
+            let shown = if matches!(cmd, Command::Pass(_)) {
+                "PASS ****".to_string()
+            } else {
+                lossy(&line)
+            };
+            info!(line = %shown, "trace command");
+        }
         if self.transfer.is_some() {
             return match cmd {
                 Command::Abor => self.abort_transfer().await.map(|_| Flow::Continue),

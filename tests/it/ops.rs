@@ -398,3 +398,39 @@ fn who_kick_and_ban_from_the_command_line() {
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
+
+#[test]
+fn protocol_trace_switched_on_for_one_address_masks_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "admin_listen = \"127.0.0.1:0\"\nlog_file = \"wharf.log\"\n",
+    )
+    .unwrap();
+    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let body = r#"{"target":"127.0.0.1"}"#;
+    let mut s = std::net::TcpStream::connect(admin).unwrap();
+    write!(
+        s,
+        "POST /trace HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut c = Ctrl::connect(ftp);
+    c.login("judge", "pw");
+    assert_eq!(c.cmd("PWD").code, 257);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let log = std::fs::read_to_string(dir.path().join("wharf.log")).unwrap();
+    assert!(
+        log.contains("trace command") && log.contains("line=PWD"),
+        "{log}"
+    );
+    assert!(log.contains("PASS ****"), "{log}");
+    assert!(!log.contains("PASS pw"), "a password in the trace");
+    assert!(log.contains("trace reply"), "{log}");
+}
