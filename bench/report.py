@@ -179,7 +179,7 @@ def main():
     )
     out.append("| scenario | foreign CPU/s | client CPU/s | server CPU/s |")
     out.append("|---|---|---|---|")
-    for sc in sorted({r["scenario"] for r in rows if r["server"] != "loopback"}):
+    for sc in sorted({r["scenario"] for r in rows if r["server"] != "loopback" and r["scenario"] != "restart"}):
         rs = [r for r in rows if r["scenario"] == sc]
         wall = lambda r: r.get("client_wall_s") or None  # noqa: E731
         f = median([r.get("foreign_cpu_s") / wall(r) for r in rs if wall(r) and r.get("foreign_cpu_s") is not None])
@@ -190,6 +190,13 @@ def main():
     out.append("")
     out.append(f"Load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}; "
                f"busiest processes at start: {', '.join(meta.get('top_at_start', []))}.\n")
+    restarts = [r for r in rows if r["scenario"] == "restart"]
+    if restarts:
+        out.append("## Servers found dead and restarted\n")
+        for r in restarts:
+            out.append(f"- {r['server']}: not answering in repetition {r['rep']} before `{r['before']}` "
+                       "(it crashed or stopped listening in the scenario before; see the logs)")
+        out.append("")
     samples = []
     for r in rows:
         for k in ("error_samples", "drop_samples"):

@@ -40,11 +40,16 @@ pub enum DataSetup {
 #[derive(Debug)]
 pub struct PassiveAccept {
     task: JoinHandle<Result<Stream, DataError>>,
+    /// Counts the open passive ports (a metric); decremented on drop.
+    in_use: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Drop for PassiveAccept {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(g) = &self.in_use {
+            g.dec();
+        }
     }
 }
 
@@ -78,7 +83,11 @@ pub fn accept_passive(
     peer: IpAddr,
     check: bool,
     tls: Option<TlsAcceptor>,
+    in_use: Option<prometheus_client::metrics::gauge::Gauge>,
 ) -> DataSetup {
+    if let Some(g) = &in_use {
+        g.inc();
+    }
     let task = tokio::spawn(async move {
         let tcp = loop {
             let (stream, from) = listener.accept().await.map_err(DataError::Connect)?;
@@ -98,7 +107,7 @@ pub fn accept_passive(
             None => Ok(stream),
         }
     });
-    DataSetup::Passive(PassiveAccept { task })
+    DataSetup::Passive(PassiveAccept { task, in_use })
 }
 
 /// Opens a passive listener on `local` (the control connection's local address), on a port
@@ -246,7 +255,7 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let l = listen_passive(lo, None).unwrap();
         let port = l.local_addr().unwrap().port();
-        let r = accept_passive(l, lo, true, None)
+        let r = accept_passive(l, lo, true, None, None)
             .open(lo, Duration::from_millis(50), None)
             .await;
         assert!(matches!(r, Err(DataError::Timeout)));

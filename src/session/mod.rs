@@ -877,6 +877,7 @@ impl Session {
             self.peer,
             self.shared.config.passive_peer_check,
             self.data_tls(),
+            Some(self.shared.metrics.passive_ports.clone()),
         )
     }
 

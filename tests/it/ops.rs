@@ -306,6 +306,10 @@ fn metrics_count_known_traffic_exactly() {
     assert_eq!(r.code, 226);
     let (r, _) = c.retr("RETR m.bin");
     assert_eq!(r.code, 226);
+    // One passive port held open shows in the gauge.
+    assert_eq!(c.cmd("PASV").code, 227);
+    let m = http_get(admin, "/metrics");
+    assert!(m.contains("wharf_passive_ports_in_use 1"), "{m}");
     assert_eq!(c.cmd("QUIT").code, 221);
     let health = http_get(admin, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
