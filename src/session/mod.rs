@@ -356,19 +356,7 @@ impl Session {
                             continue;
                         }
                         Event::Kick => {
-                            if let Some(mut t) = self.transfer.take() {
-                                t.handle.abort();
-                                let _ = (&mut t.handle).await;
-                                if let Some(commit) = t.commit.take() {
-                                    let _ = self.settle_upload(&commit, false).await;
-                                }
-                                self.log_transfer(
-                                    &t,
-                                    t.progress.load(Ordering::Relaxed),
-                                    "aborted: session kicked",
-                                    None,
-                                );
-                            }
+                            self.cancel_transfer("aborted: session kicked").await;
                             let _ = self
                                 .send(reply(
                                     Code::ServiceNotAvailable,
@@ -379,19 +367,8 @@ impl Session {
                         }
                         Event::Stop => {
                             if *self.stopping.borrow() == Stopping::Abort
-                                && let Some(mut t) = self.transfer.take()
+                                && self.cancel_transfer("aborted at shutdown").await
                             {
-                                t.handle.abort();
-                                let _ = (&mut t.handle).await;
-                                if let Some(commit) = t.commit.take() {
-                                    let _ = self.settle_upload(&commit, false).await;
-                                }
-                                self.log_transfer(
-                                    &t,
-                                    t.progress.load(Ordering::Relaxed),
-                                    "aborted at shutdown",
-                                    None,
-                                );
                                 let _ = self
                                     .send(reply(
                                         Code::TransferAborted,
@@ -410,13 +387,7 @@ impl Session {
                 Ok(Flow::Quit) | Err(_) => break,
             }
         }
-        if let Some(mut t) = self.transfer.take() {
-            t.handle.abort();
-            let _ = (&mut t.handle).await;
-            if let Some(commit) = t.commit.take() {
-                let _ = self.settle_upload(&commit, false).await;
-            }
-        }
+        self.cancel_transfer("aborted: connection closed").await;
         // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
         info!("disconnect");
@@ -1892,6 +1863,22 @@ impl Session {
         self.send(r).await
     }
 
+    /// Stops the running transfer, if any: its task is aborted (closing the data
+    /// connection), an atomic upload is removed, and the transfer is logged with `why`.
+    /// Returns whether there was one.
+    async fn cancel_transfer(&mut self, why: &str) -> bool {
+        let Some(mut t) = self.transfer.take() else {
+            return false;
+        };
+        t.handle.abort();
+        let _ = (&mut t.handle).await;
+        if let Some(commit) = t.commit.take() {
+            let _ = self.settle_upload(&commit, false).await;
+        }
+        self.log_transfer(&t, t.progress.load(Ordering::Relaxed), why, None);
+        true
+    }
+
     async fn abort_transfer(&mut self) -> std::io::Result<()> {
         let Some(mut t) = self.transfer.take() else {
             return self
@@ -1906,12 +1893,8 @@ impl Session {
                 .send(reply(Code::ClosingData, "No transfer to abort."))
                 .await;
         }
-        t.handle.abort();
-        let _ = (&mut t.handle).await;
-        if let Some(commit) = t.commit.take() {
-            let _ = self.settle_upload(&commit, false).await;
-        }
-        self.log_transfer(&t, t.progress.load(Ordering::Relaxed), "aborted", None);
+        self.transfer = Some(t);
+        self.cancel_transfer("aborted").await;
         self.send(reply(
             Code::TransferAborted,
             "Connection closed; transfer aborted.",
