@@ -363,7 +363,8 @@ struct BanRequest {
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &shared.config.admin_token else {
+    let config = shared.config();
+    let Some(token) = &config.admin_token else {
         return true;
     };
     headers
@@ -451,7 +452,7 @@ async fn add_ban(State(s): State<App>, h: HeaderMap, Json(req): Json<BanRequest>
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
-    let secs = req.seconds.unwrap_or(s.config.ban_time);
+    let secs = req.seconds.unwrap_or(s.config().ban_time);
     s.guard
         .ban(req.ip, Duration::from_secs(secs), Instant::now());
     s.metrics.bans.inc();
@@ -475,7 +476,11 @@ async fn reload(State(s): State<App>, h: HeaderMap) -> Response {
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
-    match s.reload() {
+    let shared = s.clone();
+    let result = tokio::task::spawn_blocking(move || shared.reload())
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match result {
         Ok(()) => "reloaded\n".into_response(),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
     }

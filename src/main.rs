@@ -191,7 +191,7 @@ fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode {
     code
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args, Default, Clone)]
 struct ServeArgs {
     /// Configuration file (TOML); flags override it.
     #[arg(long, value_name = "FILE")]
@@ -366,6 +366,7 @@ fn hash_password() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let pid_file = args.pid_file.clone();
+    let reload_args = args.clone();
     let config = match args.config() {
         Ok(c) => c,
         Err(e) => {
@@ -405,7 +406,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if let Err(e) = wharf::server::apply_process_settings(server.config()) {
+        if let Err(e) = wharf::server::apply_process_settings(&server.config()) {
             eprintln!("wharf: {e}");
             return ExitCode::FAILURE;
         }
@@ -445,6 +446,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             shown.join(", "),
         );
         let shared = server.shared();
+        // A reload re-reads the config file and applies the same flags again.
+        shared.set_reloader(Box::new(move || reload_args.clone().config()));
         let usr1_shared = server.shared();
         tokio::spawn(async move {
             let Some(mut usr1) = usr1 else {
@@ -469,7 +472,9 @@ fn serve(args: ServeArgs) -> ExitCode {
                     sd_notify::NotifyState::Reloading,
                     sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
                 ]);
-                let _ = shared.reload();
+                // Certificates, password hashes and files: off the async workers.
+                let s = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || s.reload()).await;
                 wharf::server::notify(&[sd_notify::NotifyState::Ready]);
             }
         });

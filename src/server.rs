@@ -27,16 +27,21 @@ pub enum Stopping {
     Abort,
 }
 
-/// What every session of one server shares (read-only after start).
-#[derive(Debug)]
+/// Produces a fresh configuration on reload (the file re-read, command-line flags applied
+/// again).
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// What every session of one server shares. What a reload may change sits behind locks that
+/// are held only to clone an `Arc` out, never across IO.
 pub struct Shared {
-    pub config: Config,
+    config: RwLock<Arc<Config>>,
+    reloader: std::sync::Mutex<Option<Reloader>>,
     /// Login rules; swapped whole when the users file is reloaded.
     auth: RwLock<Arc<Authenticator>>,
     /// The TLS server side, when any listener or policy uses TLS. Swapped whole on a
     /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
     tls: RwLock<Option<Arc<Tls>>>,
-    tls_source: Option<CertSource>,
+    tls_source: RwLock<Option<CertSource>>,
     pub sessions: Arc<Sessions>,
     /// Logged-in user behind each control connection's TLS session token.
     pub tls_owners: Arc<crate::tls::TokenOwners>,
@@ -44,9 +49,9 @@ pub struct Shared {
     pub guard: Guard,
     /// Bandwidth allowances per user.
     pub buckets: crate::limits::Buckets,
-    pub hooks: crate::hooks::Hooks,
+    hooks: RwLock<Arc<crate::hooks::Hooks>>,
     /// Modes and owner of what uploads create.
-    pub ownership: crate::vfs::Ownership,
+    ownership: RwLock<crate::vfs::Ownership>,
     pub xferlog: Option<crate::observe::XferLog>,
     /// Shutdown level sessions watch: running, draining (finish transfers), abort.
     stop: tokio::sync::watch::Sender<Stopping>,
@@ -60,20 +65,31 @@ pub struct Shared {
     next_id: AtomicU64,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// Where a configuration's certificate comes from, when it uses TLS at all.
+fn cert_source(config: &Config) -> Option<CertSource> {
+    config
+        .tls_enabled()
+        .then(|| match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => CertSource::Generated {
+                dir: config.tls_dir.clone().unwrap_or_else(|| ".".into()),
+            },
+        })
+}
+
 impl Shared {
     /// Builds the shared state; loads or generates the certificate when TLS is on.
     pub fn new(config: Config) -> io::Result<Shared> {
-        let tls_source = config
-            .tls_enabled()
-            .then(|| match (&config.tls_cert, &config.tls_key) {
-                (Some(cert), Some(key)) => CertSource::Files {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
-                _ => CertSource::Generated {
-                    dir: config.tls_dir.clone().unwrap_or_else(|| ".".into()),
-                },
-            });
+        let tls_source = cert_source(&config);
         let tls = match &tls_source {
             Some(source) => {
                 let tls = tls::load(source)?;
@@ -90,13 +106,13 @@ impl Shared {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
             ))),
             tls: RwLock::new(tls),
-            tls_source,
+            tls_source: RwLock::new(tls_source),
             sessions: Arc::new(Sessions::default()),
             tls_owners: Arc::default(),
             guard: Guard::default(),
             buckets: Default::default(),
-            hooks: crate::hooks::Hooks::new(&config),
-            ownership: crate::vfs::Ownership::from_config(&config),
+            hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
+            ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
             metrics: crate::admin::Metrics::default(),
@@ -108,29 +124,89 @@ impl Shared {
                 })?),
                 None => None,
             },
-            config,
+            config: RwLock::new(Arc::new(config)),
+            reloader: std::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         })
     }
 
-    /// Reloads what can change while running: the TLS certificate and the users file.
-    /// Either failing keeps its old state; the error says which and why.
+    /// The configuration now in force.
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config)
+    }
+
+    pub fn hooks(&self) -> Arc<crate::hooks::Hooks> {
+        read(&self.hooks)
+    }
+
+    pub fn ownership(&self) -> crate::vfs::Ownership {
+        read(&self.ownership)
+    }
+
+    /// Sets how a reload obtains the new configuration (the CLI re-reads its file and
+    /// flags); without one, a reload re-reads the users file and the certificate only.
+    pub fn set_reloader(&self, f: Reloader) {
+        if let Ok(mut r) = self.reloader.lock() {
+            *r = Some(f);
+        }
+    }
+
+    /// Re-reads everything that can change while running: the configuration (limits,
+    /// policies, permissions, banner, hooks, …), the users file and the certificate. All
+    /// or nothing: on any error the old settings stay and the error says why. Sessions
+    /// already logged in keep what they had until their next login; listeners, log files,
+    /// the admin endpoint and `run_as` need a restart.
     pub fn reload(&self) -> Result<(), String> {
-        let tls = self.reload_tls().map_err(|e| format!("TLS: {e}"));
-        let users = self
-            .reload_users()
-            .map(|_| ())
-            .map_err(|e| format!("users: {e}"));
-        let result = match (tls, users) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
-            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
-        };
+        let result = self.reload_inner().map(|_| ());
         self.metrics.reload(result.is_ok());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "reload failed; the old settings stay");
+        match &result {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload failed; the old settings stay"),
         }
         result
+    }
+
+    fn reload_inner(&self) -> Result<usize, String> {
+        let old = self.config();
+        let fresh = match self
+            .reloader
+            .lock()
+            .ok()
+            .and_then(|r| r.as_ref().map(|f| f()))
+        {
+            Some(result) => result?,
+            None => (*old).clone(),
+        };
+        fresh.validate().map_err(|e| e.to_string())?;
+        let users = fresh.all_users().map_err(|e| e.to_string())?;
+        let source = cert_source(&fresh);
+        let tls = match &source {
+            Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),
+            None => None,
+        };
+        for (what, same) in [
+            ("listeners", fresh.all_listeners() == old.all_listeners()),
+            ("log_file", fresh.log_file == old.log_file),
+            ("xferlog", fresh.xferlog == old.xferlog),
+            ("admin_listen", fresh.admin_listen == old.admin_listen),
+            ("run_as", fresh.run_as == old.run_as),
+        ] {
+            if !same {
+                tracing::warn!(setting = what, "changed; takes effect at the next restart");
+            }
+        }
+        let auth = Arc::new(Authenticator::new(&fresh, &users));
+        let n = auth.user_count();
+        if let Some(t) = &tls {
+            tracing::info!(source = %t.source, sha256 = %t.fingerprint, "TLS certificate loaded");
+        }
+        write(&self.auth, auth);
+        write(&self.tls, tls);
+        write(&self.tls_source, source);
+        write(&self.hooks, Arc::new(crate::hooks::Hooks::new(&fresh)));
+        write(&self.ownership, crate::vfs::Ownership::from_config(&fresh));
+        write(&self.config, Arc::new(fresh));
+        Ok(n)
     }
 
     /// A receiver of the shutdown level, for a session.
@@ -147,49 +223,40 @@ impl Shared {
 
     /// The current login rules.
     pub fn auth(&self) -> Arc<Authenticator> {
-        self.auth
-            .read()
-            .map(|a| a.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+        read(&self.auth)
     }
 
-    /// Re-reads `users_file`. On error the old users stay. Sessions already logged in keep
-    /// their rights until they log in again.
+    /// Reloads (see [`Shared::reload`]) and returns how many users there are now.
     pub fn reload_users(&self) -> Result<usize, String> {
-        if self.config.users_file.is_none() {
-            return Ok(self.auth().user_count());
-        }
-        let users = self.config.all_users().map_err(|e| e.to_string())?;
-        let auth = Arc::new(Authenticator::new(&self.config, &users));
-        let n = auth.user_count();
-        if let Ok(mut slot) = self.auth.write() {
-            *slot = auth;
-        }
-        tracing::info!(users = n, "users reloaded");
-        Ok(n)
+        self.reload_inner()
     }
 
     /// The current TLS server side.
     pub fn tls(&self) -> Option<Arc<Tls>> {
-        self.tls.read().map(|t| t.clone()).unwrap_or(None)
+        read(&self.tls)
     }
 
-    /// Re-reads the certificate and key. On error the old ones stay in use. Sessions
-    /// already running keep their connections; new handshakes use the new certificate.
+    /// Re-reads the certificate and key (with everything else, see [`Shared::reload`]).
+    /// On error the old ones stay in use; sessions already running keep their connections.
     pub fn reload_tls(&self) -> io::Result<()> {
-        let Some(source) = &self.tls_source else {
-            return Ok(());
-        };
-        let fresh = tls::load(source)?;
-        tracing::info!(source = %fresh.source, sha256 = %fresh.fingerprint, "TLS certificate reloaded");
-        if let Ok(mut slot) = self.tls.write() {
-            *slot = Some(Arc::new(fresh));
-        }
-        Ok(())
+        self.reload_inner().map(|_| ()).map_err(io::Error::other)
     }
 
     pub fn next_session_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read()
+        .map(|v| v.clone())
+        .unwrap_or_else(|e| e.into_inner().clone())
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut v) => *v = value,
+        Err(e) => *e.into_inner() = value,
     }
 }
 
@@ -292,8 +359,8 @@ impl Server {
     }
 
     /// The configuration the server runs with.
-    pub fn config(&self) -> &Config {
-        &self.shared.config
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
     }
 
     /// A handle for reloading the certificate while the server runs (SIGHUP).
@@ -318,7 +385,7 @@ impl Server {
         shared.tracker.close();
         tracing::info!(sessions = shared.sessions.total(), "shutting down");
         shared.stop.send_replace(Stopping::Draining);
-        let grace = Duration::from_secs(shared.config.shutdown_grace);
+        let grace = Duration::from_secs(shared.config().shutdown_grace);
         if tokio::time::timeout(grace, shared.tracker.wait())
             .await
             .is_err()
@@ -388,7 +455,7 @@ async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared:
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let ip = crate::datachan::canonical(peer.ip());
-                let cfg = &shared.config;
+                let cfg = shared.config();
                 let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {
                     Some(left) => Err(crate::limits::Refusal(format!(
                         "Too many failed logins from your address; banned for {} more seconds.",

@@ -51,7 +51,8 @@ pub async fn run(
     slot: SessionSlot,
 ) {
     let implicit = listener.implicit;
-    let shared_login_timeout = shared.config.login_timeout;
+    let cfg = shared.config();
+    let shared_login_timeout = cfg.login_timeout;
     let id = shared.next_session_id();
     let local = match stream.local_addr() {
         Ok(a) => a,
@@ -65,7 +66,7 @@ pub async fn run(
         let Some(tls) = shared.tls() else {
             return;
         };
-        let limit = Duration::from_secs(shared.config.tls_handshake_timeout);
+        let limit = Duration::from_secs(cfg.tls_handshake_timeout);
         match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor, Some(&token))).await {
             Ok(Ok(s)) => {
                 shared.tls_owners.handshake(token, peer_ip);
@@ -87,6 +88,7 @@ pub async fn run(
     shared.metrics.sessions_current.inc();
     let metrics_shared = shared.clone();
     let session = Session {
+        cfg,
         listed,
         stopping,
         shared,
@@ -249,6 +251,9 @@ struct Commit {
 
 struct Session {
     shared: Arc<Shared>,
+    /// The configuration this session runs with: taken at connect, renewed at each login
+    /// (a reload applies from the next login on).
+    cfg: Arc<crate::config::Config>,
     /// This session as the admin interface shows it (removed when the session ends).
     listed: crate::admin::Listed,
     /// The server's shutdown level.
@@ -301,7 +306,7 @@ fn lossy(b: &[u8]) -> String {
 impl Session {
     async fn serve(mut self) {
         info!("connect");
-        let cfg = &self.shared.config;
+        let cfg = &self.cfg;
         let greeting = if cfg.banner_version {
             format!("{} (wharf {})", cfg.banner, env!("CARGO_PKG_VERSION"))
         } else {
@@ -394,7 +399,7 @@ impl Session {
     }
 
     async fn next_event(&mut self) -> Event {
-        let cfg = &self.shared.config;
+        let cfg = &self.cfg;
         // Before login the deadline is fixed from connect, so a client cannot stay
         // half-logged-in by trickling commands.
         let until = if self.phase == Phase::LoggedIn {
@@ -444,7 +449,7 @@ impl Session {
         self.out.clear();
         r.encode(&mut self.out);
         // A client that stops reading replies must not pin the session forever.
-        let limit = Duration::from_secs(self.shared.config.idle_timeout);
+        let limit = Duration::from_secs(self.cfg.idle_timeout);
         match tokio::time::timeout(limit, self.ctrl.stream.write_all(&self.out)).await {
             Ok(res) => res,
             Err(_) => Err(std::io::Error::new(
@@ -698,8 +703,9 @@ impl Session {
         let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
             return Ok(reply(Code::BadSequence, "Login with USER first."));
         };
+        self.cfg = self.shared.config();
         let name = lossy(&user);
-        let policy = self.shared.config.ban_policy();
+        let policy = self.cfg.ban_policy();
         let locked = self.shared.guard.locked(&name, Instant::now());
         let granted = if locked {
             None
@@ -711,7 +717,7 @@ impl Session {
             if !locked
                 && self.shared.guard.user_failed(
                     &name,
-                    self.shared.config.max_user_failures,
+                    self.cfg.max_user_failures,
                     &policy,
                     Instant::now(),
                 )
@@ -740,13 +746,13 @@ impl Session {
             .config
             .as_ref()
             .and_then(|u| u.max_sessions)
-            .unwrap_or(self.shared.config.max_sessions_per_user);
+            .unwrap_or(self.cfg.max_sessions_per_user);
         if let Err(refusal) = self.slot.login(&grant.user, max) {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
         let jail = match Jail::open(&grant.root) {
-            Ok(j) => j.with_ownership(self.shared.ownership),
+            Ok(j) => j.with_ownership(self.shared.ownership()),
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
                 self.slot.logout();
@@ -818,7 +824,7 @@ impl Session {
             return Err(Stop::Drop);
         }
         let plain = std::mem::replace(&mut self.ctrl.stream, Stream::Closed);
-        let limit = Duration::from_secs(self.shared.config.tls_handshake_timeout);
+        let limit = Duration::from_secs(self.cfg.tls_handshake_timeout);
         match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor, Some(&self.token))).await {
             Ok(Ok(stream)) => {
                 self.ctrl.stream = stream;
@@ -846,7 +852,7 @@ impl Session {
         datachan::accept_passive(
             listener,
             self.peer,
-            self.shared.config.passive_peer_check,
+            self.cfg.passive_peer_check,
             self.data_tls(),
             Some(self.shared.metrics.passive_ports.clone()),
         )
@@ -861,7 +867,7 @@ impl Session {
     }
 
     fn exempt(&self, anonymous: bool) -> bool {
-        anonymous && self.shared.config.tls_exempt_anonymous
+        anonymous && self.cfg.tls_exempt_anonymous
     }
 
     /// The control-connection TLS policy for a login name.
@@ -875,7 +881,7 @@ impl Session {
 
     /// The listener's control-connection policy (its own, else the global one).
     fn listener_tls(&self) -> TlsMode {
-        self.listener.tls.unwrap_or(self.shared.config.tls)
+        self.listener.tls.unwrap_or(self.cfg.tls)
     }
 
     fn user_config(&self) -> Option<&crate::config::UserConfig> {
@@ -884,7 +890,7 @@ impl Session {
 
     /// The data-connection TLS policy for this login.
     fn data_policy(&self) -> TlsData {
-        let cfg = &self.shared.config;
+        let cfg = &self.cfg;
         if self.exempt(self.login.as_ref().is_some_and(|l| l.grant.anonymous)) {
             return TlsData::Optional;
         }
@@ -899,7 +905,7 @@ impl Session {
         self.user_config()
             .and_then(|u| u.tls_data_reuse)
             .or(self.listener.tls_data_reuse)
-            .unwrap_or(self.shared.config.tls_data_reuse)
+            .unwrap_or(self.cfg.tls_data_reuse)
     }
 
     fn feat(&self) -> Reply {
@@ -978,7 +984,7 @@ impl Session {
         if self.epsv_all {
             return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
         }
-        let announce = match (self.shared.config.public_address, self.local) {
+        let announce = match (self.cfg.public_address, self.local) {
             (Some(IpAddr::V4(public)), _) => public,
             (_, IpAddr::V4(local)) => local,
             _ => {
@@ -994,8 +1000,7 @@ impl Session {
                 "PASV is for IPv4; use EPSV on IPv6 connections.",
             );
         }
-        let listener = match datachan::listen_passive(self.local, self.shared.config.passive_ports)
-        {
+        let listener = match datachan::listen_passive(self.local, self.cfg.passive_ports) {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "cannot open a passive port");
@@ -1034,8 +1039,7 @@ impl Session {
             }
             _ => {}
         }
-        let listener = match datachan::listen_passive(self.local, self.shared.config.passive_ports)
-        {
+        let listener = match datachan::listen_passive(self.local, self.cfg.passive_ports) {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "cannot open a passive port");
@@ -1054,8 +1058,7 @@ impl Session {
         if self.epsv_all {
             return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
         }
-        if !datachan::active_target_allowed(target, self.peer, self.shared.config.active_peer_check)
-        {
+        if !datachan::active_target_allowed(target, self.peer, self.cfg.active_peer_check) {
             return reply(
                 Code::ParameterNotImplemented,
                 "Refused: data connections go only to your own address, on port 1024 or above.",
@@ -1639,7 +1642,7 @@ impl Session {
         };
         // A failed write means the control connection is gone; the loop notices on read.
         let _ = self.send(opening).await;
-        let cfg = &self.shared.config;
+        let cfg = &self.cfg;
         let progress = Arc::new(AtomicU64::new(0));
         let params = Params {
             setup,
@@ -1690,11 +1693,12 @@ impl Session {
 
     /// Tells the upload hooks about a stored file.
     async fn upload_hook(&self, path: &VPath) {
-        let (Some(login), true) = (&self.login, self.shared.hooks.enabled()) else {
+        let hooks = self.shared.hooks();
+        let (Some(login), true) = (&self.login, hooks.enabled()) else {
             return;
         };
         let size = login.jail.stat(path).await.map(|e| e.size).unwrap_or(0);
-        self.shared.hooks.uploaded(crate::hooks::UploadEvent {
+        hooks.uploaded(crate::hooks::UploadEvent {
             event: "upload",
             path: lossy(path.as_bytes()),
             file: login.jail.host_path(path).to_string_lossy().into_owned(),
@@ -1723,7 +1727,7 @@ impl Session {
         let Some(login) = &self.login else {
             return Ok(None);
         };
-        let keep = self.shared.config.failed_uploads == crate::config::FailedUploads::Keep;
+        let keep = self.cfg.failed_uploads == crate::config::FailedUploads::Keep;
         if completed || keep {
             return commit_upload(&login.jail, c).await.map(Some);
         }

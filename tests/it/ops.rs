@@ -438,3 +438,53 @@ fn protocol_trace_switched_on_for_one_address_masks_passwords() {
     assert!(!log.contains("PASS pw"), "a password in the trace");
     assert!(log.contains("trace reply"), "{log}");
 }
+
+#[test]
+fn reload_applies_a_new_config_keeps_sessions_and_rejects_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wharf.toml");
+    let write = |banner: &str| {
+        std::fs::write(
+            &cfg,
+            format!("admin_listen = \"127.0.0.1:0\"\nbanner = \"{banner}\"\n"),
+        )
+        .unwrap()
+    };
+    write("first");
+    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let reload = || {
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["reload", "--admin", &admin.to_string()])
+            .output()
+            .unwrap()
+    };
+    let mut old = Ctrl::connect(ftp);
+    assert_eq!(old.greeting.raw, b"220 first\r\n");
+    old.login("judge", "pw");
+    write("second");
+    let out = reload();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(Ctrl::connect(ftp).greeting.raw, b"220 second\r\n");
+    assert_eq!(
+        old.cmd("PWD").code,
+        257,
+        "a running session survives the reload"
+    );
+    // A broken file is rejected whole, with where and why; the old settings stay.
+    std::fs::write(
+        &cfg,
+        "admin_listen = \"127.0.0.1:0\"\nbanner = \"third\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let out = reload();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("wharf.toml:3"), "{err}");
+    assert_eq!(Ctrl::connect(ftp).greeting.raw, b"220 second\r\n");
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
