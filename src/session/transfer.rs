@@ -18,7 +18,7 @@ use crate::config::TlsReuse;
 use crate::datachan::{DataError, DataSetup};
 use crate::error::Error;
 use crate::limits::{Bucket, TRANSFER_BUFFER};
-use crate::tls::{SessionToken, TokenOwners};
+use crate::tls::{SessionToken, Stream, TokenOwners};
 use wharf_proto::ascii;
 
 /// What to move.
@@ -140,16 +140,29 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             p.progress.store(bytes.len() as u64, Ordering::Relaxed);
             bytes.len() as u64
         }
-        Job::Send { file, ascii, skip } => {
-            send(
-                tokio::fs::File::from_std(file),
-                &mut stream,
-                ascii,
-                skip,
-                &p,
-            )
-            .await?
-        }
+        Job::Send { file, ascii, skip } => match &stream {
+            // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
+            // the socket (sendfile), no user-space buffer at all.
+            Stream::Plain(tcp) if !ascii && p.bucket.is_none() => {
+                match send_zero_copy(&file, tcp, &p).await? {
+                    Some(n) => n,
+                    // The kernel refused sendfile for this file: copy through a buffer.
+                    None => {
+                        send(tokio::fs::File::from_std(file), &mut stream, false, 0, &p).await?
+                    }
+                }
+            }
+            _ => {
+                send(
+                    tokio::fs::File::from_std(file),
+                    &mut stream,
+                    ascii,
+                    skip,
+                    &p,
+                )
+                .await?
+            }
+        },
         Job::Receive { file, ascii } => {
             receive(&mut stream, tokio::fs::File::from_std(file), ascii, &p).await?
         }
@@ -214,6 +227,53 @@ async fn send(
     }
     Ok(total)
 }
+
+/// RETR with sendfile(2) from the file's current position (REST already applied).
+/// `None`: the kernel cannot sendfile this file, and nothing was sent.
+async fn send_zero_copy(
+    file: &std::fs::File,
+    tcp: &tokio::net::TcpStream,
+    p: &Meter,
+) -> Result<Option<u64>, TransferError> {
+    use std::os::fd::AsFd;
+    let mut total = 0u64;
+    loop {
+        io_stall(p.stall, tcp.writable())
+            .await?
+            .map_err(TransferError::Network)?;
+        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(tcp.as_fd(), file.as_fd(), None, SENDFILE_CHUNK)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => return Ok(Some(total)),
+            Ok(n) => {
+                total += n as u64;
+                p.progress.store(total, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e)
+                if total == 0
+                    && e.raw_os_error()
+                        .is_some_and(|c| c == nix::libc::EINVAL || c == nix::libc::ENOSYS) =>
+            {
+                return Ok(None);
+            }
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|c| c == nix::libc::EPIPE || c == nix::libc::ECONNRESET) =>
+            {
+                return Err(TransferError::Network(e));
+            }
+            // Reading the file failed (EIO and the like).
+            Err(e) => return Err(TransferError::File(e.into())),
+        }
+    }
+}
+
+/// Bytes one sendfile call may move: large enough to amortise the call, small enough that
+/// progress (STAT, ABOR) stays fresh.
+const SENDFILE_CHUNK: usize = 8 << 20;
 
 async fn receive(
     input: &mut (impl AsyncRead + Unpin),
