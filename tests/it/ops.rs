@@ -106,6 +106,9 @@ fn xferlog_lines_parse_field_by_field_and_reopen_on_sigusr1() {
         assert!(Instant::now() < deadline, "the log was never reopened");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // One more transfer now that the new file is open: its line lands there.
+    let (r, _) = c.retr("RETR my file é.txt");
+    assert_eq!(r.code, 226);
     assert!(!lines(&log, 1).is_empty());
     assert!(lines(&dir.path().join("xferlog.1"), 2).len() >= 2);
     signal(&child, Signal::SIGTERM);
