@@ -3,7 +3,8 @@
   probe.py cpu PID     CPU seconds (utime+stime, plus reaped children's) of PID's process tree
   probe.py pss PID     PSS in KiB summed over PID's process tree (smaps_rollup)
   probe.py procs PID   number of processes in PID's tree
-  probe.py busy        CPU seconds the whole machine has been busy (all CPUs, /proc/stat)
+  probe.py busy        CPU seconds the whole machine has been busy, and stolen by the hypervisor
+                       (all CPUs, /proc/stat)
 
 Zombies are included (their times are still theirs until reaped); a process that exits
 between listing and reading is skipped.
@@ -68,17 +69,19 @@ def pss(root):
 
 
 def busy():
+    """(busy, steal): CPU seconds the machine's CPUs ran something, and seconds a hypervisor
+    took from them (steal: other virtual machines on the host; not counted as busy)."""
     with open("/proc/stat") as f:
         parts = f.readline().split()[1:]
-    vals = [int(x) for x in parts[:8]]
-    idle = vals[3] + vals[4]
-    return (sum(vals) - idle) / TICK
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in parts[:8])
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def main():
     what = sys.argv[1]
     if what == "busy":
-        print(f"{busy():.2f}")
+        b, st = busy()
+        print(f"{b:.2f} {st:.2f}")
         return
     pid = int(sys.argv[2])
     if what == "cpu":

@@ -173,20 +173,29 @@ def main():
     out.append("## Contention and client cost\n")
     out.append(
         "foreign CPU = machine busy time during a measurement minus the server's and the load "
-        "generator's own CPU (other work on the machine: builds, tests). client CPU = the load "
-        "generator's. Medians per scenario over all servers and repetitions, in CPU seconds "
-        "per wall second (2.0 = both cores).\n"
+        "generator's own CPU: other work on the machine (builds, tests), kernel threads working "
+        "for the server (softirq, namespace teardown), and, where server CPU was read from the "
+        "/proc tree, session processes that escaped it. steal = time the hypervisor gave to "
+        "other guests. client CPU = the load generator's. Medians per scenario over all "
+        f"servers and repetitions, in CPU seconds per wall second (2.0 = both cores). Server "
+        f"CPU method: {meta.get('cpu_method', '/proc tree')}.\n"
     )
-    out.append("| scenario | foreign CPU/s | client CPU/s | server CPU/s |")
-    out.append("|---|---|---|---|")
+    out.append("| scenario | foreign CPU/s | steal/s | client CPU/s | server CPU/s |")
+    out.append("|---|---|---|---|---|")
     for sc in sorted({r["scenario"] for r in rows if r["server"] != "loopback" and r["scenario"] != "restart"}):
         rs = [r for r in rows if r["scenario"] == sc]
-        wall = lambda r: r.get("client_wall_s") or None  # noqa: E731
-        f = median([r.get("foreign_cpu_s") / wall(r) for r in rs if wall(r) and r.get("foreign_cpu_s") is not None])
-        c = median([r.get("client_cpu_s") / wall(r) for r in rs if wall(r) and r.get("client_cpu_s") is not None])
-        v = median([r.get("server_cpu_s") / wall(r) for r in rs if wall(r) and r.get("server_cpu_s") is not None])
+
+        def per_s(key):
+            vals = []
+            for r in rs:
+                wall = r.get("window_s") or r.get("client_wall_s")
+                if wall and r.get(key) is not None:
+                    vals.append(r[key] / wall)
+            return median(vals)
+
         fm = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
-        out.append(f"| {sc} | {fm(f)} | {fm(c)} | {fm(v)} |")
+        cells = [fm(per_s(k)) for k in ("foreign_cpu_s", "steal_cpu_s", "client_cpu_s", "server_cpu_s")]
+        out.append(f"| {sc} | " + " | ".join(cells) + " |")
     out.append("")
     out.append(f"Load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}; "
                f"busiest processes at start: {', '.join(meta.get('top_at_start', []))}.\n")
