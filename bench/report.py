@@ -44,7 +44,9 @@ COLUMNS = [
     ("smallfiles", "16 KiB files/s", "smallfiles", lambda r: r.get("files_per_s"), True, "{:.0f}"),
     ("list", "LIST 10k ms", "list", lambda r: r.get("p50_ms"), False, "{:.1f}"),
     ("memory", "KiB/idle session", "memory", lambda r: r.get("kib_per_session"), False, "{:.0f}"),
-    ("idle", "idle sessions up", "idle", lambda r: r.get("up"), True, "{:.0f}"),
+    # Sessions that logged in and were still there when released (a server that drops them
+    # all after they came up holds none).
+    ("idle", "idle sessions held", "idle", lambda r: r.get("held_to_end", r.get("up")), True, "{:.0f}"),
 ]
 
 # Latency and error details shown beside the main value.
@@ -132,8 +134,18 @@ def main():
     out.append(
         "Logins: value (p50/p99 latency in ms, connect to 230). ⚠N: errors over all "
         "repetitions (failed logins, dropped or unfinished sessions, failed runs); see the "
-        ".jsonl for samples. CPU s/GiB: user+system time of the server's process tree."
+        ".jsonl for samples. CPU s/GiB: the server's user+system CPU seconds per GiB moved "
+        f"({meta.get('cpu_method', '/proc tree')})."
     )
+    method = meta.get("cpu_method", "/proc tree")
+    if not method.startswith("cgroup") and any(c[0].endswith("_cpu") for c in cols):
+        out.append(
+            "**CPU s/GiB here comes from the /proc process tree, which misses session processes "
+            "that forking servers (vsftpd with its per-session PID namespace, proftpd, pure-ftpd) "
+            "let exit unreaped by the tree; their figures are too low. Use a run with cgroup "
+            "accounting for CPU.**"
+        )
+        out.append("")
     out.append("")
 
     # wharf against the best peer.
@@ -239,7 +251,10 @@ COLORS = {
 
 def write_svg(path, meta, servers, cols, table):
     groups = []
+    proc_cpu = not meta.get("cpu_method", "/proc tree").startswith("cgroup")
     for key, head, _, _, hib, fmt in cols:
+        if proc_cpu and key.endswith("_cpu"):
+            continue  # /proc-tree CPU undercounts forking servers: not fit to compare
         vals = {s: table.get((key, s)) for s in servers}
         peers = [v for s, v in vals.items() if s != "wharf" and v]
         if not peers:
