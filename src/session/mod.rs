@@ -756,6 +756,13 @@ impl Session {
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
                 self.slot.logout();
+                // Out of file descriptors is the server's trouble, not the password's.
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    return Err(reply(
+                        Code::ServiceNotAvailable,
+                        "Server busy (out of resources); try again later.",
+                    ));
+                }
                 return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
             }
         };
