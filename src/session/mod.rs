@@ -854,6 +854,18 @@ impl Session {
         }
     }
 
+    /// PASV/EPSV: leases a passive port and starts accepting on it; returns the port.
+    fn open_passive(&mut self) -> Result<u16, Reply> {
+        let listener =
+            datachan::listen_passive(self.local, self.cfg.passive_ports).map_err(|e| {
+                warn!(error = %e, "cannot open a passive port");
+                reply(Code::CantOpenData, "Cannot open a passive port; try again.")
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        self.data = Some(self.accept_passive(listener));
+        Ok(port)
+    }
+
     /// Starts accepting a passive data connection (and its TLS handshake under PROT P).
     fn accept_passive(&self, listener: tokio::net::TcpListener) -> DataSetup {
         datachan::accept_passive(
@@ -1007,15 +1019,10 @@ impl Session {
                 "PASV is for IPv4; use EPSV on IPv6 connections.",
             );
         }
-        let listener = match datachan::listen_passive(self.local, self.cfg.passive_ports) {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "cannot open a passive port");
-                return reply(Code::CantOpenData, "Cannot open a passive port; try again.");
-            }
+        let port = match self.open_passive() {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        self.data = Some(self.accept_passive(listener));
         let o = announce.octets();
         Reply::new(
             Code::PassiveMode,
@@ -1046,15 +1053,10 @@ impl Session {
             }
             _ => {}
         }
-        let listener = match datachan::listen_passive(self.local, self.cfg.passive_ports) {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "cannot open a passive port");
-                return reply(Code::CantOpenData, "Cannot open a passive port; try again.");
-            }
+        let port = match self.open_passive() {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        self.data = Some(self.accept_passive(listener));
         Reply::new(
             Code::ExtendedPassiveMode,
             format!("Entering Extended Passive Mode (|||{port}|)"),
@@ -1271,10 +1273,6 @@ impl Session {
                         b"End.".to_vec(),
                     ],
                 )
-            }
-            C::List(args) | C::Nlst(args) if false => {
-                let _ = args;
-                unreachable!()
             }
             C::List(args) => {
                 return self

@@ -23,17 +23,26 @@ fn spawn(dir: &Path, args: &[&str]) -> (Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let line = start_line(&mut child);
+    (child, ftp_addr(&line))
+}
+
+/// The one line `wharf serve` prints once it listens.
+fn start_line(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .split(" on ")
+    line
+}
+
+/// The first FTP address in the start line.
+fn ftp_addr(line: &str) -> SocketAddr {
+    line.split(" on ")
         .nth(1)
         .and_then(|r| r.split([' ', ',']).next())
         .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr)
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 fn signal(child: &Child, sig: Signal) {
@@ -261,16 +270,8 @@ fn spawn_admin(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ftp = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap();
+    let line = start_line(&mut child);
+    let ftp = ftp_addr(&line);
     let admin = line
         .split("admin http://")
         .nth(1)
