@@ -2,8 +2,8 @@
 //! the sessions now connected (kick one), and the bans (list, add, lift); plus the client
 //! the `wharf who|kick|ban|reload` commands use.
 //!
-//! axum serves it; prometheus-client encodes the metrics. A TCP listener on a non-loopback
-//! address needs a bearer token.
+//! axum serves it (on TCP, a Unix socket, or both); prometheus-client encodes the metrics.
+//! A TCP listener on a non-loopback address needs a bearer token.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::Notify;
 
 use crate::server::{Shared, Stopping};
@@ -42,6 +43,8 @@ pub struct Metrics {
     registry: Registry,
     pub sessions_total: Family<Labels, Counter>,
     pub sessions_current: Gauge,
+    /// Filled from the session registry at each scrape.
+    pub sessions_by_tls: Family<Labels, Gauge>,
     pub logins: Family<Labels, Counter>,
     pub transfers: Family<Labels, Counter>,
     pub bytes: Family<Labels, Counter>,
@@ -58,6 +61,7 @@ impl Default for Metrics {
             registry: Registry::default(),
             sessions_total: Family::default(),
             sessions_current: Gauge::default(),
+            sessions_by_tls: Family::default(),
             logins: Family::default(),
             transfers: Family::default(),
             bytes: Family::default(),
@@ -77,6 +81,11 @@ impl Default for Metrics {
             "sessions_current",
             "Sessions connected now",
             m.sessions_current.clone(),
+        );
+        registry.register(
+            "sessions_by_tls",
+            "Sessions connected now, by whether the control connection is encrypted",
+            m.sessions_by_tls.clone(),
         );
         registry.register("logins", "Logins, by result", m.logins.clone());
         registry.register(
@@ -400,6 +409,14 @@ async fn metrics(State(s): State<App>, h: HeaderMap) -> Response {
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
+    let all = s.who.all();
+    let encrypted = all.iter().filter(|v| v.tls.load(Ordering::Relaxed)).count() as i64;
+    for (tls, n) in [("true", encrypted), ("false", all.len() as i64 - encrypted)] {
+        s.metrics
+            .sessions_by_tls
+            .get_or_create(&labels(&[("tls", tls)]))
+            .set(n);
+    }
     (
         [(
             "content-type",
@@ -487,7 +504,11 @@ async fn reload(State(s): State<App>, h: HeaderMap) -> Response {
 }
 
 /// Serves the admin interface on `addr` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+pub async fn serve<L>(listener: L, shared: Arc<Shared>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -514,32 +535,61 @@ pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> Result<(), Strin
     Ok(())
 }
 
+/// Where the admin endpoint listens: TCP, or a Unix socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "http://{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = std::convert::Infallible;
+
+    /// `ADDR:PORT` is TCP; anything else is a socket path.
+    fn from_str(s: &str) -> Result<Endpoint, Self::Err> {
+        Ok(match s.parse() {
+            Ok(addr) => Endpoint::Tcp(addr),
+            Err(_) => Endpoint::Unix(s.into()),
+        })
+    }
+}
+
+/// Binds the admin Unix socket with mode 0600, replacing a stale socket left by a previous
+/// run (but never another kind of file).
+pub fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
 /// The admin client of the CLI commands.
 pub struct Client {
-    base: String,
+    endpoint: Endpoint,
     token: Option<String>,
-    agent: ureq::Agent,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr, token: Option<String>) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Client {
-            base: format!("http://{addr}"),
-            token,
-            agent,
-        }
-    }
-
-    fn auth(&self) -> String {
-        self.token
-            .as_ref()
-            .map(|t| format!("Bearer {t}"))
-            .unwrap_or_default()
+    pub fn new(endpoint: Endpoint, token: Option<String>) -> Client {
+        Client { endpoint, token }
     }
 
     /// Sends a request; returns the status and the body.
@@ -549,33 +599,70 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> Result<(u16, String), String> {
-        let url = format!("{}{path}", self.base);
-        let res = match (method, body) {
-            ("GET", _) => self
-                .agent
-                .get(&url)
-                .header("authorization", &self.auth())
-                .call(),
-            ("DELETE", _) => self
-                .agent
-                .delete(&url)
-                .header("authorization", &self.auth())
-                .call(),
-            (_, Some(b)) => self
-                .agent
-                .post(&url)
-                .header("authorization", &self.auth())
-                .header("content-type", "application/json")
-                .send(b),
-            (_, None) => self
-                .agent
-                .post(&url)
-                .header("authorization", &self.auth())
-                .send_empty(),
-        };
-        let mut res = res.map_err(|e| format!("admin endpoint {}: {e}", self.base))?;
-        let status = res.status().as_u16();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
-        Ok((status, text))
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let request = self.request(method, path, body);
+        rt.block_on(async {
+            match tokio::time::timeout(Duration::from_secs(10), request).await {
+                Ok(r) => r,
+                Err(_) => Err("no answer within 10 s".to_string()),
+            }
+        })
+        .map_err(|e| format!("admin endpoint {}: {e}", self.endpoint))
     }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), String> {
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "wharf");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                body.unwrap_or_default().to_string(),
+            )))
+            .map_err(|e| e.to_string())?;
+        let text = |e: std::io::Error| e.to_string();
+        match &self.endpoint {
+            Endpoint::Tcp(a) => exchange(TcpStream::connect(a).await.map_err(text)?, req).await,
+            Endpoint::Unix(p) => exchange(UnixStream::connect(p).await.map_err(text)?, req).await,
+        }
+    }
+}
+
+/// One HTTP/1.1 request and its answer over an established connection.
+async fn exchange<S>(
+    io: S,
+    req: axum::http::Request<http_body_util::Full<hyper::body::Bytes>>,
+) -> Result<(u16, String), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = res.status().as_u16();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

@@ -391,6 +391,9 @@ pub struct Config {
     pub shutdown_grace: u64,
     /// The admin HTTP endpoint (health, metrics, sessions, bans); off when unset.
     pub admin_listen: Option<SocketAddr>,
+    /// The admin endpoint on a Unix socket (mode 0600: only this user reaches it); off
+    /// when unset. May be used with or instead of `admin_listen`.
+    pub admin_socket: Option<PathBuf>,
     /// Bearer token the admin endpoint requires; mandatory off loopback.
     pub admin_token: Option<String>,
     /// Seconds a logged-in session may stay idle.
@@ -491,6 +494,7 @@ impl Default for Config {
             xferlog: None,
             shutdown_grace: 30,
             admin_listen: None,
+            admin_socket: None,
             admin_token: None,
             idle_timeout: 600,
             data_connect_timeout: 20,

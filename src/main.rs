@@ -70,7 +70,7 @@ enum BanAction {
 /// How the admin commands find the endpoint.
 #[derive(clap::Args)]
 struct AdminArgs {
-    /// The server's configuration file (admin_listen, admin_token).
+    /// The server's configuration file (admin_socket, admin_listen, admin_token).
     #[arg(
         long,
         value_name = "FILE",
@@ -78,9 +78,9 @@ struct AdminArgs {
         global = true
     )]
     config: PathBuf,
-    /// The admin endpoint, overriding the config.
-    #[arg(long, value_name = "ADDR:PORT", global = true)]
-    admin: Option<SocketAddr>,
+    /// The admin endpoint, overriding the config: ADDR:PORT, or the path of its socket.
+    #[arg(long, value_name = "ADDR:PORT|PATH", global = true)]
+    admin: Option<wharf::admin::Endpoint>,
 }
 
 impl AdminArgs {
@@ -90,13 +90,19 @@ impl AdminArgs {
         } else {
             Config::default()
         };
-        let addr = self.admin.or(config.admin_listen).ok_or_else(|| {
-            format!(
-                "no admin endpoint: set admin_listen in {} or pass --admin",
-                self.config.display()
-            )
-        })?;
-        Ok(wharf::admin::Client::new(addr, config.admin_token))
+        // The socket first: its file mode already decides who may use it.
+        let endpoint = self
+            .admin
+            .clone()
+            .or_else(|| config.admin_socket.map(wharf::admin::Endpoint::Unix))
+            .or_else(|| config.admin_listen.map(wharf::admin::Endpoint::Tcp))
+            .ok_or_else(|| {
+                format!(
+                    "no admin endpoint: set admin_socket or admin_listen in {} or pass --admin",
+                    self.config.display()
+                )
+            })?;
+        Ok(wharf::admin::Client::new(endpoint, config.admin_token))
     }
 }
 
@@ -437,6 +443,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             .tls_fingerprint()
             .map(|fp| format!("; TLS certificate sha256 {fp}"))
             .unwrap_or_default();
+        if let Some(path) = &server.config().admin_socket {
+            tls.push_str(&format!("; admin unix:{}", path.display()));
+        }
         if let Some(admin) = server.admin_addr() {
             tls.push_str(&format!("; admin http://{admin}"));
         }

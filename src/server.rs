@@ -1,6 +1,7 @@
 //! The server: binds the control listeners, accepts connections and spawns one session
 //! task per connection. A panic in a session ends that task only; accepting goes on.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ListenerConfig};
@@ -63,6 +65,25 @@ pub struct Shared {
     /// Users and addresses whose sessions write a protocol trace.
     pub trace: crate::admin::Trace,
     next_id: AtomicU64,
+    /// Where a reload sends the listeners it bound or dropped, while the server runs (not
+    /// under socket activation, where systemd owns the sockets).
+    listener_changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<ListenerChange>>>,
+    /// One reload at a time (SIGHUP and the admin endpoint may race).
+    reloading: std::sync::Mutex<()>,
+}
+
+/// What a reload changes in the set of control listeners; keyed by configured address.
+#[derive(Debug, Default)]
+pub struct ListenerChange {
+    add: Vec<(std::net::TcpListener, ListenerConfig)>,
+    remove: Vec<SocketAddr>,
+    update: Vec<ListenerConfig>,
+}
+
+impl ListenerChange {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty() && self.update.is_empty()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -127,6 +148,8 @@ impl Shared {
             config: RwLock::new(Arc::new(config)),
             reloader: std::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
+            listener_changes: std::sync::Mutex::new(None),
+            reloading: std::sync::Mutex::new(()),
         })
     }
 
@@ -154,8 +177,9 @@ impl Shared {
     /// Re-reads everything that can change while running: the configuration (limits,
     /// policies, permissions, banner, hooks, …), the users file and the certificate. All
     /// or nothing: on any error the old settings stay and the error says why. Sessions
-    /// already logged in keep what they had until their next login; listeners, log files,
-    /// the admin endpoint and `run_as` need a restart.
+    /// already logged in keep what they had until their next login. Listeners are opened
+    /// and closed as the new configuration says (sessions on a closed one carry on); log
+    /// files, the admin endpoint and `run_as` need a restart.
     pub fn reload(&self) -> Result<(), String> {
         let result = self.reload_inner().map(|_| ());
         self.metrics.reload(result.is_ok());
@@ -167,6 +191,7 @@ impl Shared {
     }
 
     fn reload_inner(&self) -> Result<usize, String> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.config();
         let fresh = match self
             .reloader
@@ -184,11 +209,13 @@ impl Shared {
             Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),
             None => None,
         };
+        // Bound before anything is committed, so a port in use rejects the whole reload.
+        let listeners = self.plan_listeners(&old, &fresh)?;
         for (what, same) in [
-            ("listeners", fresh.all_listeners() == old.all_listeners()),
             ("log_file", fresh.log_file == old.log_file),
             ("xferlog", fresh.xferlog == old.xferlog),
             ("admin_listen", fresh.admin_listen == old.admin_listen),
+            ("admin_socket", fresh.admin_socket == old.admin_socket),
             ("run_as", fresh.run_as == old.run_as),
         ] {
             if !same {
@@ -206,7 +233,54 @@ impl Shared {
         write(&self.hooks, Arc::new(crate::hooks::Hooks::new(&fresh)));
         write(&self.ownership, crate::vfs::Ownership::from_config(&fresh));
         write(&self.config, Arc::new(fresh));
+        if let Some(change) = listeners
+            && let Some(tx) = &*self
+                .listener_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        {
+            let _ = tx.send(change);
+        }
         Ok(n)
+    }
+
+    /// Binds the listeners `fresh` adds and lists those it drops or changes. `None` when
+    /// nothing changes or the server does not own its sockets.
+    fn plan_listeners(
+        &self,
+        old: &Config,
+        fresh: &Config,
+    ) -> Result<Option<ListenerChange>, String> {
+        let (before, after) = (old.all_listeners(), fresh.all_listeners());
+        if before == after {
+            return Ok(None);
+        }
+        if self
+            .listener_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            tracing::warn!(
+                setting = "listeners",
+                "changed; the sockets are not wharf's to change (socket activation): restart to apply"
+            );
+            return Ok(None);
+        }
+        let mut change = ListenerChange::default();
+        for l in &after {
+            match before.iter().find(|b| b.address == l.address) {
+                None => change.add.push((bind_listener(l.address)?, l.clone())),
+                Some(b) if b != l => change.update.push(l.clone()),
+                Some(_) => {}
+            }
+        }
+        change.remove = before
+            .iter()
+            .map(|b| b.address)
+            .filter(|a| !after.iter().any(|l| l.address == *a))
+            .collect();
+        Ok((!change.is_empty()).then_some(change))
     }
 
     /// A receiver of the shutdown level, for a session.
@@ -263,14 +337,30 @@ fn write<T>(lock: &RwLock<T>, value: T) {
 /// A bound server, ready to run.
 pub struct Server {
     /// Control listeners with their policies.
-    listeners: Vec<(TcpListener, Arc<ListenerConfig>)>,
+    listeners: Vec<(TcpListener, ListenerConfig)>,
+    /// The listeners came from systemd (socket activation); a reload leaves them alone.
+    activated: bool,
     /// The admin endpoint's listener, when configured.
     admin: Option<TcpListener>,
+    /// The admin endpoint's Unix socket and its path (removed at exit), when configured.
+    admin_unix: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
     shared: Arc<Shared>,
 }
 
-/// Binds one control listener. `[::]` is made dual-stack so IPv4 clients reach it too.
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds one control listener. `[::]` is made dual-stack so IPv4 clients reach it too, and
+/// falls back to `0.0.0.0` on a host without IPv6.
+fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let l = match bind(addr) {
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+            tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
+            bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
+        }
+        other => other,
+    };
+    l.map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     if let SocketAddr::V6(v6) = addr {
         socket.set_only_v6(!v6.ip().is_unspecified())?;
@@ -279,7 +369,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 impl Server {
@@ -300,21 +390,12 @@ impl Server {
                 .find(|c| c.address == addr)
                 .cloned()
                 .unwrap_or_else(|| ListenerConfig::new(addr, implicit));
-            listeners.push((l, Arc::new(policy)));
+            listeners.push((l, policy));
         }
         let activated = !listeners.is_empty();
         for listener in config.all_listeners().into_iter().filter(|_| !activated) {
-            let addr = listener.address;
-            let l = match bind(addr) {
-                Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
-                    tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
-                    bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))?
-                }
-                other => other.map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-                })?,
-            };
-            listeners.push((l, Arc::new(listener)));
+            let l = bind_listener(listener.address).map_err(io::Error::other)?;
+            listeners.push((TcpListener::from_std(l)?, listener));
         }
         let admin =
             match config.admin_listen {
@@ -323,9 +404,20 @@ impl Server {
                 })?),
                 None => None,
             };
+        let admin_unix = match &config.admin_socket {
+            Some(path) => Some((
+                crate::admin::bind_unix(path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("admin_socket {}: {e}", path.display()))
+                })?,
+                path.clone(),
+            )),
+            None => None,
+        };
         Ok(Server {
             listeners,
+            activated,
             admin,
+            admin_unix,
             shared: Arc::new(Shared::new(config)?),
         })
     }
@@ -372,14 +464,69 @@ impl Server {
     /// idle sessions get 421, transfers may finish within `shutdown_grace`, then the rest
     /// are aborted (atomic uploads leave nothing under their final name).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = JoinSet::new();
         if let Some(admin) = self.admin {
             tasks.spawn(crate::admin::serve(admin, self.shared.clone()));
         }
+        let admin_path = self.admin_unix.map(|(listener, path)| {
+            tasks.spawn(crate::admin::serve(listener, self.shared.clone()));
+            path
+        });
+        // Accepting tasks by configured address, each with its policy (a reload may change it).
+        let mut accepting = HashMap::new();
+        let start = |tasks: &mut JoinSet<()>, listener: TcpListener, policy: ListenerConfig| {
+            let address = policy.address;
+            let (tx, rx) = tokio::sync::watch::channel(Arc::new(policy));
+            let task = tasks.spawn(accept_loop(listener, rx, self.shared.clone()));
+            (address, (task, tx))
+        };
         for (listener, policy) in self.listeners {
-            tasks.spawn(accept_loop(listener, policy, self.shared.clone()));
+            let (address, running) = start(&mut tasks, listener, policy);
+            accepting.insert(address, running);
         }
-        shutdown.await;
+        let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        if !self.activated {
+            *self
+                .shared
+                .listener_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(changes_tx);
+        }
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(change) = changes.recv() => {
+                    for address in change.remove {
+                        if let Some((task, _)) = accepting.remove(&address) {
+                            task.abort();
+                            tracing::info!(%address, "stopped listening");
+                        }
+                    }
+                    for policy in change.update {
+                        if let Some((_, tx)) = accepting.get(&policy.address) {
+                            tx.send_replace(Arc::new(policy));
+                        }
+                    }
+                    for (std_listener, policy) in change.add {
+                        match TcpListener::from_std(std_listener) {
+                            Ok(l) => {
+                                let bound = l.local_addr().ok();
+                                tracing::info!(address = ?bound, implicit = policy.implicit, "listening");
+                                let (address, running) = start(&mut tasks, l, policy);
+                                accepting.insert(address, running);
+                            }
+                            Err(e) => tracing::error!(error = %e, "cannot serve a new listener"),
+                        }
+                    }
+                }
+            }
+        }
+        self.shared
+            .listener_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         tasks.abort_all();
         let shared = self.shared;
         shared.tracker.close();
@@ -393,6 +540,9 @@ impl Server {
             tracing::warn!("shutdown grace over; aborting transfers");
             shared.stop.send_replace(Stopping::Abort);
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
+        }
+        if let Some(path) = admin_path {
+            let _ = std::fs::remove_file(path);
         }
         tracing::info!("stopped");
     }
@@ -450,10 +600,15 @@ pub fn apply_process_settings(config: &Config) -> io::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, policy: Arc<ListenerConfig>, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    policy: tokio::sync::watch::Receiver<Arc<ListenerConfig>>,
+    shared: Arc<Shared>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let policy = policy.borrow().clone();
                 let ip = crate::datachan::canonical(peer.ip());
                 let cfg = shared.config();
                 let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {

@@ -262,9 +262,14 @@ fn socket_activation_serves_on_the_inherited_socket() {
 
 /// Starts wharf with the admin endpoint; returns it, its FTP address and the admin one.
 fn spawn_admin(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
+    spawn_admin_with(dir, &["--listen", "127.0.0.1:0"])
+}
+
+/// As [`spawn_admin`], with `args` instead of the listen flag.
+fn spawn_admin_with(dir: &Path, args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--user", "judge:pw"])
-        .args(["--config", "wharf.toml"])
+        .args(["serve", "--user", "judge:pw", "--config", "wharf.toml"])
+        .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -278,6 +283,14 @@ fn spawn_admin(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
     (child, ftp, admin)
+}
+
+/// `wharf reload` against the admin endpoint at `admin`.
+fn reload(admin: SocketAddr) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["reload", "--admin", &admin.to_string()])
+        .output()
+        .unwrap()
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -314,6 +327,8 @@ fn metrics_count_known_traffic_exactly() {
     assert_eq!(c.cmd("PASV").code, 227);
     let m = http_get(admin, "/metrics");
     assert!(m.contains("wharf_passive_ports_in_use 1"), "{m}");
+    assert!(m.contains("wharf_sessions_by_tls{tls=\"false\"} 1"), "{m}");
+    assert!(m.contains("wharf_sessions_by_tls{tls=\"true\"} 0"), "{m}");
     assert_eq!(c.cmd("QUIT").code, 221);
     let health = http_get(admin, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
@@ -327,9 +342,16 @@ fn metrics_count_known_traffic_exactly() {
         "wharf_bytes_total{direction=\"upload\"} 5",
         "wharf_bytes_total{direction=\"download\"} 5",
         "wharf_sessions_total{listener=\"explicit\"} 1",
+        // Each 5-byte transfer took far less than the first bucket's 10 ms.
+        "wharf_transfer_duration_seconds_count{direction=\"upload\"} 1",
+        "wharf_transfer_duration_seconds_count{direction=\"download\"} 1",
+        "wharf_transfer_duration_seconds_bucket{le=\"600.0\",direction=\"download\"} 1",
     ] {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }
+    assert!(reload(admin).status.success());
+    let m = http_get(admin, "/metrics");
+    assert!(m.contains("wharf_reloads_total{result=\"ok\"} 1"), "{m}");
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
@@ -456,12 +478,7 @@ fn reload_applies_a_new_config_keeps_sessions_and_rejects_a_broken_one() {
     };
     write("first");
     let (mut child, ftp, admin) = spawn_admin(dir.path());
-    let reload = || {
-        Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["reload", "--admin", &admin.to_string()])
-            .output()
-            .unwrap()
-    };
+    let reload = || reload(admin);
     let mut old = Ctrl::connect(ftp);
     assert_eq!(old.greeting.raw, b"220 first\r\n");
     old.login("judge", "pw");
@@ -491,4 +508,125 @@ fn reload_applies_a_new_config_keeps_sessions_and_rejects_a_broken_one() {
     assert_eq!(Ctrl::connect(ftp).greeting.raw, b"220 second\r\n");
     signal(&child, Signal::SIGTERM);
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn reload_opens_and_closes_listeners_and_keeps_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wharf.toml");
+    let write = |listen: &str| {
+        std::fs::write(
+            &cfg,
+            format!("admin_listen = \"127.0.0.1:0\"\nlisten = [{listen}]\n"),
+        )
+        .unwrap()
+    };
+    write("\"127.0.0.1:0\"");
+    // The listeners come from the file alone, so that a reload can change them.
+    let (mut child, first, admin) = spawn_admin_with(dir.path(), &[]);
+    let reload = || reload(admin);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let mut old = Ctrl::connect(first);
+    old.login("judge", "pw");
+
+    // Added: the new address answers; the first one still does.
+    let second = free_port();
+    write(&format!("\"127.0.0.1:0\", \"{second}\""));
+    let out = reload();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(Ctrl::connect(second).greeting.code, 220);
+    assert_eq!(Ctrl::connect(first).greeting.code, 220);
+
+    // A port someone else holds rejects the reload whole: nothing opened, nothing closed.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap();
+    write(&format!("\"{second}\", \"{taken}\""));
+    let out = reload();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&taken.to_string()), "{err}");
+    assert_eq!(Ctrl::connect(first).greeting.code, 220);
+    drop(squatter);
+
+    // Removed: the first address refuses, its logged-in session carries on.
+    write(&format!("\"{second}\""));
+    let out = reload();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::net::TcpStream::connect(first).is_err(),
+        "still listening on {first}"
+    );
+    assert_eq!(
+        old.cmd("PWD").code,
+        257,
+        "a session on a closed listener survives"
+    );
+    assert_eq!(Ctrl::connect(second).greeting.code, 220);
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn admin_socket_is_private_replaces_a_stale_one_and_serves_the_cli() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    // A socket left behind by a run that was killed.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        format!("admin_socket = \"{}\"\n", sock.display()),
+    )
+    .unwrap();
+    let (mut child, ftp) = spawn(dir.path(), &["--config", "wharf.toml"]);
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let mut c = Ctrl::connect(ftp);
+    c.login("judge", "pw");
+    // The CLI finds the socket in the config.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .args(["--config", "wharf.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["who"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.contains("judge")), "{text}");
+    assert!(cli(&["reload"]).status.success());
+    signal(&child, Signal::SIGTERM);
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(!sock.exists(), "the socket is removed at exit");
+
+    // Something that is not a socket is never replaced: wharf refuses to start.
+    std::fs::write(&sock, "precious").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", "wharf.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin_socket"));
+    assert_eq!(std::fs::read_to_string(&sock).unwrap(), "precious");
 }
