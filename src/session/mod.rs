@@ -228,6 +228,7 @@ impl Direction {
 /// A transfer in flight.
 struct Running {
     handle: JoinHandle<Result<Outcome, TransferError>>,
+    cancel: tokio_util::sync::CancellationToken,
     progress: Arc<AtomicU64>,
     direction: Direction,
     path: VPath,
@@ -1649,7 +1650,9 @@ impl Session {
         let _ = self.send(opening).await;
         let cfg = &self.cfg;
         let progress = Arc::new(AtomicU64::new(0));
+        let cancel = tokio_util::sync::CancellationToken::new();
         let params = Params {
+            cancel: cancel.clone(),
             setup,
             local: self.local,
             connect_timeout: Duration::from_secs(cfg.data_connect_timeout),
@@ -1685,6 +1688,7 @@ impl Session {
         }
         self.transfer = Some(Running {
             handle,
+            cancel,
             progress,
             direction,
             path,
@@ -1862,6 +1866,10 @@ impl Session {
                         Direction::Upload => e.reply(Op::Store),
                         _ => reply(Code::LocalError, "Local error reading the file."),
                     },
+                    TransferError::Cancelled => reply(
+                        Code::TransferAborted,
+                        "Connection closed; transfer aborted.",
+                    ),
                 }
             }
             Err(_) => {
@@ -1879,8 +1887,17 @@ impl Session {
         let Some(mut t) = self.transfer.take() else {
             return false;
         };
-        t.handle.abort();
-        let _ = (&mut t.handle).await;
+        t.cancel.cancel();
+        // An upload first writes out what it has received (bounded); anything else, and
+        // an upload that does not stop in time, ends at once.
+        let stopped = t.direction == Direction::Upload
+            && tokio::time::timeout(Duration::from_secs(2), &mut t.handle)
+                .await
+                .is_ok();
+        if !stopped {
+            t.handle.abort();
+            let _ = (&mut t.handle).await;
+        }
         if let Some(commit) = t.commit.take() {
             let _ = self.settle_upload(&commit, false).await;
         }

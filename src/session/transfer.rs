@@ -1,8 +1,10 @@
 //! One data transfer, run as its own task so the session can answer ABOR and STAT while it
 //! runs: open the data connection, move the bytes, close the connection.
 //!
-//! Bytes move through one large buffer per transfer (never a buffer per chunk). TYPE A
-//! conversion happens chunk by chunk. The data connection is closed before the task ends,
+//! Plain RETR in TYPE I is sendfile(2). Otherwise bytes move through two large buffers per
+//! transfer that alternate between the network and a blocking-pool disk read or write
+//! (never a buffer per chunk, never a copy through tokio's file buffer). TYPE A conversion
+//! happens chunk by chunk. The data connection is closed before the task ends,
 //! so the session's 226 always follows the close.
 
 use std::net::IpAddr;
@@ -48,6 +50,9 @@ pub enum TransferError {
     Network(std::io::Error),
     #[error("file error: {0}")]
     File(Error),
+    /// The session asked the transfer to stop (ABOR, kick, shutdown).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Everything the task needs besides the job.
@@ -68,6 +73,8 @@ pub struct Params {
     pub owners: Arc<TokenOwners>,
     /// The user's bandwidth allowance for this direction, if limited.
     pub bucket: Option<Arc<Bucket>>,
+    /// Set by the session to stop: an upload then writes out what it has received.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// What a finished transfer reports.
@@ -84,6 +91,7 @@ struct Meter {
     stall: Duration,
     progress: Arc<AtomicU64>,
     bucket: Option<Arc<Bucket>>,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Meter {
@@ -114,6 +122,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         peer,
         owners,
         bucket,
+        cancel,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
     let is_tls = stream.is_tls();
@@ -131,6 +140,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         stall,
         progress,
         bucket,
+        cancel,
     };
     let moved = match job {
         Job::Listing(bytes) => {
@@ -147,25 +157,12 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
                 match send_zero_copy(&file, tcp, &p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
-                    None => {
-                        send(tokio::fs::File::from_std(file), &mut stream, false, 0, &p).await?
-                    }
+                    None => send(file, &mut stream, false, 0, &p).await?,
                 }
             }
-            _ => {
-                send(
-                    tokio::fs::File::from_std(file),
-                    &mut stream,
-                    ascii,
-                    skip,
-                    &p,
-                )
-                .await?
-            }
+            _ => send(file, &mut stream, ascii, skip, &p).await?,
         },
-        Job::Receive { file, ascii } => {
-            receive(&mut stream, tokio::fs::File::from_std(file), ascii, &p).await?
-        }
+        Job::Receive { file, ascii } => receive(&mut stream, file, ascii, &p).await?,
     };
     // Close before the session says 226 (clients wait for EOF, some old ones insist); on
     // TLS this sends close_notify first.
@@ -185,13 +182,15 @@ async fn io_stall<T>(stall: Duration, f: impl Future<Output = T>) -> Result<T, T
 }
 
 async fn send(
-    mut file: impl AsyncRead + Unpin,
+    file: std::fs::File,
     out: &mut (impl AsyncWrite + Unpin),
     ascii: bool,
     mut skip: u64,
     p: &Meter,
 ) -> Result<u64, TransferError> {
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut disk = DiskReader::new(file);
+    disk.start(vec![0u8; TRANSFER_BUFFER], p.chunk());
+    let mut spare = vec![0u8; TRANSFER_BUFFER];
     let mut conv = if ascii {
         Vec::with_capacity(TRANSFER_BUFFER * 2)
     } else {
@@ -199,14 +198,12 @@ async fn send(
     };
     let mut total = 0u64;
     loop {
-        let want = p.chunk();
-        let n = file
-            .read(&mut buf[..want])
-            .await
-            .map_err(|e| TransferError::File(e.into()))?;
+        let (buf, n) = disk.next().await?;
         if n == 0 {
             break;
         }
+        // The next chunk is read from the disk while this one goes out.
+        disk.start(spare, p.chunk());
         let mut chunk = &buf[..n];
         if ascii {
             conv.clear();
@@ -224,8 +221,55 @@ async fn send(
             .map_err(TransferError::Network)?;
         total += chunk.len() as u64;
         p.progress.store(total, Ordering::Relaxed);
+        spare = buf;
     }
     Ok(total)
+}
+
+/// Reads a file on the blocking pool one chunk ahead of the sender: two buffers alternate,
+/// nothing is copied or allocated per chunk.
+struct DiskReader {
+    file: Arc<std::fs::File>,
+    reading: Option<tokio::task::JoinHandle<(Vec<u8>, std::io::Result<usize>)>>,
+}
+
+impl DiskReader {
+    fn new(file: std::fs::File) -> DiskReader {
+        DiskReader {
+            file: Arc::new(file),
+            reading: None,
+        }
+    }
+
+    /// Starts reading up to `want` bytes (at most the buffer's length) into `buf`.
+    fn start(&mut self, mut buf: Vec<u8>, want: usize) {
+        let file = self.file.clone();
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let want = want.min(buf.len());
+            let mut filled = 0;
+            while filled < want {
+                match std::io::Read::read(&mut &*file, &mut buf[filled..want]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return (buf, Err(e)),
+                }
+            }
+            (buf, Ok(filled))
+        }));
+    }
+
+    /// The chunk read last and its length (0 at the end of the file).
+    async fn next(&mut self) -> Result<(Vec<u8>, usize), TransferError> {
+        let Some(reading) = self.reading.take() else {
+            return Ok((Vec::new(), 0));
+        };
+        let (buf, result) = reading
+            .await
+            .map_err(|e| TransferError::File(std::io::Error::other(e).into()))?;
+        let n = result.map_err(|e| TransferError::File(e.into()))?;
+        Ok((buf, n))
+    }
 }
 
 /// RETR with sendfile(2) from the file's current position (REST already applied).
@@ -277,49 +321,142 @@ const SENDFILE_CHUNK: usize = 8 << 20;
 
 async fn receive(
     input: &mut (impl AsyncRead + Unpin),
-    mut file: tokio::fs::File,
+    file: std::fs::File,
     ascii: bool,
     p: &Meter,
 ) -> Result<u64, TransferError> {
+    let mut disk = DiskWriter::new(file);
     let mut buf = vec![0u8; TRANSFER_BUFFER];
-    let mut conv = Vec::new();
     let mut decoder = ascii::Decoder::default();
     let mut total = 0u64;
+    let mut failed = None;
     loop {
-        let want = p.chunk();
-        let n = match io_stall(p.stall, input.read(&mut buf[..want])).await? {
+        if let Some(e) = failed.take() {
+            disk.free().await?;
+            return Err(TransferError::Network(e));
+        }
+        let n = match fill(input, &mut buf[..p.chunk()], &mut failed, p).await {
             Ok(n) => n,
-            // Many clients end a TLS upload without close_notify; the bytes are all there.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-            Err(e) => return Err(TransferError::Network(e)),
+            Err(e) => {
+                // What was received is in the file before the transfer ends (a kept
+                // partial upload holds every byte the client saw counted).
+                disk.free().await?;
+                return Err(e);
+            }
         };
         if n == 0 {
             break;
         }
-        p.pace(n).await;
         total += n as u64;
-        p.progress.store(total, Ordering::Relaxed);
-        let chunk = if ascii {
+        if ascii {
+            let mut conv = disk.free().await?;
             conv.clear();
             decoder.decode(&buf[..n], &mut conv);
-            &conv[..]
+            disk.write(conv).await?;
         } else {
-            &buf[..n]
-        };
-        file.write_all(chunk)
-            .await
-            .map_err(|e| TransferError::File(e.into()))?;
+            // The filled buffer goes to the disk as it is; the one written before comes back.
+            buf.truncate(n);
+            buf = disk.write(buf).await?;
+            buf.resize(TRANSFER_BUFFER, 0);
+        }
+        p.progress.store(total, Ordering::Relaxed);
+        tokio::select! {
+            _ = p.pace(n) => {}
+            _ = p.cancel.cancelled() => {}
+        }
     }
     if ascii {
+        let mut conv = disk.free().await?;
         conv.clear();
         decoder.finish(&mut conv);
-        file.write_all(&conv)
-            .await
-            .map_err(|e| TransferError::File(e.into()))?;
+        disk.write(conv).await?;
     }
-    // tokio's File finishes writes in the background; wait for them before saying 226.
-    file.flush()
-        .await
-        .map_err(|e| TransferError::File(e.into()))?;
+    // Every byte is in the file before the session says 226.
+    disk.free().await?;
     Ok(total)
+}
+
+/// Waits for data, then takes whatever more is already there, up to `buf`'s length:
+/// large disk writes and few hops to the blocking pool, yet nothing held back waiting for
+/// bytes that have not come. 0 at the end of the stream. An error after some data goes to
+/// `failed`, for after that data is written.
+async fn fill(
+    input: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    failed: &mut Option<std::io::Error>,
+    p: &Meter,
+) -> Result<usize, TransferError> {
+    let first = tokio::select! {
+        r = io_stall(p.stall, input.read(buf)) => r?,
+        _ = p.cancel.cancelled() => return Err(TransferError::Cancelled),
+    };
+    let mut filled = match first {
+        Ok(n) => n,
+        // Many clients end a TLS upload without close_notify; the bytes are all there.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+        Err(e) => return Err(TransferError::Network(e)),
+    };
+    while filled > 0 && filled < buf.len() {
+        match ready_now(input.read(&mut buf[filled..])) {
+            Some(Ok(0)) | None => break,
+            Some(Ok(n)) => filled += n,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Some(Err(e)) => {
+                *failed = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(filled)
+}
+
+/// Polls `f` once: its output if it is ready at once. Socket and TLS reads are
+/// cancel-safe, so dropping a pending one loses nothing.
+fn ready_now<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Writes a file on the blocking pool, one whole buffer at a time, while the caller fills
+/// the next one: two buffers alternate, nothing is copied or allocated per chunk.
+struct DiskWriter {
+    file: Arc<std::fs::File>,
+    writing: Option<tokio::task::JoinHandle<(Vec<u8>, std::io::Result<()>)>>,
+}
+
+impl DiskWriter {
+    fn new(file: std::fs::File) -> DiskWriter {
+        DiskWriter {
+            file: Arc::new(file),
+            writing: None,
+        }
+    }
+
+    /// Starts writing `data` once the previous write is done; returns that write's buffer
+    /// to fill again (empty the first time).
+    async fn write(&mut self, data: Vec<u8>) -> Result<Vec<u8>, TransferError> {
+        let free = self.free().await?;
+        let file = self.file.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let r = std::io::Write::write_all(&mut &*file, &data);
+            (data, r)
+        }));
+        Ok(free)
+    }
+
+    /// Waits for the write in progress; returns its buffer.
+    async fn free(&mut self) -> Result<Vec<u8>, TransferError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(Vec::new());
+        };
+        let (buf, result) = writing
+            .await
+            .map_err(|e| TransferError::File(std::io::Error::other(e).into()))?;
+        result.map_err(|e| TransferError::File(e.into()))?;
+        Ok(buf)
+    }
 }
