@@ -73,6 +73,18 @@ pub enum FailedUploads {
     Keep,
 }
 
+/// When plain TYPE I downloads use sendfile(2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sendfile {
+    /// For clients on other hosts. On loopback the kernel has no copy to save (the
+    /// receiver copies anyway) and a buffered copy measured faster and cheaper.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// Event log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -351,6 +363,9 @@ pub struct Config {
     pub atomic_uploads: Option<bool>,
     /// What an atomic upload that fails leaves behind.
     pub failed_uploads: FailedUploads,
+    /// sendfile(2) for plain binary downloads: auto (not for loopback clients), always,
+    /// never.
+    pub sendfile: Sendfile,
     /// Permission bits of uploaded files and of made directories (e.g. 0o644, 0o755);
     /// unset: what the umask leaves of 0o666 / 0o777.
     pub upload_mode: Option<u32>,
@@ -474,6 +489,7 @@ impl Default for Config {
             upload_collision: Collision::Refuse,
             atomic_uploads: None,
             failed_uploads: FailedUploads::Delete,
+            sendfile: Sendfile::Auto,
             upload_mode: None,
             dir_mode: None,
             umask: None,

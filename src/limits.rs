@@ -16,9 +16,15 @@ pub const MAX_LINE: usize = wharf_proto::line::MAX_LINE;
 /// Commands a client may pipeline while a transfer runs; more are refused.
 pub const MAX_QUEUED_COMMANDS: usize = 16;
 
-/// The buffer a transfer moves data through. One per running transfer, never per chunk;
-/// idle sessions hold none.
-pub const TRANSFER_BUFFER: usize = 256 * 1024;
+/// The largest buffer a transfer moves data through (two alternate: one on the network,
+/// one at the disk). Never one per chunk; idle sessions hold none. Large, because each
+/// buffer costs a hop to the blocking pool: 1 MiB moved uploads from ~1.1 to ~1.6 GB/s
+/// against 256 KiB on loopback.
+pub const TRANSFER_BUFFER: usize = 1024 * 1024;
+
+/// The first buffer of an upload, grown 4× whenever a read fills it, up to
+/// [`TRANSFER_BUFFER`]: small uploads never touch a megabyte of fresh memory.
+pub const FIRST_TRANSFER_BUFFER: usize = 64 * 1024;
 
 /// How many unique-name candidates STOU and the drop box try before giving up.
 pub const MAX_UNIQUE_TRIES: u32 = 1000;

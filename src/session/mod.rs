@@ -29,7 +29,7 @@ use wharf_proto::reply::quote_path;
 use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 
 use crate::auth::{Grant, Perms, Rules};
-use crate::config::{Collision, ListenerConfig, TlsData, TlsMode, TlsReuse};
+use crate::config::{Collision, ListenerConfig, Sendfile, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
 use crate::limits::{self, Refusal, SessionSlot};
@@ -95,7 +95,7 @@ pub async fn run(
         ctrl: ControlReader {
             stream,
             framer: LineFramer::default(),
-            buf: vec![0u8; limits::CONTROL_READ_BUFFER].into_boxed_slice(),
+            buf: None,
             start: 0,
             end: 0,
         },
@@ -135,11 +135,16 @@ pub async fn refuse(mut stream: TcpStream, refusal: Refusal, implicit: bool) {
     }
 }
 
+fn control_buffer() -> Box<[u8]> {
+    vec![0u8; limits::CONTROL_READ_BUFFER].into_boxed_slice()
+}
+
 /// Reads control lines; cancel-safe (state changes only after a read completes).
 struct ControlReader {
     stream: Stream,
     framer: LineFramer,
-    buf: Box<[u8]>,
+    /// Allocated when data arrives, dropped when the session waits again.
+    buf: Option<Box<[u8]>>,
     start: usize,
     end: usize,
 }
@@ -160,7 +165,8 @@ impl ControlReader {
     async fn next(&mut self) -> Event {
         loop {
             if self.start < self.end {
-                let (n, frame) = self.framer.push(&self.buf[self.start..self.end]);
+                let buf = self.buf.as_deref().unwrap_or_default();
+                let (n, frame) = self.framer.push(&buf[self.start..self.end]);
                 self.start += n;
                 match frame {
                     Some(Frame::Line(l)) => return Event::Line(l),
@@ -170,27 +176,26 @@ impl ControlReader {
             }
             self.start = 0;
             self.end = 0;
-            // Linux stops a read at the TCP urgent mark (ABOR sent as urgent data), and
-            // tokio then treats the socket as drained although the urgent byte is waiting:
-            // ask the socket directly before waiting for the next readiness event.
-            let direct = match &self.stream {
-                Stream::Plain(tcp) => {
-                    use std::io::Read;
-                    let sock = socket2::SockRef::from(tcp);
-                    (&*sock).read(&mut self.buf)
+            let read = match &mut self.stream {
+                Stream::Plain(tcp) => loop {
+                    // An idle session holds no read buffer: it waits for readiness first.
+                    self.buf = None;
+                    if let Err(e) = tcp.readable().await {
+                        break Err(e);
+                    }
+                    // try_read forgets readiness only on WouldBlock. A plain read would also
+                    // forget it after a short read, and Linux stops a read at the TCP urgent
+                    // mark (ABOR sent as urgent data) with the urgent byte still waiting.
+                    let buf = self.buf.get_or_insert_with(control_buffer);
+                    match tcp.try_read(buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        other => break other,
+                    }
+                },
+                stream => {
+                    let buf = self.buf.get_or_insert_with(control_buffer);
+                    stream.read(buf).await
                 }
-                _ => Err(std::io::ErrorKind::WouldBlock.into()),
-            };
-            let read = match direct {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    self.stream.read(&mut self.buf).await
-                }
-                other => other,
             };
             match read {
                 Ok(0) | Err(_) => return Event::Closed,
@@ -1653,6 +1658,11 @@ impl Session {
         let cancel = tokio_util::sync::CancellationToken::new();
         let params = Params {
             cancel: cancel.clone(),
+            sendfile: match cfg.sendfile {
+                Sendfile::Always => true,
+                Sendfile::Never => false,
+                Sendfile::Auto => !self.peer.is_loopback(),
+            },
             setup,
             local: self.local,
             connect_timeout: Duration::from_secs(cfg.data_connect_timeout),

@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::TlsReuse;
 use crate::datachan::{DataError, DataSetup};
 use crate::error::Error;
-use crate::limits::{Bucket, TRANSFER_BUFFER};
+use crate::limits::{Bucket, FIRST_TRANSFER_BUFFER, TRANSFER_BUFFER};
 use crate::tls::{SessionToken, Stream, TokenOwners};
 use wharf_proto::ascii;
 
@@ -75,6 +75,8 @@ pub struct Params {
     pub bucket: Option<Arc<Bucket>>,
     /// Set by the session to stop: an upload then writes out what it has received.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Plain binary downloads may use sendfile(2).
+    pub sendfile: bool,
 }
 
 /// What a finished transfer reports.
@@ -123,6 +125,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         owners,
         bucket,
         cancel,
+        sendfile,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
     let is_tls = stream.is_tls();
@@ -153,7 +156,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         Job::Send { file, ascii, skip } => match &stream {
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
-            Stream::Plain(tcp) if !ascii && p.bucket.is_none() => {
+            Stream::Plain(tcp) if sendfile && !ascii && p.bucket.is_none() => {
                 match send_zero_copy(&file, tcp, &p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
@@ -188,14 +191,18 @@ async fn send(
     mut skip: u64,
     p: &Meter,
 ) -> Result<u64, TransferError> {
-    let mut disk = DiskReader::new(file);
-    disk.start(vec![0u8; TRANSFER_BUFFER], p.chunk());
-    let mut spare = vec![0u8; TRANSFER_BUFFER];
-    let mut conv = if ascii {
-        Vec::with_capacity(TRANSFER_BUFFER * 2)
-    } else {
-        Vec::new()
+    // Buffers no bigger than what is left of the file (plus one byte to see its end).
+    let left = {
+        use std::io::Seek;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let pos = (&file).stream_position().unwrap_or(0);
+        len.saturating_sub(pos).saturating_add(1)
     };
+    let size = usize::try_from(left).map_or(TRANSFER_BUFFER, |l| l.clamp(4096, TRANSFER_BUFFER));
+    let mut disk = DiskReader::new(file);
+    disk.start(vec![0u8; size], p.chunk());
+    let mut spare = vec![0u8; size];
+    let mut conv = Vec::new();
     let mut total = 0u64;
     loop {
         let (buf, n) = disk.next().await?;
@@ -326,7 +333,8 @@ async fn receive(
     p: &Meter,
 ) -> Result<u64, TransferError> {
     let mut disk = DiskWriter::new(file);
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let mut size = FIRST_TRANSFER_BUFFER;
+    let mut buf = vec![0u8; size];
     let mut decoder = ascii::Decoder::default();
     let mut total = 0u64;
     let mut failed = None;
@@ -335,7 +343,8 @@ async fn receive(
             disk.free().await?;
             return Err(TransferError::Network(e));
         }
-        let n = match fill(input, &mut buf[..p.chunk()], &mut failed, p).await {
+        let want = p.chunk().min(size);
+        let n = match fill(input, &mut buf[..want], &mut failed, p).await {
             Ok(n) => n,
             Err(e) => {
                 // What was received is in the file before the transfer ends (a kept
@@ -348,16 +357,20 @@ async fn receive(
             break;
         }
         total += n as u64;
+        if n == want && size < TRANSFER_BUFFER {
+            size = (size * 4).min(TRANSFER_BUFFER);
+        }
         if ascii {
             let mut conv = disk.free().await?;
             conv.clear();
             decoder.decode(&buf[..n], &mut conv);
             disk.write(conv).await?;
+            buf.resize(size, 0);
         } else {
             // The filled buffer goes to the disk as it is; the one written before comes back.
             buf.truncate(n);
             buf = disk.write(buf).await?;
-            buf.resize(TRANSFER_BUFFER, 0);
+            buf.resize(size, 0);
         }
         p.progress.store(total, Ordering::Relaxed);
         tokio::select! {

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use wharf::config::Sendfile;
 
 #[test]
 fn greeting_and_quit() {
@@ -349,6 +350,29 @@ fn rest_resumes_both_ways_and_appe_appends() {
     let (_, r) = c.stor("APPE fresh", b"new");
     assert_eq!(r.code, 226);
     assert_eq!(std::fs::read(s.path("fresh")).unwrap(), b"new");
+}
+
+#[test]
+fn downloads_are_exact_with_and_without_sendfile() {
+    // Larger than one transfer buffer, and not a multiple of a page.
+    let data = bytes((3 << 20) + 12_345, 9);
+    for mode in [Sendfile::Always, Sendfile::Never, Sendfile::Auto] {
+        let s = TestServer::with(|cfg| cfg.sendfile = mode);
+        std::fs::write(s.path("f"), &data).unwrap();
+        let mut c = s.login();
+        c.cmd("TYPE I");
+        let (r, got) = c.retr("RETR f");
+        assert_eq!(r.code, 226, "{mode:?}");
+        assert!(got == data, "{mode:?}: {} bytes", got.len());
+        assert_eq!(c.cmd("REST 1048577").code, 350);
+        let (r, got) = c.retr("RETR f");
+        assert_eq!(r.code, 226, "{mode:?}");
+        assert!(got == data[1_048_577..], "{mode:?} after REST");
+        // An empty file.
+        std::fs::write(s.path("empty"), b"").unwrap();
+        let (r, got) = c.retr("RETR empty");
+        assert_eq!((r.code, got.len()), (226, 0), "{mode:?}");
+    }
 }
 
 #[test]
