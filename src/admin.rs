@@ -155,8 +155,19 @@ pub struct SessionView {
     pub command: Mutex<String>,
     pub last_active: Mutex<Instant>,
     pub transfer: Mutex<Option<TransferView>>,
-    /// Notified to end the session (kick).
-    pub kick: Notify,
+    /// Wakes the session to look at `kicked` and the server's shutdown level: one waiter
+    /// for both keeps every idle session's task smaller.
+    pub wake: Notify,
+    /// The administrator ended this session.
+    pub kicked: AtomicBool,
+}
+
+impl SessionView {
+    /// Ends the session (kick).
+    pub fn kick(&self) {
+        self.kicked.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
 }
 
 /// A transfer in flight, as shown by `wharf who`.
@@ -211,7 +222,8 @@ impl Who {
             command: Mutex::new(String::new()),
             last_active: Mutex::new(Instant::now()),
             transfer: Mutex::new(None),
-            kick: Notify::new(),
+            wake: Notify::new(),
+            kicked: AtomicBool::new(false),
         });
         if let Ok(mut m) = self.inner.lock() {
             m.insert(id, view.clone());
@@ -441,7 +453,7 @@ async fn kick(State(s): State<App>, h: HeaderMap, Path(id): Path<u64>) -> Respon
     }
     match s.who.get(id) {
         Some(v) => {
-            v.kick.notify_one();
+            v.kick();
             tracing::info!(session = id, "session kicked by the administrator");
             "kicked\n".into_response()
         }

@@ -288,6 +288,14 @@ impl Shared {
         self.stop.subscribe()
     }
 
+    /// Has every session look at the shutdown level (set before). A session that starts
+    /// later sees it before it first waits.
+    fn wake_sessions(&self) {
+        for view in self.who.all() {
+            view.wake.notify_one();
+        }
+    }
+
     /// Reopens the log files (SIGUSR1, after logrotate).
     pub fn reopen_logs(&self) {
         if let Some(x) = &self.xferlog {
@@ -532,6 +540,7 @@ impl Server {
         shared.tracker.close();
         tracing::info!(sessions = shared.sessions.total(), "shutting down");
         shared.stop.send_replace(Stopping::Draining);
+        shared.wake_sessions();
         let grace = Duration::from_secs(shared.config().shutdown_grace);
         if tokio::time::timeout(grace, shared.tracker.wait())
             .await
@@ -539,6 +548,7 @@ impl Server {
         {
             tracing::warn!("shutdown grace over; aborting transfers");
             shared.stop.send_replace(Stopping::Abort);
+            shared.wake_sessions();
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
         }
         if let Some(path) = admin_path {

@@ -50,35 +50,50 @@ pub async fn run(
     listener: Arc<ListenerConfig>,
     slot: SessionSlot,
 ) {
+    // Set-up runs boxed, so what it moves into the session is not kept twice in this task
+    // for as long as the session lasts.
+    let Some((mut session, span)) = Box::pin(open(stream, peer, shared, listener, slot)).await
+    else {
+        return;
+    };
+    session.serve().instrument(span).await;
+    session.shared.metrics.sessions_current.dec();
+}
+
+/// Builds the session (after the handshake on an implicit-TLS listener); `None` when the
+/// connection ended first.
+async fn open(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    listener: Arc<ListenerConfig>,
+    slot: SessionSlot,
+) -> Option<(Session, tracing::Span)> {
     let implicit = listener.implicit;
     let cfg = shared.config();
     let shared_login_timeout = cfg.login_timeout;
     let id = shared.next_session_id();
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
+    let local = stream.local_addr().ok()?;
     let peer_ip = datachan::canonical(peer.ip());
     let span = tracing::info_span!("session", id, client = %peer_ip);
     let mut stream = Stream::Plain(stream);
     let token = SessionToken::new();
     if implicit {
-        let Some(tls) = shared.tls() else {
-            return;
-        };
+        let tls = shared.tls()?;
         let limit = Duration::from_secs(cfg.tls_handshake_timeout);
-        match tokio::time::timeout(limit, stream.upgrade(&tls.acceptor, Some(&token))).await {
+        let handshake = Box::pin(stream.upgrade(&tls.acceptor, Some(&token)));
+        match tokio::time::timeout(limit, handshake).await {
             Ok(Ok(s)) => {
                 shared.tls_owners.handshake(token, peer_ip);
                 stream = s
             }
             Ok(Err(e)) => {
                 info!(parent: &span, error = %e, "implicit TLS handshake failed");
-                return;
+                return None;
             }
             Err(_) => {
                 info!(parent: &span, "implicit TLS handshake timed out");
-                return;
+                return None;
             }
         }
     }
@@ -86,7 +101,6 @@ pub async fn run(
     let listed = shared.who.add(id, peer_ip);
     listed.view.tls.store(implicit, Ordering::Relaxed);
     shared.metrics.sessions_current.inc();
-    let metrics_shared = shared.clone();
     let session = Session {
         cfg,
         listed,
@@ -95,11 +109,8 @@ pub async fn run(
         ctrl: ControlReader {
             stream,
             framer: LineFramer::default(),
-            buf: None,
-            start: 0,
-            end: 0,
+            pending: Vec::new(),
         },
-        out: Vec::new(),
         pbsz: implicit,
         prot_private: implicit,
         listener,
@@ -121,8 +132,7 @@ pub async fn run(
         queued: VecDeque::new(),
         verb: "",
     };
-    session.serve().instrument(span).await;
-    metrics_shared.metrics.sessions_current.dec();
+    Some((session, span))
 }
 
 /// Answers a connection that was not admitted with 421 and the reason, then closes it.
@@ -135,18 +145,15 @@ pub async fn refuse(mut stream: TcpStream, refusal: Refusal, implicit: bool) {
     }
 }
 
-fn control_buffer() -> Box<[u8]> {
-    vec![0u8; limits::CONTROL_READ_BUFFER].into_boxed_slice()
-}
-
 /// Reads control lines; cancel-safe (state changes only after a read completes).
+///
+/// An idle session holds no read buffer: a plain connection waits for readiness, then
+/// reads into the stack; only bytes past the line returned (pipelined commands) are kept.
 struct ControlReader {
     stream: Stream,
     framer: LineFramer,
-    /// Allocated when data arrives, dropped when the session waits again.
-    buf: Option<Box<[u8]>>,
-    start: usize,
-    end: usize,
+    /// Bytes read but not yet framed; empty (and unallocated) between bursts.
+    pending: Vec<u8>,
 }
 
 enum Event {
@@ -161,45 +168,70 @@ enum Event {
     Kick,
 }
 
+fn frame_event(frame: Option<Frame>) -> Option<Event> {
+    match frame? {
+        Frame::Line(l) => Some(Event::Line(l)),
+        Frame::TooLong => Some(Event::TooLong),
+    }
+}
+
 impl ControlReader {
+    /// Whether bytes arrived after the last line returned.
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     async fn next(&mut self) -> Event {
         loop {
-            if self.start < self.end {
-                let buf = self.buf.as_deref().unwrap_or_default();
-                let (n, frame) = self.framer.push(&buf[self.start..self.end]);
-                self.start += n;
-                match frame {
-                    Some(Frame::Line(l)) => return Event::Line(l),
-                    Some(Frame::TooLong) => return Event::TooLong,
-                    None => {}
+            if self.has_pending() {
+                let (n, frame) = self.framer.push(&self.pending);
+                self.pending.drain(..n);
+                if self.pending.is_empty() {
+                    self.pending = Vec::new();
+                }
+                if let Some(ev) = frame_event(frame) {
+                    return ev;
                 }
             }
-            self.start = 0;
-            self.end = 0;
-            let read = match &mut self.stream {
+            let ControlReader {
+                stream,
+                framer,
+                pending,
+            } = self;
+            // Frames what was read; keeps what follows the first line.
+            let mut take = |bytes: &[u8]| {
+                let (used, frame) = framer.push(bytes);
+                pending.extend_from_slice(&bytes[used..]);
+                frame_event(frame)
+            };
+            let event = match stream {
                 Stream::Plain(tcp) => loop {
-                    // An idle session holds no read buffer: it waits for readiness first.
-                    self.buf = None;
-                    if let Err(e) = tcp.readable().await {
-                        break Err(e);
+                    if tcp.readable().await.is_err() {
+                        return Event::Closed;
                     }
+                    // Not held across an await, so not part of the session's task.
+                    let mut buf = [0u8; limits::CONTROL_READ_BUFFER];
                     // try_read forgets readiness only on WouldBlock. A plain read would also
                     // forget it after a short read, and Linux stops a read at the TCP urgent
                     // mark (ABOR sent as urgent data) with the urgent byte still waiting.
-                    let buf = self.buf.get_or_insert_with(control_buffer);
-                    match tcp.try_read(buf) {
+                    match tcp.try_read(&mut buf) {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                        other => break other,
+                        Ok(0) | Err(_) => return Event::Closed,
+                        Ok(n) => break take(&buf[..n]),
                     }
                 },
+                // A TLS read waits inside the stream: its buffer lives on the heap, for
+                // the read only (TLS sessions hold rustls' buffers anyway).
                 stream => {
-                    let buf = self.buf.get_or_insert_with(control_buffer);
-                    stream.read(buf).await
+                    let mut buf = vec![0u8; limits::CONTROL_READ_BUFFER];
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return Event::Closed,
+                        Ok(n) => take(&buf[..n]),
+                    }
                 }
             };
-            match read {
-                Ok(0) | Err(_) => return Event::Closed,
-                Ok(n) => self.end = n,
+            if let Some(ev) = event {
+                return ev;
             }
         }
     }
@@ -277,8 +309,6 @@ struct Session {
     token: SessionToken,
     /// A client must be logged in by then.
     login_deadline: Instant,
-    /// Reused reply buffer.
-    out: Vec<u8>,
     peer: IpAddr,
     local: IpAddr,
     phase: Phase,
@@ -290,7 +320,8 @@ struct Session {
     epsv_all: bool,
     data: Option<DataSetup>,
     facts: Facts,
-    transfer: Option<Running>,
+    /// Boxed: most of the time there is none, and the session's task stays small.
+    transfer: Option<Box<Running>>,
     queued: VecDeque<Vec<u8>>,
     /// The verb being handled, for error logs.
     verb: &'static str,
@@ -310,7 +341,8 @@ fn lossy(b: &[u8]) -> String {
 }
 
 impl Session {
-    async fn serve(mut self) {
+    // By reference: an async fn taking `self` by value keeps two copies of it in its task.
+    async fn serve(&mut self) {
         info!("connect");
         let cfg = &self.cfg;
         let greeting = if cfg.banner_version {
@@ -361,13 +393,13 @@ impl Session {
                             break;
                         }
                         Event::Done(res) => {
-                            if self.finish_transfer(res).await.is_err() {
+                            if Box::pin(self.finish_transfer(res)).await.is_err() {
                                 break;
                             }
                             continue;
                         }
                         Event::Kick => {
-                            self.cancel_transfer("aborted: session kicked").await;
+                            Box::pin(self.cancel_transfer("aborted: session kicked")).await;
                             let _ = self
                                 .send(reply(
                                     Code::ServiceNotAvailable,
@@ -378,7 +410,7 @@ impl Session {
                         }
                         Event::Stop => {
                             if *self.stopping.borrow() == Stopping::Abort
-                                && self.cancel_transfer("aborted at shutdown").await
+                                && Box::pin(self.cancel_transfer("aborted at shutdown")).await
                             {
                                 let _ = self
                                     .send(reply(
@@ -393,12 +425,14 @@ impl Session {
                     }
                 }
             };
-            match self.handle_line(line).await {
+            // Boxed, like the other rare paths below: a task's size is that of its largest
+            // state, and an idle session should hold only the small one that waits.
+            match Box::pin(self.handle_line(line)).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) | Err(_) => break,
             }
         }
-        self.cancel_transfer("aborted: connection closed").await;
+        Box::pin(self.cancel_transfer("aborted: connection closed")).await;
         // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
         info!("disconnect");
@@ -416,13 +450,17 @@ impl Session {
         let Session {
             ctrl,
             transfer,
-            stopping,
             listed,
             ..
         } = self;
         tokio::select! {
-            _ = stopping.changed() => Event::Stop,
-            _ = listed.view.kick.notified() => Event::Kick,
+            _ = listed.view.wake.notified() => {
+                if listed.view.kicked.load(Ordering::Relaxed) {
+                    Event::Kick
+                } else {
+                    Event::Stop
+                }
+            }
             ev = ctrl.next() => ev,
             res = async { transfer.as_mut().map(|t| &mut t.handle).expect("guarded").await }, if transfer.is_some() => Event::Done(res),
             _ = tokio::time::sleep_until(until), if transfer.is_none() => Event::Idle,
@@ -452,11 +490,12 @@ impl Session {
                 "command error"
             );
         }
-        self.out.clear();
-        r.encode(&mut self.out);
+        // A fresh buffer per reply: an idle session keeps none.
+        let mut out = Vec::new();
+        r.encode(&mut out);
         // A client that stops reading replies must not pin the session forever.
         let limit = Duration::from_secs(self.cfg.idle_timeout);
-        match tokio::time::timeout(limit, self.ctrl.stream.write_all(&self.out)).await {
+        match tokio::time::timeout(limit, self.ctrl.stream.write_all(&out)).await {
             Ok(res) => res,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -784,9 +823,13 @@ impl Session {
         } else {
             info!(user = %grant.user, anonymous = false, "login");
         }
-        self.shared
-            .tls_owners
-            .login(self.token, self.peer, &grant.user);
+        // Only a TLS control connection can have TLS data connections to vouch for (and
+        // AUTH after a login starts a new one).
+        if self.ctrl.stream.is_tls() {
+            self.shared
+                .tls_owners
+                .login(self.token, self.peer, &grant.user);
+        }
         self.shared.metrics.login(true);
         if let Ok(mut u) = self.listed.view.user.lock() {
             *u = Some(grant.user.clone());
@@ -831,7 +874,7 @@ impl Session {
         if self.send(r).await.is_err() {
             return Err(Stop::Drop);
         }
-        if self.ctrl.start < self.ctrl.end {
+        if self.ctrl.has_pending() {
             // Bytes pipelined after AUTH would be read as a ClientHello; refuse the mess.
             info!("data sent after AUTH before the handshake; closing");
             return Err(Stop::Drop);
@@ -1696,7 +1739,7 @@ impl Session {
                 started: Instant::now(),
             });
         }
-        self.transfer = Some(Running {
+        self.transfer = Some(Box::new(Running {
             handle,
             cancel,
             progress,
@@ -1706,7 +1749,7 @@ impl Session {
             done,
             ascii: self.ty == TransferType::Ascii,
             commit,
-        });
+        }));
         Ok(None)
     }
 
