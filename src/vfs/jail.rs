@@ -102,6 +102,9 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err(Error::Io(io::Error::other("blocking task failed"))))
 }
 
+/// Directories with at least this many entries are described by two threads.
+const PARALLEL_LIST: usize = 2048;
+
 fn entry(name: Vec<u8>, m: &cap_std::fs::Metadata) -> Entry {
     let kind = if m.is_dir() {
         Kind::Dir
@@ -167,25 +170,41 @@ impl Jail {
         blocking(move || {
             use std::os::unix::ffi::OsStrExt;
             let sub = dir.open_dir(path.relative())?;
-            let mut out = Vec::new();
+            let mut items = Vec::new();
             for item in sub.entries()? {
                 let item = item?;
-                let name = item.file_name();
-                let name = name.as_bytes().to_vec();
-                let lmeta = match item.metadata() {
-                    Ok(m) => m,
-                    Err(_) => continue,
-                };
-                let meta = if lmeta.file_type().is_symlink() {
-                    sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&name)))
-                        .unwrap_or(lmeta)
-                } else {
-                    lmeta
-                };
-                out.push(entry(name, &meta));
+                items.push((item.file_name().as_bytes().to_vec(), item));
             }
-            out.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(out)
+            items.sort_by(|a, b| a.0.cmp(&b.0));
+            let describe = |items: Vec<(Vec<u8>, cap_std::fs::DirEntry)>| -> Vec<Entry> {
+                items
+                    .into_iter()
+                    .filter_map(|(name, item)| {
+                        let lmeta = item.metadata().ok()?;
+                        let meta = if lmeta.file_type().is_symlink() {
+                            sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&name)))
+                                .unwrap_or(lmeta)
+                        } else {
+                            lmeta
+                        };
+                        Some(entry(name, &meta))
+                    })
+                    .collect()
+            };
+            // The stat calls are most of a big listing's time: two threads share them.
+            if items.len() < PARALLEL_LIST {
+                return Ok(describe(items));
+            }
+            let second = items.split_off(items.len() / 2);
+            std::thread::scope(|s| {
+                let later = s.spawn(|| describe(second));
+                let mut out = describe(items);
+                match later.join() {
+                    Ok(rest) => out.extend(rest),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+                Ok(out)
+            })
         })
         .await
     }

@@ -441,6 +441,33 @@ fn rename_sequence() {
 }
 
 #[test]
+fn a_big_directory_lists_every_entry_once_in_order_with_its_size() {
+    // Above the size where two threads share the work.
+    let s = TestServer::start();
+    let names: Vec<String> = (0..3001).map(|i| format!("f{i:05}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(s.path(n), vec![b'x'; i % 7]).unwrap();
+    }
+    let mut c = s.login();
+    let (r, list) = c.retr("LIST");
+    assert_eq!(r.code, 226);
+    let list = String::from_utf8(list).unwrap();
+    let rows: Vec<(String, u64)> = list
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[8].to_string(), f[4].parse().unwrap())
+        })
+        .collect();
+    let want: Vec<(String, u64)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), (i % 7) as u64))
+        .collect();
+    assert!(rows == want, "{} rows", rows.len());
+}
+
+#[test]
 fn list_nlst_mlsd_mlst_formats() {
     let s = TestServer::start();
     std::fs::write(s.path("file one.txt"), b"12345").unwrap();
