@@ -812,9 +812,15 @@ impl Session {
             }
         };
         let home = VPath::root().resolve(&grant.home).unwrap_or_default();
-        self.cwd = match jail.stat(&home).await {
-            Ok(e) if e.kind == Kind::Dir => home,
-            _ => VPath::root(),
+        // The root is a directory by construction: no trip to the blocking pool for the
+        // common case (anonymous, and most users).
+        self.cwd = if home == VPath::root() {
+            home
+        } else {
+            match jail.stat(&home).await {
+                Ok(e) if e.kind == Kind::Dir => home,
+                _ => VPath::root(),
+            }
         };
         if grant.anonymous {
             // The password of an anonymous login is the client's claimed e-mail address.
