@@ -32,6 +32,8 @@ pub enum Job {
         file: std::fs::File,
         ascii: bool,
         skip: u64,
+        /// Plain binary sends may use sendfile(2).
+        sendfile: bool,
     },
     /// LIST/NLST/MLSD: a formatted listing.
     Listing(Vec<u8>),
@@ -75,8 +77,6 @@ pub struct Params {
     pub bucket: Option<Arc<Bucket>>,
     /// Set by the session to stop: an upload then writes out what it has received.
     pub cancel: tokio_util::sync::CancellationToken,
-    /// Plain binary downloads may use sendfile(2).
-    pub sendfile: bool,
 }
 
 /// What a finished transfer reports.
@@ -125,7 +125,6 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         owners,
         bucket,
         cancel,
-        sendfile,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
     let is_tls = stream.is_tls();
@@ -153,7 +152,12 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             p.progress.store(bytes.len() as u64, Ordering::Relaxed);
             bytes.len() as u64
         }
-        Job::Send { file, ascii, skip } => match &stream {
+        Job::Send {
+            file,
+            ascii,
+            skip,
+            sendfile,
+        } => match &stream {
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
             Stream::Plain(tcp) if sendfile && !ascii && p.bucket.is_none() => {
@@ -238,6 +242,10 @@ async fn send(
 struct DiskReader {
     file: Arc<std::fs::File>,
     reading: Option<tokio::task::JoinHandle<(Vec<u8>, std::io::Result<usize>)>>,
+    /// What the read in flight asked for.
+    asked: usize,
+    /// A read came back short: the end of the file, no need to ask again.
+    ended: bool,
 }
 
 impl DiskReader {
@@ -245,14 +253,20 @@ impl DiskReader {
         DiskReader {
             file: Arc::new(file),
             reading: None,
+            asked: 0,
+            ended: false,
         }
     }
 
     /// Starts reading up to `want` bytes (at most the buffer's length) into `buf`.
     fn start(&mut self, mut buf: Vec<u8>, want: usize) {
+        if self.ended {
+            return;
+        }
+        let want = want.min(buf.len());
+        self.asked = want;
         let file = self.file.clone();
         self.reading = Some(tokio::task::spawn_blocking(move || {
-            let want = want.min(buf.len());
             let mut filled = 0;
             while filled < want {
                 match std::io::Read::read(&mut &*file, &mut buf[filled..want]) {
@@ -275,6 +289,8 @@ impl DiskReader {
             .await
             .map_err(|e| TransferError::File(std::io::Error::other(e).into()))?;
         let n = result.map_err(|e| TransferError::File(e.into()))?;
+        // A regular file reads short only at its end.
+        self.ended = n < self.asked;
         Ok((buf, n))
     }
 }
