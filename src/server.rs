@@ -54,6 +54,8 @@ pub struct Shared {
     hooks: RwLock<Arc<crate::hooks::Hooks>>,
     /// Modes and owner of what uploads create.
     ownership: RwLock<crate::vfs::Ownership>,
+    /// Jail roots open now, shared between sessions.
+    pub roots: crate::vfs::Roots,
     pub xferlog: Option<crate::observe::XferLog>,
     /// Shutdown level sessions watch: running, draining (finish transfers), abort.
     stop: tokio::sync::watch::Sender<Stopping>,
@@ -134,6 +136,7 @@ impl Shared {
             buckets: Default::default(),
             hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
             ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
+            roots: Default::default(),
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
             metrics: crate::admin::Metrics::default(),

@@ -796,7 +796,7 @@ impl Session {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
-        let jail = match Jail::open(&grant.root) {
+        let jail = match self.shared.roots.jail(&grant.root) {
             Ok(j) => j.with_ownership(self.shared.ownership()),
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");

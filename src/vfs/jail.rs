@@ -126,6 +126,54 @@ fn entry(name: Vec<u8>, m: &cap_std::fs::Metadata) -> Entry {
     }
 }
 
+/// The jail roots open now, shared by every session beneath them: one descriptor per
+/// root however many sessions use it (10,000 sessions must not need 10,000 more), and no
+/// open or path canonicalisation per login.
+#[derive(Debug, Default)]
+pub struct Roots {
+    open: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, SharedRoot>>,
+}
+
+#[derive(Debug)]
+struct SharedRoot {
+    dir: std::sync::Weak<Dir>,
+    canonical: Arc<std::path::PathBuf>,
+    /// Device and inode, to notice a root moved away or replaced since.
+    id: (u64, u64),
+}
+
+impl Roots {
+    /// A jail on `root` (created if missing), sharing its descriptor with the sessions
+    /// already there as long as the path still names the same directory.
+    pub fn jail(&self, root: &Path) -> io::Result<Jail> {
+        use std::os::unix::fs::MetadataExt as _;
+        let now = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = open.get(root)
+            && Some(shared.id) == now
+            && let Some(dir) = shared.dir.upgrade()
+        {
+            return Ok(Jail {
+                dir,
+                root: shared.canonical.clone(),
+                owner: Ownership::default(),
+            });
+        }
+        let jail = Jail::open(root)?;
+        let meta = jail.dir.dir_metadata()?;
+        open.retain(|_, r| r.dir.strong_count() > 0);
+        open.insert(
+            root.to_path_buf(),
+            SharedRoot {
+                dir: Arc::downgrade(&jail.dir),
+                canonical: jail.root.clone(),
+                id: (meta.dev(), meta.ino()),
+            },
+        );
+        Ok(jail)
+    }
+}
+
 impl Jail {
     /// Opens `root`, creating it if missing.
     pub fn open(root: &Path) -> io::Result<Jail> {

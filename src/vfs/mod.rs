@@ -8,5 +8,5 @@
 mod jail;
 mod vpath;
 
-pub use jail::{Jail, Ownership, WriteMode};
+pub use jail::{Jail, Ownership, Roots, WriteMode};
 pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};

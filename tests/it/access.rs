@@ -283,3 +283,30 @@ fn system_accounts_through_pam() {
     bad.cmd("USER root");
     assert_eq!(bad.cmd("PASS whatever").code, 530);
 }
+
+#[test]
+fn sessions_share_a_root_until_it_is_replaced() {
+    let s = TestServer::start();
+    std::fs::write(s.path("old.txt"), b"").unwrap();
+    let mut first = s.login();
+    let mut second = s.login();
+    // Both see the same tree, through one open root.
+    for c in [&mut first, &mut second] {
+        let (_, names) = c.retr("NLST");
+        assert_eq!(names, b"old.txt\r\n");
+    }
+    // The administrator moves the root away and makes a new one.
+    let root = s.path("");
+    let moved = root.with_extension("old");
+    std::fs::rename(&root, &moved).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("new.txt"), b"").unwrap();
+    // A new login sees the new root; a session already in keeps the one it had.
+    let mut third = s.login();
+    let (_, names) = third.retr("NLST");
+    assert_eq!(names, b"new.txt\r\n");
+    let (_, names) = first.retr("NLST");
+    assert_eq!(names, b"old.txt\r\n");
+    drop(first);
+    std::fs::remove_dir_all(&moved).unwrap();
+}
