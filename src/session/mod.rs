@@ -796,13 +796,16 @@ impl Session {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
-        let jail = match self.shared.roots.jail(&grant.root) {
+        let jail = match self.shared.roots.jail(&grant.root).await {
             Ok(j) => j.with_ownership(self.shared.ownership()),
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
                 self.slot.logout();
                 // Out of file descriptors is the server's trouble, not the password's.
-                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENFILE | nix::libc::EMFILE)
+                ) {
                     return Err(reply(
                         Code::ServiceNotAvailable,
                         "Server busy (out of resources); try again later.",
@@ -1537,11 +1540,10 @@ impl Session {
         self.need_data()?;
         let ascii = self.ty == TransferType::Ascii;
         let offset = if ascii { 0 } else { rest };
-        let file = jail
+        let (file, size) = jail
             .open_read(&target, offset)
             .await
             .map_err(|e| e.reply(Op::Other))?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mode = if ascii { "ASCII" } else { "BINARY" };
         let opening = Reply::new(
             Code::OpeningData,
@@ -1551,6 +1553,7 @@ impl Session {
             file,
             ascii,
             skip: if ascii { rest } else { 0 },
+            left: size.saturating_sub(offset),
             // On loopback the kernel saves no copy with sendfile and a buffered copy of a
             // big file measured faster; a small one is still best sent in one call.
             sendfile: match self.cfg.sendfile {
@@ -2110,7 +2113,7 @@ async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply
             "SIZE in TYPE A is not offered for files this large; use TYPE I.",
         ));
     }
-    let file = jail
+    let (file, _) = jail
         .open_read(target, 0)
         .await
         .map_err(|e| e.reply(Op::Other))?;

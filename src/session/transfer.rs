@@ -32,6 +32,8 @@ pub enum Job {
         file: std::fs::File,
         ascii: bool,
         skip: u64,
+        /// Bytes of the file from its position on, as it was opened.
+        left: u64,
         /// Plain binary sends may use sendfile(2).
         sendfile: bool,
     },
@@ -156,6 +158,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             file,
             ascii,
             skip,
+            left,
             sendfile,
         } => match &stream {
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
@@ -164,10 +167,10 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
                 match send_zero_copy(&file, tcp, &p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
-                    None => send(file, &mut stream, false, 0, &p).await?,
+                    None => send(file, left, &mut stream, false, 0, &p).await?,
                 }
             }
-            _ => send(file, &mut stream, ascii, skip, &p).await?,
+            _ => send(file, left, &mut stream, ascii, skip, &p).await?,
         },
         Job::Receive { file, ascii } => receive(&mut stream, file, ascii, &p).await?,
     };
@@ -188,21 +191,18 @@ async fn io_stall<T>(stall: Duration, f: impl Future<Output = T>) -> Result<T, T
         .map_err(|_| TransferError::Stalled(stall))
 }
 
+/// Sends `file` from its position; `left` is what remains of it, to size the buffers.
 async fn send(
     file: std::fs::File,
+    left: u64,
     out: &mut (impl AsyncWrite + Unpin),
     ascii: bool,
     mut skip: u64,
     p: &Meter,
 ) -> Result<u64, TransferError> {
     // Buffers no bigger than what is left of the file (plus one byte to see its end).
-    let left = {
-        use std::io::Seek;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-        let pos = (&file).stream_position().unwrap_or(0);
-        len.saturating_sub(pos).saturating_add(1)
-    };
-    let size = usize::try_from(left).map_or(TRANSFER_BUFFER, |l| l.clamp(4096, TRANSFER_BUFFER));
+    let size = usize::try_from(left.saturating_add(1))
+        .map_or(TRANSFER_BUFFER, |l| l.clamp(4096, TRANSFER_BUFFER));
     let mut disk = DiskReader::new(file);
     disk.start(vec![0u8; size], p.chunk());
     let mut spare = vec![0u8; size];

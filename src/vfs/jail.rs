@@ -3,7 +3,8 @@
 //! Built on cap-std, whose `Dir` resolves every path beneath itself with kernel help
 //! (`openat2` + `RESOLVE_BENEATH`, or a checked component walk where the kernel lacks it):
 //! a symlink pointing outside fails instead of being followed. Blocking filesystem calls
-//! run on tokio's blocking pool.
+//! run on tokio's blocking pool; the one exception is the stat(2) with which [`Roots`]
+//! checks, at each login, that a shared root is still the directory the path names.
 
 use std::io;
 use std::path::Path;
@@ -144,33 +145,45 @@ struct SharedRoot {
 
 impl Roots {
     /// A jail on `root` (created if missing), sharing its descriptor with the sessions
-    /// already there as long as the path still names the same directory.
-    pub fn jail(&self, root: &Path) -> io::Result<Jail> {
+    /// already there as long as the path still names the same directory. The usual case
+    /// costs one stat(2) of the root; a root not open yet is made and opened on the
+    /// blocking pool. The lock guards the map only, never IO.
+    pub async fn jail(&self, root: &Path) -> io::Result<Jail> {
         use std::os::unix::fs::MetadataExt as _;
         let now = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(shared) = open.get(root)
-            && Some(shared.id) == now
-            && let Some(dir) = shared.dir.upgrade()
-        {
-            return Ok(Jail {
-                dir,
-                root: shared.canonical.clone(),
-                owner: Ownership::default(),
-            });
+        if let Some(jail) = self.shared(root, now) {
+            return Ok(jail);
         }
-        let jail = Jail::open(root)?;
-        let meta = jail.dir.dir_metadata()?;
+        let path = root.to_path_buf();
+        let (jail, id) = tokio::task::spawn_blocking(move || {
+            let jail = Jail::open(&path)?;
+            let meta = jail.dir.dir_metadata()?;
+            Ok::<_, io::Error>((jail, (meta.dev(), meta.ino())))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|_, r| r.dir.strong_count() > 0);
         open.insert(
             root.to_path_buf(),
             SharedRoot {
                 dir: Arc::downgrade(&jail.dir),
                 canonical: jail.root.clone(),
-                id: (meta.dev(), meta.ino()),
+                id,
             },
         );
         Ok(jail)
+    }
+
+    /// The open root at `root`, if it is still the directory with identity `now`.
+    fn shared(&self, root: &Path, now: Option<(u64, u64)>) -> Option<Jail> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = open.get(root).filter(|r| Some(r.id) == now)?;
+        Some(Jail {
+            dir: shared.dir.upgrade()?,
+            root: shared.canonical.clone(),
+            owner: Ownership::default(),
+        })
     }
 }
 
@@ -257,21 +270,26 @@ impl Jail {
         .await
     }
 
-    /// Opens a file for reading, positioned at `offset`.
-    pub async fn open_read(&self, path: &VPath, offset: u64) -> Result<std::fs::File, Error> {
+    /// Opens a file for reading, positioned at `offset`; returns it with its length.
+    pub async fn open_read(
+        &self,
+        path: &VPath,
+        offset: u64,
+    ) -> Result<(std::fs::File, u64), Error> {
         let dir = self.dir.clone();
         let path = path.clone();
         blocking(move || {
             use std::io::{Seek, SeekFrom};
             let f = dir.open(path.relative())?;
-            if f.metadata()?.is_dir() {
+            let meta = f.metadata()?;
+            if meta.is_dir() {
                 return Err(Error::IsADirectory);
             }
             let mut f = f.into_std();
             if offset > 0 {
                 f.seek(SeekFrom::Start(offset))?;
             }
-            Ok(f)
+            Ok((f, meta.len()))
         })
         .await
     }
@@ -493,12 +511,10 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"heLP");
         let mut s = String::new();
-        jail.open_read(&p, 1)
-            .await
-            .unwrap()
-            .read_to_string(&mut s)
-            .unwrap();
+        let (mut f, len) = jail.open_read(&p, 1).await.unwrap();
+        f.read_to_string(&mut s).unwrap();
         assert_eq!(s, "eLP");
+        assert_eq!(len, 4, "the whole file's length, whatever the offset");
         assert!(matches!(
             jail.open_read(&v("/sub"), 0).await,
             Err(Error::IsADirectory)
