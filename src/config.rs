@@ -472,6 +472,78 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
+    /// Named storages; a root written `storage:NAME` (global, anonymous or per user) is
+    /// served from the one of that name.
+    #[serde(rename = "storage")]
+    pub storages: Vec<StorageConfig>,
+}
+
+/// Where a storage keeps its files.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// One `[[storage]]` block: a local directory, or an S3 bucket and key prefix.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub name: String,
+    pub kind: StorageKind,
+    /// `kind = "local"`: the directory.
+    pub path: Option<PathBuf>,
+    /// `kind = "s3"`: bucket, key prefix, endpoint URL (unset: AWS for `region`), region,
+    /// and path-style URLs (`http://host/bucket/key`, what most self-hosted stores want).
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    /// A file with `access_key_id = ...` and `secret_access_key = ...`; unset:
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment. Never logged.
+    pub credentials_file: Option<PathBuf>,
+    /// Bytes per multipart part (at least 5 MiB) and parts of one upload in flight: an
+    /// upload holds at most `part_size × (parts_in_flight + 1)` bytes.
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+    /// Seconds one S3 request may take, and retries (with backoff) before a 451.
+    pub timeout: u64,
+    pub retries: u32,
+    /// Interrupted uploads stay resumable this many seconds; then the janitor aborts them
+    /// (checked at start and hourly).
+    pub resumable_for: u64,
+    /// RNFR/RNTO of a non-empty directory moves at most this many objects (0: refused).
+    pub rename_dir_limit: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            name: String::new(),
+            kind: StorageKind::Local,
+            path: None,
+            bucket: None,
+            prefix: None,
+            endpoint: None,
+            region: None,
+            path_style: false,
+            credentials_file: None,
+            part_size: 8 << 20,
+            parts_in_flight: 2,
+            timeout: 30,
+            retries: 3,
+            resumable_for: 86_400,
+            rename_dir_limit: 0,
+        }
+    }
+}
+
+/// What a root names: a directory, or a `[[storage]]` block (`storage:NAME`).
+pub fn storage_name(root: &Path) -> Option<&str> {
+    root.to_str()?.strip_prefix("storage:")
 }
 
 impl Default for Config {
@@ -542,6 +614,7 @@ impl Default for Config {
             listeners: Vec::new(),
             users_file: None,
             users: Vec::new(),
+            storages: Vec::new(),
         }
     }
 }
@@ -599,6 +672,7 @@ impl Config {
             ));
         }
         validate_users(&self.users)?;
+        self.validate_storages()?;
         for d in &self.anonymous_dirs {
             check_dir_rule("anonymous_dir", d)?;
         }
@@ -792,6 +866,26 @@ impl Config {
         if let Some(a) = self.public_address {
             let _ = writeln!(s, "public address: {a}");
         }
+        for st in &self.storages {
+            // Endpoint, bucket and prefix only: credentials never appear here.
+            let _ = match st.kind {
+                StorageKind::Local => writeln!(
+                    s,
+                    "storage {}: local {}",
+                    st.name,
+                    st.path.as_deref().unwrap_or(Path::new("")).display()
+                ),
+                StorageKind::S3 => writeln!(
+                    s,
+                    "storage {}: s3://{}/{} at {}, part size {} MiB",
+                    st.name,
+                    st.bucket.as_deref().unwrap_or(""),
+                    st.prefix.as_deref().unwrap_or(""),
+                    st.endpoint.as_deref().unwrap_or("AWS"),
+                    st.part_size >> 20
+                ),
+            };
+        }
         if self.tls_enabled() {
             let implicit: Vec<String> =
                 self.implicit_listen.iter().map(|a| a.to_string()).collect();
@@ -841,6 +935,42 @@ impl Config {
 }
 
 /// Checks a list of users: names, hashes, paths, no duplicates.
+impl Config {
+    /// Storage blocks are complete and unique, and every `storage:NAME` root names one.
+    fn validate_storages(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for st in &self.storages {
+            let bad = |m: &str| ConfigError::Invalid(format!("storage `{}`: {m}", st.name));
+            if st.name.is_empty() || !names.insert(st.name.as_str()) {
+                return Err(bad("needs a unique `name`"));
+            }
+            match st.kind {
+                StorageKind::Local if st.path.is_none() => return Err(bad("needs `path`")),
+                StorageKind::S3 if st.bucket.is_none() => return Err(bad("needs `bucket`")),
+                StorageKind::S3 if st.part_size < 5 << 20 => {
+                    return Err(bad("part_size must be at least 5 MiB (5242880)"));
+                }
+                _ => {}
+            }
+        }
+        let roots = [Some(&self.root), self.anonymous_root.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(self.users.iter().filter_map(|u| u.root.as_ref()));
+        for root in roots {
+            if let Some(name) = storage_name(root)
+                && !names.contains(name)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "root `{}`: no [[storage]] named `{name}`",
+                    root.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
     let mut seen = std::collections::HashSet::new();
     for u in users {
@@ -946,7 +1076,8 @@ mod tests {
     fn example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("wharf.example.toml");
         let c = Config::load(&path).unwrap();
-        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users.len(), 3);
+        assert_eq!(c.storages[0].kind, StorageKind::S3);
         assert_eq!(
             c.passive_ports,
             Some(PortRange {
@@ -1003,9 +1134,20 @@ mod example_tests {
             deny_users: Some(vec![]),
             ..Config::default()
         };
+        let storage = StorageConfig {
+            path: Some("/p".into()),
+            bucket: Some("b".into()),
+            prefix: Some("p".into()),
+            endpoint: Some("e".into()),
+            region: Some("r".into()),
+            credentials_file: Some("/c".into()),
+            ..StorageConfig::default()
+        };
         let value = toml::Value::try_from(&full).unwrap();
+        let storage = toml::Value::try_from(&storage).unwrap();
         let mut missing = Vec::new();
-        for key in value.as_table().unwrap().keys() {
+        let keys = value.as_table().unwrap().keys();
+        for key in keys.chain(storage.as_table().unwrap().keys()) {
             if !text.contains(&format!("{key} =")) && !text.contains(&format!("[[{key}]]")) {
                 missing.push(key.clone());
             }

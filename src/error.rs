@@ -31,6 +31,15 @@ pub enum Error {
     InvalidName,
     #[error("no space left")]
     NoSpace,
+    /// The object store failed or did not answer in time, after the retries.
+    #[error("object storage unavailable")]
+    Storage,
+    /// The storage cannot do this (SITE CHMOD on an S3 root).
+    #[error("not supported by this storage")]
+    Unsupported,
+    /// REST + STOR at an offset an interrupted upload cannot go on from.
+    #[error("resume possible only at offset {0}")]
+    ResumeAt(u64),
     #[error("io error: {0}")]
     Io(io::Error),
 }
@@ -101,6 +110,12 @@ impl Error {
             Op::Status => Code::FileBusy,
             Op::Other => Code::FileUnavailable,
         };
+        if let Error::ResumeAt(at) = self {
+            return Reply::new(
+                Code::InvalidRestart,
+                format!("Resume is possible only at offset {at}; send REST {at}."),
+            );
+        }
         let (code, text) = match self {
             Error::NotFound => (refuse, "No such file or directory."),
             Error::Denied | Error::Access => (refuse, "Permission denied."),
@@ -110,7 +125,12 @@ impl Error {
             Error::NotEmpty => (Code::FileUnavailable, "Directory not empty."),
             Error::InvalidName => (Code::NameNotAllowed, "File name not allowed."),
             Error::NoSpace => (Code::InsufficientStorage, "Insufficient storage space."),
-            Error::Io(_) => (Code::LocalError, "Local error in processing."),
+            Error::Storage => (
+                Code::LocalError,
+                "Storage unavailable or too slow; try again later.",
+            ),
+            Error::Unsupported => (Code::FileUnavailable, "Not supported by this storage."),
+            Error::ResumeAt(_) | Error::Io(_) => (Code::LocalError, "Local error in processing."),
         };
         Reply::new(code, text)
     }

@@ -27,6 +27,9 @@ enum Cmd {
     CheckConfig {
         /// The TOML file.
         file: PathBuf,
+        /// Also check that every S3 storage answers with its credentials.
+        #[arg(long)]
+        probe: bool,
     },
     /// Read a password (no echo on a terminal, or from stdin) and print its argon2id hash.
     HashPassword,
@@ -315,9 +318,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(args) => serve(*args),
-        Cmd::CheckConfig { file } => {
+        Cmd::CheckConfig { file, probe } => {
             match Config::load(&file).and_then(|c| c.all_users().map(|_| c)) {
                 Ok(c) => {
+                    if probe && let Err(e) = probe_stores(&c) {
+                        eprintln!("{}: {e}", file.display());
+                        return ExitCode::FAILURE;
+                    }
                     print!("{}: ok\n{}", file.display(), c.explain());
                     ExitCode::SUCCESS
                 }
@@ -343,6 +350,24 @@ fn main() -> ExitCode {
         },
         Cmd::Reload(args) => admin_call(&args, "POST", "/reload", None),
     }
+}
+
+/// Builds every S3 storage of `c` and asks each for one key.
+fn probe_stores(c: &Config) -> Result<(), String> {
+    let stores = wharf::server::build_stores(c)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        for (name, store) in &stores {
+            store
+                .probe()
+                .await
+                .map_err(|e| format!("storage `{name}` ({}): {e}", store.location))?;
+        }
+        Ok(())
+    })
 }
 
 fn hash_password() -> ExitCode {

@@ -56,6 +56,8 @@ pub struct Shared {
     ownership: RwLock<crate::vfs::Ownership>,
     /// Jail roots open now, shared between sessions.
     pub roots: crate::vfs::Roots,
+    /// The S3 storages by name (replaced whole by a reload; sessions keep theirs).
+    stores: RwLock<Arc<Stores>>,
     pub xferlog: Option<crate::observe::XferLog>,
     /// Shutdown level sessions watch: running, draining (finish transfers), abort.
     stop: tokio::sync::watch::Sender<Stopping>,
@@ -80,6 +82,25 @@ pub struct ListenerChange {
     add: Vec<(std::net::TcpListener, ListenerConfig)>,
     remove: Vec<SocketAddr>,
     update: Vec<ListenerConfig>,
+}
+
+/// S3 storages by `[[storage]]` name.
+pub type Stores = std::collections::HashMap<String, Arc<crate::vfs::object::ObjectStore>>;
+
+/// Builds the S3 storages a configuration names (no request is made).
+pub fn build_stores(config: &Config) -> Result<Stores, String> {
+    let mut out = Stores::new();
+    for st in &config.storages {
+        if st.kind != crate::config::StorageKind::S3 {
+            continue;
+        }
+        let secret = crate::vfs::object::Secret::load(st)
+            .map_err(|e| format!("storage `{}`: {e}", st.name))?;
+        let store = crate::vfs::object::ObjectStore::new(st, &secret)
+            .map_err(|e| format!("storage `{}`: {e}", st.name))?;
+        out.insert(st.name.clone(), Arc::new(store));
+    }
+    Ok(out)
 }
 
 impl ListenerChange {
@@ -137,6 +158,10 @@ impl Shared {
             hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
             ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
             roots: Default::default(),
+            stores: RwLock::new(Arc::new(
+                build_stores(&config)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            )),
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
             metrics: crate::admin::Metrics::default(),
@@ -212,6 +237,7 @@ impl Shared {
             Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),
             None => None,
         };
+        let stores = build_stores(&fresh)?;
         // Bound before anything is committed, so a port in use rejects the whole reload.
         let listeners = self.plan_listeners(&old, &fresh)?;
         for (what, same) in [
@@ -235,6 +261,7 @@ impl Shared {
         write(&self.tls_source, source);
         write(&self.hooks, Arc::new(crate::hooks::Hooks::new(&fresh)));
         write(&self.ownership, crate::vfs::Ownership::from_config(&fresh));
+        write(&self.stores, Arc::new(stores));
         write(&self.config, Arc::new(fresh));
         if let Some(change) = listeners
             && let Some(tx) = &*self
@@ -284,6 +311,71 @@ impl Shared {
             .filter(|a| !after.iter().any(|l| l.address == *a))
             .collect();
         Ok((!change.is_empty()).then_some(change))
+    }
+
+    /// The jail for a login's root: a local directory, or a `storage:NAME` block.
+    pub async fn jail(&self, root: &std::path::Path) -> io::Result<crate::vfs::Jail> {
+        use crate::vfs::Jail;
+        let Some(name) = crate::config::storage_name(root) else {
+            return Ok(Jail::Disk(self.roots.open(root).await?));
+        };
+        if let Some(store) = read(&self.stores).get(name) {
+            return Ok(Jail::Object(store.clone()));
+        }
+        let config = self.config();
+        match config.storages.iter().find(|s| s.name == name) {
+            Some(st) if st.kind == crate::config::StorageKind::Local => {
+                let path = st.path.clone().unwrap_or_default();
+                Ok(Jail::Disk(self.roots.open(&path).await?))
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no storage named `{name}`"),
+            )),
+        }
+    }
+
+    /// Checks every S3 storage answers with its credentials; says which does not.
+    pub async fn probe_stores(&self) -> Result<(), String> {
+        let stores = read(&self.stores);
+        for (name, store) in stores.iter() {
+            store
+                .probe()
+                .await
+                .map_err(|e| format!("storage `{name}` ({}): {e}", store.location))?;
+        }
+        Ok(())
+    }
+
+    /// Aborts, now and hourly, the interrupted uploads nobody resumed in time.
+    pub fn start_janitor(self: &Arc<Shared>) {
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let config = shared.config();
+                let stores = read(&shared.stores);
+                for st in &config.storages {
+                    let Some(store) = stores.get(&st.name) else {
+                        continue;
+                    };
+                    let age = std::time::Duration::from_secs(st.resumable_for);
+                    match store.janitor(age).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(storage = %st.name, aborted = n, "aborted stale interrupted uploads")
+                        }
+                        Err(e) => {
+                            tracing::warn!(storage = %st.name, error = %e, "janitor could not list uploads")
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// A receiver of the shutdown level, for a session.
@@ -424,12 +516,18 @@ impl Server {
             )),
             None => None,
         };
+        let shared = Arc::new(Shared::new(config)?);
+        // A wrong key or a missing bucket is said now, not at the first upload.
+        shared
+            .probe_stores()
+            .await
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Server {
             listeners,
             activated,
             admin,
             admin_unix,
-            shared: Arc::new(Shared::new(config)?),
+            shared,
         })
     }
 
@@ -476,6 +574,7 @@ impl Server {
     /// are aborted (atomic uploads leave nothing under their final name).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
+        self.shared.start_janitor();
         if let Some(admin) = self.admin {
             tasks.spawn(crate::admin::serve(admin, self.shared.clone()));
         }

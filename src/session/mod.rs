@@ -35,7 +35,7 @@ use crate::error::{Error, Op};
 use crate::limits::{self, Refusal, SessionSlot};
 use crate::server::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
-use crate::vfs::{Jail, VPath, WriteMode};
+use crate::vfs::{Jail, Sink, Source, VPath, WriteMode};
 use transfer::{Job, Outcome, Params, TransferError};
 
 /// Runs one session to its end. Never panics on client input; if it did, only this task
@@ -274,6 +274,8 @@ struct Running {
     ascii: bool,
     /// An atomic upload still to be moved under its name.
     commit: Option<Commit>,
+    /// An S3 upload, to complete, keep for a resume, or abort when the transfer ends.
+    upload: Option<Arc<tokio::sync::Mutex<crate::vfs::object::Upload>>>,
 }
 
 /// Where an atomic upload goes when it completes.
@@ -796,7 +798,7 @@ impl Session {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
-        let jail = match self.shared.roots.jail(&grant.root).await {
+        let jail = match self.shared.jail(&grant.root).await {
             Ok(j) => j.with_ownership(self.shared.ownership()),
             Err(e) => {
                 warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
@@ -1222,6 +1224,12 @@ impl Session {
                 if !(perms.read || perms.list) {
                     return Err(deny(Op::Other));
                 }
+                if let (Some(store), TransferType::Image) = (jail.object(), self.ty) {
+                    // On S3, what an interrupted upload of this name has stored, so
+                    // that `curl -C -` and lftp resume it.
+                    let size = store.size(&target).await.map_err(|e| e.reply(Op::Other))?;
+                    return Ok(Some(Reply::new(Code::FileStatus, size.to_string())));
+                }
                 let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
                 if e.kind != Kind::File {
                     return Err(reply(Code::FileUnavailable, "Not a regular file."));
@@ -1239,11 +1247,12 @@ impl Session {
                 if !perms.mtime {
                     return Err(deny(Op::Other));
                 }
-                jail.set_mtime(&target, SystemTime::from(mtime))
+                let now = jail
+                    .set_mtime(&target, SystemTime::from(mtime))
                     .await
                     .map_err(|e| e.reply(Op::Other))?;
                 let mut text = b"Modify=".to_vec();
-                listing::time_val(mtime.unix_timestamp(), &mut text);
+                listing::time_val(now, &mut text);
                 text.extend_from_slice(b"; ");
                 text.extend_from_slice(&path);
                 Reply::new(Code::FileStatus, text)
@@ -1380,11 +1389,12 @@ impl Session {
             if !rules.at(&target).mtime {
                 return Err(Error::Denied.reply(Op::Other));
             }
-            jail.set_mtime(&target, SystemTime::from(mtime))
+            let now = jail
+                .set_mtime(&target, SystemTime::from(mtime))
                 .await
                 .map_err(|e| e.reply(Op::Other))?;
             let mut text = Vec::new();
-            listing::time_val(mtime.unix_timestamp(), &mut text);
+            listing::time_val(now, &mut text);
             return Ok(Reply::new(Code::FileStatus, text));
         }
         let perms = rules.at(&whole);
@@ -1540,7 +1550,7 @@ impl Session {
         self.need_data()?;
         let ascii = self.ty == TransferType::Ascii;
         let offset = if ascii { 0 } else { rest };
-        let (file, size) = jail
+        let (source, size) = jail
             .open_read(&target, offset)
             .await
             .map_err(|e| e.reply(Op::Other))?;
@@ -1549,19 +1559,27 @@ impl Session {
             Code::OpeningData,
             format!("Opening {mode} mode data connection ({size} bytes)."),
         );
-        let job = Job::Send {
-            file,
-            ascii,
-            skip: if ascii { rest } else { 0 },
-            left: size.saturating_sub(offset),
-            // On loopback the kernel saves no copy with sendfile and a buffered copy of a
-            // big file measured faster; a small one is still best sent in one call.
-            sendfile: match self.cfg.sendfile {
-                Sendfile::Always => true,
-                Sendfile::Never => false,
-                Sendfile::Auto => {
-                    !self.peer.is_loopback() || size <= limits::TRANSFER_BUFFER as u64
-                }
+        let skip = if ascii { rest } else { 0 };
+        let job = match source {
+            Source::Stream(stream) => Job::SendStream {
+                stream,
+                ascii,
+                skip,
+            },
+            Source::File(file) => Job::Send {
+                file,
+                ascii,
+                skip,
+                left: size.saturating_sub(offset),
+                // On loopback the kernel saves no copy with sendfile and a buffered copy of a
+                // big file measured faster; a small one is still best sent in one call.
+                sendfile: match self.cfg.sendfile {
+                    Sendfile::Always => true,
+                    Sendfile::Never => false,
+                    Sendfile::Auto => {
+                        !self.peer.is_loopback() || size <= limits::TRANSFER_BUFFER as u64
+                    }
+                },
             },
         };
         self.start(
@@ -1634,9 +1652,25 @@ impl Session {
         };
         self.need_data()?;
         let requested = target.clone();
+        // S3 uploads are atomic by themselves: the object appears when complete.
+        let object = jail.object().is_some();
         let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
-            && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew);
-        let (file, target, commit) = if atomic {
+            && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
+            && !object;
+        let (sink, target, commit) = if object && mode == WriteMode::CreateNew {
+            let mut target = target;
+            if jail.exists(&target).await.map_err(|e| e.reply(Op::Store))? {
+                if !unique {
+                    return Err(Error::Exists.reply(Op::Store));
+                }
+                target = free_name(jail, &target).await?;
+            }
+            let sink = jail
+                .open_write(&target, mode)
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            (sink, target, None)
+        } else if atomic {
             // Refuse a taken name now rather than after the whole upload.
             let mut target = target;
             if mode == WriteMode::CreateNew
@@ -1648,7 +1682,7 @@ impl Session {
                 target = free_name(jail, &target).await?;
             }
             let temp = target.upload_temp();
-            let file = jail
+            let sink = jail
                 .open_write(&temp, WriteMode::CreateNew)
                 .await
                 .map_err(|e| e.reply(Op::Store))?;
@@ -1658,7 +1692,7 @@ impl Session {
                 replace: mode == WriteMode::Truncate,
                 unique,
             };
-            (file, target, Some(commit))
+            (sink, target, Some(commit))
         } else {
             match jail.open_write(&target, mode).await {
                 Ok(f) => (f, target, None),
@@ -1679,15 +1713,15 @@ impl Session {
             reply(Code::OpeningData, "Ok to send data.")
         };
         let done = done_reply(&target, stou || target != requested);
-        self.start(
-            Job::Receive { file, ascii },
-            opening,
-            Direction::Upload,
-            target,
-            done,
-            commit,
-        )
-        .await
+        let job = match sink {
+            Sink::File(file) => Job::Receive { file, ascii },
+            Sink::Object(upload) => {
+                let upload = Arc::new(tokio::sync::Mutex::new(upload));
+                Job::ReceiveObject { upload, ascii }
+            }
+        };
+        self.start(job, opening, Direction::Upload, target, done, commit)
+            .await
     }
 
     /// Sends the opening reply and spawns the transfer task.
@@ -1743,6 +1777,10 @@ impl Session {
                 }
             }),
         };
+        let upload = match &job {
+            Job::ReceiveObject { upload, .. } => Some(upload.clone()),
+            _ => None,
+        };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         if let Ok(mut v) = self.listed.view.transfer.lock() {
             *v = Some(crate::admin::TransferView {
@@ -1762,6 +1800,7 @@ impl Session {
             done,
             ascii: self.ty == TransferType::Ascii,
             commit,
+            upload,
         }));
         Ok(None)
     }
@@ -1776,7 +1815,7 @@ impl Session {
         hooks.uploaded(crate::hooks::UploadEvent {
             event: "upload",
             path: lossy(path.as_bytes()),
-            file: login.jail.host_path(path).to_string_lossy().into_owned(),
+            file: login.jail.host_path(path),
             user: login.grant.user.clone(),
             client: self.peer.to_string(),
             size,
@@ -1871,8 +1910,23 @@ impl Session {
                     && e.kind() == std::io::ErrorKind::UnexpectedEof);
         // A client killed mid-upload closes both connections; the data connection's end
         // looks like a complete file. If the control connection is gone too, it was not.
-        if ok && t.commit.is_some() && self.control_closed_now().await {
+        if ok && (t.commit.is_some() || t.upload.is_some()) && self.control_closed_now().await {
             ok = false;
+        }
+        if let Some(upload) = t.upload.take() {
+            let mut upload = upload.lock().await;
+            if ok {
+                if let Err(e) = upload.finish().await {
+                    upload.abort().await;
+                    self.log_transfer(&t, bytes, "commit failed", None);
+                    return self.send(e.reply(Op::Store)).await;
+                }
+            } else if matches!(&res, Ok(Err(TransferError::File(_)))) {
+                upload.abort().await;
+            } else {
+                // The client went away: what is stored stays resumable.
+                upload.interrupt().await;
+            }
         }
         let mut done = t.done.clone();
         if let Some(commit) = t.commit.take() {
@@ -1966,6 +2020,14 @@ impl Session {
         }
         if let Some(commit) = t.commit.take() {
             let _ = self.settle_upload(&commit, false).await;
+        }
+        if let Some(upload) = t.upload.take() {
+            let mut upload = upload.lock().await;
+            if why == "aborted" {
+                upload.abort().await;
+            } else {
+                upload.interrupt().await;
+            }
         }
         self.log_transfer(&t, t.progress.load(Ordering::Relaxed), why, None);
         true
@@ -2090,7 +2152,7 @@ async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
 }
 
 /// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.
-async fn unique_create(jail: &Jail, target: &VPath) -> Result<(std::fs::File, VPath), Reply> {
+async fn unique_create(jail: &Jail, target: &VPath) -> Result<(Sink, VPath), Reply> {
     let base = target.file_name().unwrap_or(b"file").to_vec();
     for i in 1..=limits::MAX_UNIQUE_TRIES {
         let mut name = base.clone();
@@ -2113,10 +2175,22 @@ async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply
             "SIZE in TYPE A is not offered for files this large; use TYPE I.",
         ));
     }
-    let (file, _) = jail
+    let (source, _) = jail
         .open_read(target, 0)
         .await
         .map_err(|e| e.reply(Op::Other))?;
+    let file = match source {
+        Source::File(f) => f,
+        Source::Stream(mut stream) => {
+            use futures_util::StreamExt;
+            let mut total = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|_| Error::Storage.reply(Op::Other))?;
+                total += wharf_proto::ascii::encoded_len(&chunk);
+            }
+            return Ok(total);
+        }
+    };
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut file = file;

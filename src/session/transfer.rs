@@ -24,7 +24,6 @@ use crate::tls::{SessionToken, Stream, TokenOwners};
 use wharf_proto::ascii;
 
 /// What to move.
-#[derive(Debug)]
 pub enum Job {
     /// RETR: file to client. `skip` drops that many bytes of the converted TYPE A stream
     /// (REST in ASCII mode); in TYPE I the file is already positioned.
@@ -41,6 +40,30 @@ pub enum Job {
     Listing(Vec<u8>),
     /// STOR/APPE/STOU: client to file.
     Receive { file: std::fs::File, ascii: bool },
+    /// RETR of an object: its bytes as S3 streams them.
+    SendStream {
+        stream: crate::vfs::object::ByteStream,
+        ascii: bool,
+        skip: u64,
+    },
+    /// STOR/APPE/STOU to S3: parts go out as they fill; the session completes the upload
+    /// (or keeps it resumable, or aborts it) when the transfer has ended.
+    ReceiveObject {
+        upload: Arc<tokio::sync::Mutex<crate::vfs::object::Upload>>,
+        ascii: bool,
+    },
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::Send { .. } => "Send",
+            Job::Listing(_) => "Listing",
+            Job::Receive { .. } => "Receive",
+            Job::SendStream { .. } => "SendStream",
+            Job::ReceiveObject { .. } => "ReceiveObject",
+        })
+    }
 }
 
 /// How a transfer ended.
@@ -173,6 +196,15 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             _ => send(file, left, &mut stream, ascii, skip, &p).await?,
         },
         Job::Receive { file, ascii } => receive(&mut stream, file, ascii, &p).await?,
+        Job::SendStream {
+            stream: source,
+            ascii,
+            skip,
+        } => send_stream(source, &mut stream, ascii, skip, &p).await?,
+        Job::ReceiveObject { upload, ascii } => {
+            let mut upload = upload.lock().await;
+            receive_object(&mut stream, &mut upload, ascii, &p).await?
+        }
     };
     // Close before the session says 226 (clients wait for EOF, some old ones insist); on
     // TLS this sends close_notify first.
@@ -215,17 +247,7 @@ async fn send(
         }
         // The next chunk is read from the disk while this one goes out.
         disk.start(spare, p.chunk());
-        let mut chunk = &buf[..n];
-        if ascii {
-            conv.clear();
-            ascii::encode(chunk, &mut conv);
-            chunk = &conv;
-            if skip > 0 {
-                let s = skip.min(chunk.len() as u64) as usize;
-                skip -= s as u64;
-                chunk = &chunk[s..];
-            }
-        }
+        let chunk = wire_form(&buf[..n], ascii, &mut conv, &mut skip);
         p.pace(chunk.len()).await;
         io_stall(p.stall, out.write_all(chunk))
             .await?
@@ -233,6 +255,100 @@ async fn send(
         total += chunk.len() as u64;
         p.progress.store(total, Ordering::Relaxed);
         spare = buf;
+    }
+    Ok(total)
+}
+
+/// A chunk as it goes on the wire: in TYPE A converted (into `conv`) and with the first
+/// `skip` converted bytes dropped (REST in ASCII mode).
+fn wire_form<'a>(chunk: &'a [u8], ascii: bool, conv: &'a mut Vec<u8>, skip: &mut u64) -> &'a [u8] {
+    if !ascii {
+        return chunk;
+    }
+    conv.clear();
+    ascii::encode(chunk, conv);
+    let s = (*skip).min(conv.len() as u64) as usize;
+    *skip -= s as u64;
+    &conv[s..]
+}
+
+/// Sends an object's bytes as they arrive from S3.
+async fn send_stream(
+    mut source: crate::vfs::object::ByteStream,
+    out: &mut (impl AsyncWrite + Unpin),
+    ascii: bool,
+    mut skip: u64,
+    p: &Meter,
+) -> Result<u64, TransferError> {
+    use futures_util::StreamExt;
+    let mut conv = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let next = tokio::select! {
+            n = io_stall(p.stall, source.next()) => n?,
+            _ = p.cancel.cancelled() => return Err(TransferError::Cancelled),
+        };
+        let Some(chunk) = next else {
+            break;
+        };
+        let chunk = chunk.map_err(|_| TransferError::File(Error::Storage))?;
+        let bytes = wire_form(&chunk, ascii, &mut conv, &mut skip);
+        // Rate limits pace in steps, like file sends.
+        for piece in bytes.chunks(p.chunk()) {
+            p.pace(piece.len()).await;
+            io_stall(p.stall, out.write_all(piece))
+                .await?
+                .map_err(TransferError::Network)?;
+            total += piece.len() as u64;
+            p.progress.store(total, Ordering::Relaxed);
+        }
+    }
+    Ok(total)
+}
+
+/// Receives into an S3 upload; full parts are sent while more arrives.
+async fn receive_object(
+    input: &mut (impl AsyncRead + Unpin),
+    upload: &mut crate::vfs::object::Upload,
+    ascii: bool,
+    p: &Meter,
+) -> Result<u64, TransferError> {
+    let mut buf = vec![0u8; FIRST_TRANSFER_BUFFER];
+    let mut decoder = ascii::Decoder::default();
+    let mut conv = Vec::new();
+    let mut total = 0u64;
+    let mut failed = None;
+    loop {
+        if let Some(e) = failed.take() {
+            return Err(TransferError::Network(e));
+        }
+        let want = p.chunk().min(buf.len());
+        let n = fill(input, &mut buf[..want], &mut failed, p).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if n == buf.len() && buf.len() < TRANSFER_BUFFER {
+            buf.resize((buf.len() * 4).min(TRANSFER_BUFFER), 0);
+        }
+        let data = if ascii {
+            conv.clear();
+            decoder.decode(&buf[..n], &mut conv);
+            &conv[..]
+        } else {
+            &buf[..n]
+        };
+        upload.write(data).await.map_err(TransferError::File)?;
+        p.progress.store(total, Ordering::Relaxed);
+        tokio::select! {
+            _ = p.pace(n) => {}
+            _ = p.cancel.cancelled() => {}
+        }
+    }
+    if ascii {
+        conv.clear();
+        decoder.finish(&mut conv);
+        upload.write(&conv).await.map_err(TransferError::File)?;
     }
     Ok(total)
 }

@@ -1,542 +1,231 @@
-//! The jail: every file operation of a session, beneath one root directory.
+//! The jail: the one door between a session and its root, whichever backend holds it.
 //!
-//! Built on cap-std, whose `Dir` resolves every path beneath itself with kernel help
-//! (`openat2` + `RESOLVE_BENEATH`, or a checked component walk where the kernel lacks it):
-//! a symlink pointing outside fails instead of being followed. Blocking filesystem calls
-//! run on tokio's blocking pool; the one exception is the stat(2) with which [`Roots`]
-//! checks, at each login, that a shared root is still the directory the path names.
+//! A session's handlers resolve every argument to a [`VPath`] (normalised, no `..`) and
+//! hand it here; the jail passes it to its backend, the local [`Disk`] or an S3
+//! [`ObjectStore`]. Both implement [`Storage`], the operations every root offers; what
+//! only one of them can do (sendfile from a descriptor, hard links, multipart uploads)
+//! is reached through the jail's own methods.
 
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cap_fs_ext::{DirExt, SystemTimeSpec};
-use cap_std::ambient_authority;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, Permissions, PermissionsExt};
-use wharf_proto::listing::{Entry, Kind};
+use wharf_proto::listing::Entry;
 
-use super::VPath;
+use super::object::{ByteStream, ObjectStore, Upload, UploadStart};
+use super::{Disk, Ownership, VPath, WriteMode};
 use crate::error::Error;
 
-/// How STOR-like commands open their target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Create or truncate (STOR).
-    Truncate,
-    /// Create only; fail with `Exists` if the name is taken (drop box, STOU).
-    CreateNew,
-    /// Create or append (APPE).
-    Append,
-    /// Create or open without truncating, then write from this offset (REST + STOR).
-    At(u64),
+/// What every root offers, on any backend.
+#[allow(async_fn_in_trait)] // used with static dispatch only, through `Jail`
+pub trait Storage {
+    /// Describes one object.
+    async fn stat(&self, path: &VPath) -> Result<Entry, Error>;
+    /// The entries of a directory, sorted by name.
+    async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error>;
+    async fn exists(&self, path: &VPath) -> Result<bool, Error>;
+    /// MKD; `Exists` if something is there.
+    async fn mkdir(&self, path: &VPath) -> Result<(), Error>;
+    /// RMD; `NotEmpty` unless empty.
+    async fn rmdir(&self, path: &VPath) -> Result<(), Error>;
+    /// DELE; `IsADirectory` for a directory.
+    async fn remove_file(&self, path: &VPath) -> Result<(), Error>;
+    /// RNFR/RNTO; replaces a file at `to`.
+    async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error>;
 }
 
-/// Modes and owner given to what uploads create.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Ownership {
-    pub file_mode: Option<u32>,
-    pub dir_mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-}
-
-impl Ownership {
-    pub fn from_config(c: &crate::config::Config) -> Ownership {
-        Ownership {
-            file_mode: c.upload_mode,
-            dir_mode: c.dir_mode,
-            uid: c.upload_owner.as_deref().and_then(Ownership::uid_of),
-            gid: c.upload_group.as_deref().and_then(Ownership::gid_of),
+/// Both backends implement the trait with their inherent methods of the same names.
+macro_rules! storage_by_inherent_methods {
+    ($t:ty) => {
+        impl Storage for $t {
+            async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
+                <$t>::stat(self, path).await
+            }
+            async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error> {
+                <$t>::list(self, path).await
+            }
+            async fn exists(&self, path: &VPath) -> Result<bool, Error> {
+                <$t>::exists(self, path).await
+            }
+            async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
+                <$t>::mkdir(self, path).await
+            }
+            async fn rmdir(&self, path: &VPath) -> Result<(), Error> {
+                <$t>::rmdir(self, path).await
+            }
+            async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
+                <$t>::remove_file(self, path).await
+            }
+            async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
+                <$t>::rename(self, from, to).await
+            }
         }
-    }
-
-    /// A user name (or a number) to a uid.
-    pub fn uid_of(name: &str) -> Option<u32> {
-        if let Ok(n) = name.parse() {
-            return Some(n);
-        }
-        nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
-    }
-
-    /// A group name (or a number) to a gid.
-    pub fn gid_of(name: &str) -> Option<u32> {
-        if let Ok(n) = name.parse() {
-            return Some(n);
-        }
-        nix::unistd::Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
-    }
-
-    fn apply(&self, f: &std::fs::File, dir: bool) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if dir { self.dir_mode } else { self.file_mode };
-        if let Some(m) = mode {
-            f.set_permissions(std::fs::Permissions::from_mode(m))?;
-        }
-        if self.uid.is_some() || self.gid.is_some() {
-            std::os::unix::fs::fchown(f, self.uid, self.gid)?;
-        }
-        Ok(())
-    }
-}
-
-/// A root directory and the only door to it.
-#[derive(Debug, Clone)]
-pub struct Jail {
-    dir: Arc<Dir>,
-    /// The root on disk, only for telling hooks where a file is.
-    root: Arc<std::path::PathBuf>,
-    owner: Ownership,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|_| Err(Error::Io(io::Error::other("blocking task failed"))))
-}
-
-/// Directories with at least this many entries are described by two threads.
-const PARALLEL_LIST: usize = 2048;
-
-fn entry(name: Vec<u8>, m: &cap_std::fs::Metadata) -> Entry {
-    let kind = if m.is_dir() {
-        Kind::Dir
-    } else if m.is_file() {
-        Kind::File
-    } else if m.file_type().is_symlink() {
-        Kind::Symlink
-    } else {
-        Kind::Other
     };
-    Entry {
-        name,
-        kind,
-        size: m.len(),
-        mtime: m.mtime(),
-        mode: m.mode() & 0o7777,
-        nlink: m.nlink(),
-        unique: (m.dev(), m.ino()),
-    }
 }
 
-/// The jail roots open now, shared by every session beneath them: one descriptor per
-/// root however many sessions use it (10,000 sessions must not need 10,000 more), and no
-/// open or path canonicalisation per login.
-#[derive(Debug, Default)]
-pub struct Roots {
-    open: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, SharedRoot>>,
+storage_by_inherent_methods!(Disk);
+storage_by_inherent_methods!(ObjectStore);
+
+/// A session's root and the only way to it.
+#[derive(Debug, Clone)]
+pub enum Jail {
+    Disk(Disk),
+    Object(Arc<ObjectStore>),
 }
 
-#[derive(Debug)]
-struct SharedRoot {
-    dir: std::sync::Weak<Dir>,
-    canonical: Arc<std::path::PathBuf>,
-    /// Device and inode, to notice a root moved away or replaced since.
-    id: (u64, u64),
+/// Where a download's bytes come from.
+pub enum Source {
+    /// A local file, positioned at the offset asked for (sendfile-able).
+    File(std::fs::File),
+    /// An object's bytes from the offset on.
+    Stream(ByteStream),
 }
 
-impl Roots {
-    /// A jail on `root` (created if missing), sharing its descriptor with the sessions
-    /// already there as long as the path still names the same directory. The usual case
-    /// costs one stat(2) of the root; a root not open yet is made and opened on the
-    /// blocking pool. The lock guards the map only, never IO.
-    pub async fn jail(&self, root: &Path) -> io::Result<Jail> {
-        use std::os::unix::fs::MetadataExt as _;
-        let now = std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()));
-        if let Some(jail) = self.shared(root, now) {
-            return Ok(jail);
+/// Where an upload's bytes go.
+pub enum Sink {
+    File(std::fs::File),
+    Object(Upload),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Jail::Disk($s) => $e,
+            Jail::Object(o) => {
+                let $s: &ObjectStore = o;
+                $e
+            }
         }
-        let path = root.to_path_buf();
-        let (jail, id) = tokio::task::spawn_blocking(move || {
-            let jail = Jail::open(&path)?;
-            let meta = jail.dir.dir_metadata()?;
-            Ok::<_, io::Error>((jail, (meta.dev(), meta.ino())))
-        })
-        .await
-        .map_err(io::Error::other)??;
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        open.retain(|_, r| r.dir.strong_count() > 0);
-        open.insert(
-            root.to_path_buf(),
-            SharedRoot {
-                dir: Arc::downgrade(&jail.dir),
-                canonical: jail.root.clone(),
-                id,
-            },
-        );
-        Ok(jail)
-    }
-
-    /// The open root at `root`, if it is still the directory with identity `now`.
-    fn shared(&self, root: &Path, now: Option<(u64, u64)>) -> Option<Jail> {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let shared = open.get(root).filter(|r| Some(r.id) == now)?;
-        Some(Jail {
-            dir: shared.dir.upgrade()?,
-            root: shared.canonical.clone(),
-            owner: Ownership::default(),
-        })
-    }
+    };
 }
 
 impl Jail {
-    /// Opens `root`, creating it if missing.
-    pub fn open(root: &Path) -> io::Result<Jail> {
-        std::fs::create_dir_all(root)?;
-        let dir = Dir::open_ambient_dir(root, ambient_authority())?;
-        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        Ok(Jail {
-            dir: Arc::new(dir),
-            root: Arc::new(root),
-            owner: Ownership::default(),
-        })
+    /// Gives what uploads create on a local root these modes and owner.
+    pub fn with_ownership(self, owner: Ownership) -> Jail {
+        match self {
+            Jail::Disk(d) => Jail::Disk(d.with_ownership(owner)),
+            o => o,
+        }
     }
 
-    /// Gives created files and directories these modes and owner.
-    pub fn with_ownership(mut self, owner: Ownership) -> Jail {
-        self.owner = owner;
-        self
+    /// The object store behind this root, if it is one.
+    pub fn object(&self) -> Option<&Arc<ObjectStore>> {
+        match self {
+            Jail::Object(o) => Some(o),
+            Jail::Disk(_) => None,
+        }
     }
 
-    /// Where `path` is on the server's disk: for upload hooks, never for file access.
-    pub fn host_path(&self, path: &VPath) -> std::path::PathBuf {
-        self.root.join(path.relative())
+    /// Where `path` is, for upload hooks (a host path, or `s3://bucket/key`); never for
+    /// file access.
+    pub fn host_path(&self, path: &VPath) -> String {
+        match self {
+            Jail::Disk(d) => d.host_path(path).to_string_lossy().into_owned(),
+            Jail::Object(o) => format!(
+                "{}{}",
+                o.location,
+                String::from_utf8_lossy(&path.as_bytes()[1.min(path.as_bytes().len())..])
+            ),
+        }
     }
 
-    /// Describes one object, following symlinks that stay inside the jail.
     pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            let m = dir.metadata(path.relative())?;
-            let name = path.file_name().unwrap_or(b"/").to_vec();
-            Ok(entry(name, &m))
-        })
-        .await
+        each!(self, s => Storage::stat(s, path).await)
     }
 
-    /// Lists a directory. Symlinks are followed when they stay inside the jail; ones that
-    /// dangle or point outside are shown as links and reveal nothing of their target.
     pub async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            use std::os::unix::ffi::OsStrExt;
-            let sub = dir.open_dir(path.relative())?;
-            let mut items = Vec::new();
-            for item in sub.entries()? {
-                let item = item?;
-                items.push((item.file_name().as_bytes().to_vec(), item));
-            }
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            let describe = |items: Vec<(Vec<u8>, cap_std::fs::DirEntry)>| -> Vec<Entry> {
-                items
-                    .into_iter()
-                    .filter_map(|(name, item)| {
-                        let lmeta = item.metadata().ok()?;
-                        let meta = if lmeta.file_type().is_symlink() {
-                            sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&name)))
-                                .unwrap_or(lmeta)
-                        } else {
-                            lmeta
-                        };
-                        Some(entry(name, &meta))
-                    })
-                    .collect()
-            };
-            // The stat calls are most of a big listing's time: two threads share them.
-            if items.len() < PARALLEL_LIST {
-                return Ok(describe(items));
-            }
-            let second = items.split_off(items.len() / 2);
-            std::thread::scope(|s| {
-                let later = s.spawn(|| describe(second));
-                let mut out = describe(items);
-                match later.join() {
-                    Ok(rest) => out.extend(rest),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-                Ok(out)
-            })
-        })
-        .await
+        each!(self, s => Storage::list(s, path).await)
     }
 
-    /// Opens a file for reading, positioned at `offset`; returns it with its length.
-    pub async fn open_read(
-        &self,
-        path: &VPath,
-        offset: u64,
-    ) -> Result<(std::fs::File, u64), Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            use std::io::{Seek, SeekFrom};
-            let f = dir.open(path.relative())?;
-            let meta = f.metadata()?;
-            if meta.is_dir() {
-                return Err(Error::IsADirectory);
-            }
-            let mut f = f.into_std();
-            if offset > 0 {
-                f.seek(SeekFrom::Start(offset))?;
-            }
-            Ok((f, meta.len()))
-        })
-        .await
+    pub async fn exists(&self, path: &VPath) -> Result<bool, Error> {
+        each!(self, s => Storage::exists(s, path).await)
     }
 
-    /// Opens a file for writing as `mode` says.
-    pub async fn open_write(&self, path: &VPath, mode: WriteMode) -> Result<std::fs::File, Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        let owner = self.owner;
-        blocking(move || {
-            use std::io::{Seek, SeekFrom};
-            if path.is_root() {
-                return Err(Error::IsADirectory);
-            }
-            let mut opts = OpenOptions::new();
-            opts.write(true);
-            match mode {
-                WriteMode::Truncate => opts.create(true).truncate(true),
-                WriteMode::CreateNew => opts.create_new(true),
-                WriteMode::Append => opts.create(true).append(true),
-                WriteMode::At(_) => opts.create(true),
-            };
-            let f = dir.open_with(path.relative(), &opts)?;
-            let mut f = f.into_std();
-            owner.apply(&f, false)?;
-            if let WriteMode::At(offset) = mode {
-                f.set_len(offset)?;
-                f.seek(SeekFrom::Start(offset))?;
-            }
-            Ok(f)
-        })
-        .await
-    }
-
-    /// Makes a directory and any missing parents; `Exists` if the directory is already there.
     pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        let owner = self.owner;
-        blocking(move || {
-            if dir.symlink_metadata(path.relative()).is_ok() {
-                return Err(Error::Exists);
-            }
-            dir.create_dir_all(path.relative())?;
-            if owner != Ownership::default() {
-                let made = dir.open_with(path.relative(), OpenOptions::new().read(true))?;
-                owner.apply(&made.into_std(), true)?;
-            }
-            Ok(())
-        })
-        .await
+        each!(self, s => Storage::mkdir(s, path).await)
     }
 
     pub async fn rmdir(&self, path: &VPath) -> Result<(), Error> {
-        if path.is_root() {
-            return Err(Error::Access);
-        }
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || Ok(dir.remove_dir(path.relative())?)).await
+        each!(self, s => Storage::rmdir(s, path).await)
     }
 
     pub async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            if dir.symlink_metadata(path.relative())?.is_dir() {
-                return Err(Error::IsADirectory);
-            }
-            Ok(dir.remove_file(path.relative())?)
-        })
-        .await
+        each!(self, s => Storage::remove_file(s, path).await)
     }
 
-    /// Renames within the jail; an existing file at `to` is replaced.
     pub async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
-        if from.is_root() || to.is_root() {
-            return Err(Error::Access);
-        }
-        let dir = self.dir.clone();
-        let (from, to) = (from.clone(), to.clone());
-        blocking(move || Ok(dir.rename(from.relative(), &dir, to.relative())?)).await
+        each!(self, s => Storage::rename(s, from, to).await)
     }
 
-    /// Gives the file at `from` the name `to` too, failing with `Exists` if `to` is taken:
-    /// the no-overwrite commit of an atomic upload.
+    /// SIZE in TYPE I: a file's size; on S3, the bytes an interrupted upload of that name
+    /// has stored, so that clients resume it.
+    pub async fn size(&self, path: &VPath) -> Result<u64, Error> {
+        match self {
+            Jail::Disk(d) => d.stat(path).await.map(|e| e.size),
+            Jail::Object(o) => o.size(path).await,
+        }
+    }
+
+    /// Opens a file for reading from `offset`; returns it with its whole length.
+    pub async fn open_read(&self, path: &VPath, offset: u64) -> Result<(Source, u64), Error> {
+        match self {
+            Jail::Disk(d) => {
+                let (f, len) = d.open_read(path, offset).await?;
+                Ok((Source::File(f), len))
+            }
+            Jail::Object(o) => {
+                let (s, len) = o.open_read(path, offset).await?;
+                Ok((Source::Stream(s), len))
+            }
+        }
+    }
+
+    /// Opens `path` for an upload as `mode` says. On S3, `Truncate` and `CreateNew` start
+    /// a new upload (the caller checked the name), `At(n)` resumes an interrupted one,
+    /// `Append` adds to what is there.
+    pub async fn open_write(&self, path: &VPath, mode: WriteMode) -> Result<Sink, Error> {
+        match self {
+            Jail::Disk(d) => d.open_write(path, mode).await.map(Sink::File),
+            Jail::Object(o) => {
+                let how = match mode {
+                    WriteMode::Truncate | WriteMode::CreateNew | WriteMode::At(0) => {
+                        UploadStart::Fresh
+                    }
+                    WriteMode::At(n) => UploadStart::ResumeAt(n),
+                    WriteMode::Append => UploadStart::Append,
+                };
+                o.upload(path, how).await.map(Sink::Object)
+            }
+        }
+    }
+
+    /// A second name for a local file (the no-overwrite commit of an atomic upload).
     pub async fn link(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
-        let dir = self.dir.clone();
-        let (from, to) = (from.clone(), to.clone());
-        blocking(move || Ok(dir.hard_link(from.relative(), &dir, to.relative())?)).await
-    }
-
-    pub async fn chmod(&self, path: &VPath, mode: u32) -> Result<(), Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            Ok(dir.set_permissions(path.relative(), Permissions::from_mode(mode & 0o7777))?)
-        })
-        .await
-    }
-
-    pub async fn set_mtime(&self, path: &VPath, mtime: SystemTime) -> Result<(), Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || {
-            Ok(dir.set_times(
-                path.relative(),
-                None,
-                Some(SystemTimeSpec::Absolute(
-                    cap_std::time::SystemTime::from_std(mtime),
-                )),
-            )?)
-        })
-        .await
-    }
-
-    /// Whether `path` exists (without following a final symlink).
-    pub async fn exists(&self, path: &VPath) -> Result<bool, Error> {
-        let dir = self.dir.clone();
-        let path = path.clone();
-        blocking(move || match dir.symlink_metadata(path.relative()) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
-        })
-        .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn setup() -> (tempfile::TempDir, Jail, tempfile::TempDir) {
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), b"top secret").unwrap();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("sub")).unwrap();
-        std::fs::write(root.path().join("sub/inside"), b"ok").unwrap();
-        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("leak"))
-            .unwrap();
-        std::os::unix::fs::symlink("../../../../../../etc/passwd", root.path().join("rel"))
-            .unwrap();
-        std::os::unix::fs::symlink("sub/inside", root.path().join("good")).unwrap();
-        let jail = Jail::open(root.path()).unwrap();
-        (root, jail, outside)
-    }
-
-    fn v(s: &str) -> VPath {
-        VPath::root().resolve(s.as_bytes()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn symlinks_out_of_the_root_fail() {
-        let (_root, jail, outside) = setup();
-        for p in ["/leak", "/out/secret", "/rel"] {
-            assert!(jail.open_read(&v(p), 0).await.is_err(), "{p}");
-            assert!(jail.stat(&v(p)).await.is_err(), "{p}");
+        match self {
+            Jail::Disk(d) => d.link(from, to).await,
+            Jail::Object(_) => Err(Error::Unsupported),
         }
-        assert!(jail.list(&v("/out")).await.is_err());
-        assert!(
-            jail.open_write(&v("/out/new"), WriteMode::Truncate)
-                .await
-                .is_err()
-        );
-        assert!(jail.mkdir(&v("/out/d")).await.is_err());
-        assert!(
-            jail.rename(&v("/sub/inside"), &v("/out/moved"))
-                .await
-                .is_err()
-        );
-        assert!(!outside.path().join("new").exists());
-        assert!(!outside.path().join("d").exists());
-        assert!(!outside.path().join("moved").exists());
-        // A link that stays inside works.
-        assert!(jail.open_read(&v("/good"), 0).await.is_ok());
     }
 
-    #[tokio::test]
-    async fn listing_hides_outside_targets() {
-        let (_root, jail, _outside) = setup();
-        let list = jail.list(&VPath::root()).await.unwrap();
-        let find = |n: &str| {
-            list.iter()
-                .find(|e| e.name == n.as_bytes())
-                .unwrap()
-                .clone()
-        };
-        assert_eq!(find("leak").kind, Kind::Symlink);
-        assert_eq!(find("good").kind, Kind::File);
-        assert_eq!(find("good").size, 2);
-        assert_eq!(find("sub").kind, Kind::Dir);
+    /// SITE CHMOD: S3 stores no permission bits.
+    pub async fn chmod(&self, path: &VPath, mode: u32) -> Result<(), Error> {
+        match self {
+            Jail::Disk(d) => d.chmod(path, mode).await,
+            Jail::Object(_) => Err(Error::Unsupported),
+        }
     }
 
-    #[tokio::test]
-    async fn write_modes() {
-        use std::io::{Read, Write};
-        let (root, jail, _o) = setup();
-        let p = v("/f");
-        jail.open_write(&p, WriteMode::Truncate)
-            .await
-            .unwrap()
-            .write_all(b"hello")
-            .unwrap();
-        assert!(matches!(
-            jail.open_write(&p, WriteMode::CreateNew).await,
-            Err(Error::Exists)
-        ));
-        jail.open_write(&p, WriteMode::Append)
-            .await
-            .unwrap()
-            .write_all(b"!!")
-            .unwrap();
-        jail.open_write(&p, WriteMode::At(2))
-            .await
-            .unwrap()
-            .write_all(b"LP")
-            .unwrap();
-        assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"heLP");
-        let mut s = String::new();
-        let (mut f, len) = jail.open_read(&p, 1).await.unwrap();
-        f.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "eLP");
-        assert_eq!(len, 4, "the whole file's length, whatever the offset");
-        assert!(matches!(
-            jail.open_read(&v("/sub"), 0).await,
-            Err(Error::IsADirectory)
-        ));
-    }
-
-    #[tokio::test]
-    async fn directories() {
-        let (root, jail, _o) = setup();
-        jail.mkdir(&v("/a/b/c")).await.unwrap();
-        assert!(root.path().join("a/b/c").is_dir());
-        assert!(matches!(jail.mkdir(&v("/a/b")).await, Err(Error::Exists)));
-        assert!(matches!(jail.rmdir(&v("/a")).await, Err(Error::NotEmpty)));
-        assert!(matches!(
-            jail.rmdir(&VPath::root()).await,
-            Err(Error::Access)
-        ));
-        assert!(matches!(
-            jail.remove_file(&v("/sub")).await,
-            Err(Error::IsADirectory)
-        ));
-        jail.rmdir(&v("/a/b/c")).await.unwrap();
-        assert!(!jail.exists(&v("/a/b/c")).await.unwrap());
+    /// MFMT and MDTM with a time; returns the time the file has now (Unix seconds). S3
+    /// sets an object's time itself: there this changes nothing, and the reply reports
+    /// the time the object has.
+    pub async fn set_mtime(&self, path: &VPath, mtime: SystemTime) -> Result<i64, Error> {
+        match self {
+            Jail::Disk(d) => {
+                d.set_mtime(path, mtime).await?;
+                Ok(mtime
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64))
+            }
+            Jail::Object(o) => o.stat(path).await.map(|e| e.mtime),
+        }
     }
 }

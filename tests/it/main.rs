@@ -14,6 +14,8 @@ mod limits;
 mod ops;
 mod ops_dist;
 mod protocol;
+mod s3;
+mod s3_ops;
 mod tls;
 mod uploads;
 

@@ -1,0 +1,305 @@
+//! FTP semantics on an S3 root, command by command, against Garage.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Ctrl, TestServer, bytes};
+use crate::s3::{Garage, PART, block, server, visible};
+
+/// A logged-in client in TYPE I.
+fn bin(s: &TestServer) -> Ctrl {
+    let mut c = s.login();
+    assert_eq!(c.cmd("TYPE I").code, 200);
+    c
+}
+
+#[test]
+fn directories_files_and_renames_map_onto_objects() {
+    let Some(g) = Garage::start() else { return };
+    let s = server(&g, "ops", |_| {});
+    let mut c = bin(&s);
+    assert_eq!(c.cmd("CWD /missing").code, 550);
+    assert_eq!(c.cmd("MKD docs").code, 257);
+    assert_eq!(c.cmd("MKD docs").code, 550, "MKD of an existing directory");
+    assert!(visible(&g, "ops", "/docs"), "MKD writes a marker");
+    assert_eq!(c.cmd("CWD docs").code, 250);
+    assert_eq!(
+        c.cmd("PWD").text(),
+        "257 \"/docs\" is the current directory.\r\n"
+    );
+    let (_, done) = c.stor("STOR a.txt", b"hello\n");
+    assert_eq!(done.code, 226, "{}", done.text());
+    assert_eq!(c.cmd("SIZE a.txt").text(), "213 6\r\n");
+    let mdtm = c.cmd("MDTM a.txt");
+    assert_eq!(mdtm.code, 213, "{}", mdtm.text());
+    // MFMT changes nothing on S3 and says which time the object has.
+    let mfmt = c.cmd("MFMT 20000101000000 a.txt");
+    assert_eq!(mfmt.code, 213, "{}", mfmt.text());
+    assert!(!mfmt.text().contains("20000101"), "{}", mfmt.text());
+    assert_eq!(c.cmd("SITE CHMOD 600 a.txt").code, 550);
+    let (r, data) = c.retr("RETR a.txt");
+    assert_eq!((r.code, data.as_slice()), (226, &b"hello\n"[..]));
+    assert_eq!(c.cmd("REST 2").code, 350);
+    let (r, data) = c.retr("RETR a.txt");
+    assert_eq!((r.code, data.as_slice()), (226, &b"llo\n"[..]));
+    let (r, list) = c.retr("LIST");
+    assert_eq!(r.code, 226);
+    let list = String::from_utf8(list).unwrap();
+    assert!(
+        list.contains(" 6 ") && list.ends_with("a.txt\r\n"),
+        "{list}"
+    );
+    let (_, mlsd) = c.retr("MLSD /");
+    let mlsd = String::from_utf8(mlsd).unwrap();
+    assert!(
+        mlsd.contains("type=dir;") && mlsd.contains(" docs\r\n"),
+        "{mlsd}"
+    );
+    // RMD of a non-empty directory is refused and deletes nothing.
+    assert_eq!(c.cmd("RMD /docs").code, 550);
+    assert!(visible(&g, "ops", "/docs/a.txt"));
+    // Renames copy, then delete the source.
+    assert_eq!(c.cmd("RNFR a.txt").code, 350);
+    assert_eq!(c.cmd("RNTO b.txt").code, 250);
+    assert!(!visible(&g, "ops", "/docs/a.txt"));
+    assert_eq!(c.cmd("SIZE b.txt").text(), "213 6\r\n");
+    // A directory holding objects is not renamed (rename_dir_limit = 0).
+    assert_eq!(c.cmd("RNFR /docs").code, 350);
+    assert_eq!(c.cmd("RNTO /papers").code, 550);
+    assert_eq!(c.cmd("DELE b.txt").code, 250);
+    assert_eq!(c.cmd("DELE b.txt").code, 550);
+    assert_eq!(c.cmd("CWD /").code, 250);
+    assert_eq!(c.cmd("RNFR docs").code, 350);
+    assert_eq!(c.cmd("RNTO papers").code, 250, "an empty directory moves");
+    assert_eq!(c.cmd("RMD papers").code, 250);
+    assert!(!visible(&g, "ops", "/papers"));
+    assert_eq!(c.retr("RETR nothing").0.code, 550);
+    // A prefix without a marker is a directory too.
+    let (_, done) = c.stor("STOR deep/er/file", b"x");
+    assert_eq!(done.code, 226, "{}", done.text());
+    assert_eq!(c.cmd("CWD deep/er").code, 250);
+}
+
+#[test]
+fn multipart_upload_appears_only_when_complete() {
+    let Some(g) = Garage::start() else { return };
+    let s = server(&g, "mp", |_| {});
+    let mut c = bin(&s);
+    let data = bytes(2 * PART + 12345, 7);
+    let mut conn = c.epsv();
+    assert_eq!(c.cmd("STOR big.bin").code, 150);
+    conn.write_all(&data[..PART + 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!visible(&g, "mp", "/big.bin"), "visible before the end");
+    conn.write_all(&data[PART + 1000..]).unwrap();
+    drop(conn);
+    let done = c.read_reply();
+    assert_eq!(done.code, 226, "{}", done.text());
+    let (r, got) = c.retr("RETR big.bin");
+    assert_eq!(r.code, 226);
+    assert!(got == data, "downloaded bytes differ");
+    assert_eq!(c.cmd(&format!("REST {}", PART + 5)).code, 350);
+    let (_, tail) = c.retr("RETR big.bin");
+    assert!(tail == data[PART + 5..], "ranged read differs");
+    // ABOR mid-upload leaves nothing, not even a resumable upload.
+    let mut conn = c.epsv();
+    assert_eq!(c.cmd("STOR aborted.bin").code, 150);
+    conn.write_all(&data[..PART + 10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c.cmd("ABOR");
+    assert!(r.code == 426 || r.code == 226, "{}", r.text());
+    if r.code == 426 {
+        assert_eq!(c.read_reply().code, 226);
+    }
+    drop(conn);
+    assert!(!visible(&g, "mp", "/aborted.bin"));
+    assert_eq!(c.cmd("SIZE aborted.bin").code, 550);
+}
+
+#[test]
+fn interrupted_upload_resumes_without_resending_stored_parts() {
+    let Some(g) = Garage::start() else { return };
+    let s = server(&g, "resume", |_| {});
+    let data = bytes(3 * PART + 777, 9);
+    {
+        // A client killed mid-upload: both connections close at once.
+        let mut c = bin(&s);
+        let mut conn = c.epsv();
+        assert_eq!(c.cmd("STOR video.mp4").code, 150);
+        conn.write_all(&data[..2 * PART + 4096]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Nothing visible; SIZE reports the bytes in the stored parts.
+    let mut c = bin(&s);
+    let start = Instant::now();
+    let size = loop {
+        let r = c.cmd("SIZE video.mp4");
+        if r.code == 213 || start.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(size.text(), format!("213 {}\r\n", 2 * PART));
+    assert!(!visible(&g, "resume", "/video.mp4"));
+    // REST elsewhere is refused with the offset that works.
+    assert_eq!(c.cmd("REST 1000").code, 350);
+    let conn = c.epsv();
+    let r = c.cmd("STOR video.mp4");
+    assert_eq!(r.code, 554, "{}", r.text());
+    assert!(
+        r.text().contains(&format!("REST {}", 2 * PART)),
+        "{}",
+        r.text()
+    );
+    drop(conn);
+    // REST at the boundary + STOR sends only the rest.
+    assert_eq!(c.cmd(&format!("REST {}", 2 * PART)).code, 350);
+    let (_, done) = c.stor("STOR video.mp4", &data[2 * PART..]);
+    assert_eq!(done.code, 226, "{}", done.text());
+    let (_, got) = c.retr("RETR video.mp4");
+    assert!(got == data, "resumed object differs");
+    assert_eq!(
+        c.cmd("SIZE video.mp4").text(),
+        format!("213 {}\r\n", data.len())
+    );
+}
+
+#[test]
+fn appe_adds_to_objects_small_and_large() {
+    let Some(g) = Garage::start() else { return };
+    let s = server(&g, "appe", |_| {});
+    let mut c = bin(&s);
+    let (_, done) = c.stor("APPE log.txt", b"one\n");
+    assert_eq!(done.code, 226, "APPE to nothing creates: {}", done.text());
+    let (_, done) = c.stor("APPE log.txt", b"two\n");
+    assert_eq!(done.code, 226, "{}", done.text());
+    assert_eq!(c.retr("RETR log.txt").1, b"one\ntwo\n");
+    // Big enough to be copied inside S3 (UploadPartCopy), then the new bytes.
+    let big = bytes(PART + 100, 3);
+    let (_, done) = c.stor("STOR big", &big);
+    assert_eq!(done.code, 226);
+    let (_, done) = c.stor("APPE big", b"tail");
+    assert_eq!(done.code, 226, "{}", done.text());
+    let (_, got) = c.retr("RETR big");
+    assert_eq!(got.len(), big.len() + 4);
+    assert!(got[..big.len()] == big[..] && &got[big.len()..] == b"tail");
+}
+
+#[test]
+fn unreachable_storage_fails_fast_and_recovers() {
+    let Some(mut g) = Garage::start() else { return };
+    let s = server(&g, "fault", |_| {});
+    let mut c = bin(&s);
+    let (_, done) = c.stor("STOR before", b"x");
+    assert_eq!(done.code, 226);
+    let data = bytes(3 * PART, 5);
+    let mut conn = c.epsv();
+    assert_eq!(c.cmd("STOR during").code, 150);
+    conn.write_all(&data[..PART / 2]).unwrap();
+    g.halt();
+    let start = Instant::now();
+    // The upload needs S3 to take its first part: the client is told within bounds.
+    let _ = conn.write_all(&data[PART / 2..]);
+    drop(conn);
+    let r = c.read_reply();
+    assert!([426, 451, 452, 550, 553].contains(&r.code), "{}", r.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    // Commands that need S3 answer 451, not hang.
+    let r = c.cmd("SIZE before");
+    assert_eq!(r.code, 451, "{}", r.text());
+    // Other sessions connect and log in meanwhile.
+    let mut other = bin(&s);
+    assert_eq!(other.cmd("NOOP").code, 200);
+    g.resume();
+    let mut next = bin(&s);
+    assert_eq!(next.cmd("SIZE before").text(), "213 1\r\n");
+    let (_, done) = next.stor("STOR after", b"yz");
+    assert_eq!(done.code, 226, "{}", done.text());
+}
+
+#[test]
+fn wrong_credentials_are_reported_at_start() {
+    let Some(g) = Garage::start() else { return };
+    let mut st = g.storage("bad", "x");
+    let creds = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        creds.path(),
+        "access_key_id = GK000000000000000000000000\nsecret_access_key = nope\n",
+    )
+    .unwrap();
+    st.credentials_file = Some(creds.path().to_path_buf());
+    let config = wharf::Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        root: "storage:bad".into(),
+        storages: vec![st],
+        ..wharf::Config::default()
+    };
+    let err = block(wharf::Server::bind(config)).err().expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("storage `bad`"), "{text}");
+    assert!(!text.contains("nope"), "the secret leaked: {text}");
+}
+
+#[test]
+fn check_config_probe_reaches_the_bucket_and_hides_the_secret() {
+    let Some(g) = Garage::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let st = g.storage("scans", "p");
+    let file = dir.path().join("w.toml");
+    let write = |creds: &std::path::Path| {
+        std::fs::write(
+            &file,
+            format!(
+                "root = \"storage:scans\"\n[[storage]]\nname = \"scans\"\nkind = \"s3\"\n\
+                 bucket = \"{}\"\nendpoint = \"{}\"\nregion = \"garage\"\npath_style = true\n\
+                 credentials_file = \"{}\"\n",
+                crate::s3::BUCKET,
+                st.endpoint.as_deref().unwrap(),
+                creds.display()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["check-config", "--probe"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    write(st.credentials_file.as_deref().unwrap());
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("storage scans: s3://wharf/"), "{text}");
+    let secret = std::fs::read_to_string(st.credentials_file.as_deref().unwrap()).unwrap();
+    let secret = secret
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim();
+    assert!(!text.contains(secret), "the secret leaked: {text}");
+    let bad = dir.path().join("bad");
+    std::fs::write(
+        &bad,
+        "access_key_id = GK1\nsecret_access_key = wrong-secret\n",
+    )
+    .unwrap();
+    write(&bad);
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("storage `scans`"), "{err}");
+    assert!(!err.contains("wrong-secret"), "{err}");
+}
