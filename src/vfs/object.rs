@@ -280,16 +280,17 @@ impl ObjectStore {
     pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
         let name = path.file_name().unwrap_or(b"/").to_vec();
         if path.is_root() {
-            return Ok(dir_entry(name, 0));
+            return Ok(dir_entry(name, ""));
         }
-        match self.op.stat(&ObjectStore::rel(path)?).await {
-            Ok(m) if !m.is_dir() => return Ok(file_entry(name, &m)),
+        let key = ObjectStore::rel(path)?;
+        match self.op.stat(&key).await {
+            Ok(m) if !m.is_dir() => return Ok(file_entry(name, &key, &m)),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(storage_error(e)),
         }
         if self.is_dir(path).await? {
-            return Ok(dir_entry(name, 0));
+            return Ok(dir_entry(name, &key));
         }
         Err(Error::NotFound)
     }
@@ -334,10 +335,11 @@ impl ObjectStore {
                 continue;
             }
             let m = item.metadata();
+            let key = own.trim_end_matches('/');
             each(if m.is_dir() {
-                dir_entry(name.as_bytes().to_vec(), 0)
+                dir_entry(name.as_bytes().to_vec(), key)
             } else {
-                file_entry(name.as_bytes().to_vec(), m)
+                file_entry(name.as_bytes().to_vec(), key, m)
             });
         }
         if !seen {
@@ -354,15 +356,31 @@ impl ObjectStore {
         }
     }
 
-    /// MKD: a `dir/` marker. The parent must exist (a key cannot be refused later).
+    /// MKD: a `dir/` marker, and one for each missing parent (as on disk, where MKD
+    /// makes missing parents), so that removing the new directory leaves its parents.
     pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
         if self.exists(path).await? {
             return Err(Error::Exists);
         }
-        self.op
-            .create_dir(&ObjectStore::dir_key(path)?)
-            .await
-            .map_err(storage_error)
+        let mut missing = vec![path.clone()];
+        let mut up = path.parent();
+        while !up.is_root() {
+            match self.stat(&up).await {
+                Ok(e) if e.kind == Kind::Dir => break,
+                Ok(_) => return Err(Error::NotADirectory),
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+            missing.push(up.clone());
+            up = up.parent();
+        }
+        for dir in missing.iter().rev() {
+            self.op
+                .create_dir(&ObjectStore::dir_key(dir)?)
+                .await
+                .map_err(storage_error)?;
+        }
+        Ok(())
     }
 
     /// RMD: only an empty directory (a listing of at most two keys tells), then its marker.
@@ -669,7 +687,17 @@ fn mtime_of(m: &opendal::Metadata) -> i64 {
         .unwrap_or(0)
 }
 
-fn file_entry(name: Vec<u8>, m: &opendal::Metadata) -> Entry {
+/// MLSD's `unique` fact for a key: objects have no inode, but a key names one object.
+fn unique_of(key: &str, dir: bool) -> (u64, u64) {
+    // FNV-1a: stable across runs and builds, unlike the std hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (u64::from(dir), h)
+}
+
+fn file_entry(name: Vec<u8>, key: &str, m: &opendal::Metadata) -> Entry {
     Entry {
         name,
         kind: Kind::File,
@@ -677,19 +705,20 @@ fn file_entry(name: Vec<u8>, m: &opendal::Metadata) -> Entry {
         mtime: mtime_of(m),
         mode: 0o644,
         nlink: 1,
-        unique: (0, 0),
+        unique: unique_of(key, false),
     }
 }
 
-fn dir_entry(name: Vec<u8>, mtime: i64) -> Entry {
+/// Directories have no time of their own on S3: shown as the epoch.
+fn dir_entry(name: Vec<u8>, key: &str) -> Entry {
     Entry {
         name,
         kind: Kind::Dir,
         size: 0,
-        mtime,
+        mtime: 0,
         mode: 0o755,
         nlink: 2,
-        unique: (0, 0),
+        unique: unique_of(key, true),
     }
 }
 

@@ -15,6 +15,7 @@ mod ops;
 mod ops_dist;
 mod protocol;
 mod s3;
+mod s3_clients;
 mod s3_ops;
 mod tls;
 mod uploads;
