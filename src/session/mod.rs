@@ -1447,45 +1447,67 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
-        // Uploads in progress are not there yet.
-        let mut entries = entries;
-        entries.retain(|e| {
-            !e.name
-                .starts_with(crate::vfs::UPLOAD_TEMP_PREFIX.as_bytes())
-        });
-        let perms_of = |e: &Entry| -> Perms {
-            let Some(rules) = &rules else {
-                return Perms::NONE;
-            };
-            base_dir
-                .resolve(&e.name)
-                .map_or(rules.base, |p| rules.at(&p))
+        let lines = Lines {
+            format,
+            facts: self.facts,
+            rules,
+            base_dir,
+            name_prefix: name_prefix.to_vec(),
+            now: unix_now(),
         };
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         let mut out = Vec::with_capacity(entries.len() * 80);
         for e in &entries {
-            match format {
-                ListFormat::List => listing::list_line(e, now, &mut out),
-                ListFormat::Nlst => {
-                    out.extend_from_slice(name_prefix);
-                    listing::nlst_line(&e.name, &mut out)
-                }
-                ListFormat::Mlsd => {
-                    listing::facts_line(
-                        e,
-                        self.facts,
-                        &perm_fact(e, perms_of(e)),
-                        &e.name,
-                        &mut out,
-                    );
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
+            lines.push(e, &mut out);
         }
         Ok(out)
+    }
+
+    /// A directory of an S3 root, listed page by page while the data connection sends
+    /// what is formatted: memory stays bounded however many objects there are.
+    fn streamed_listing(
+        &self,
+        store: Arc<crate::vfs::object::ObjectStore>,
+        dir: VPath,
+        format: ListFormat,
+    ) -> Job {
+        let lines = Lines {
+            format,
+            facts: self.facts,
+            rules: self.login.as_ref().map(|l| l.grant.rules.clone()),
+            base_dir: dir.clone(),
+            name_prefix: Vec::new(),
+            now: unix_now(),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            const CHUNK: usize = 64 << 10;
+            let mut entries = match store.entries(&dir).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut out = Vec::with_capacity(CHUNK + 512);
+            loop {
+                match entries.next().await {
+                    Ok(Some(e)) => lines.push(&e, &mut out),
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+                if out.len() >= CHUNK {
+                    let full = std::mem::replace(&mut out, Vec::with_capacity(CHUNK + 512));
+                    if tx.send(Ok(full)).await.is_err() {
+                        return; // the transfer ended
+                    }
+                }
+            }
+            let _ = tx.send(Ok(out)).await;
+        });
+        Job::ListingStream(rx)
     }
 
     fn need_data(&self) -> Result<(), Reply> {
@@ -1517,6 +1539,22 @@ impl Session {
             Some(i) => arg[..=i].to_vec(),
             None => Vec::new(),
         };
+        if let Some(store) = jail.object()
+            && jail.stat(&target).await.is_ok_and(|e| e.kind == Kind::Dir)
+        {
+            let job = self.streamed_listing(store.clone(), target.clone(), format);
+            let opening = reply(Code::OpeningData, "Here comes the directory listing.");
+            return self
+                .start(
+                    job,
+                    opening,
+                    Direction::Listing,
+                    target,
+                    reply(Code::ClosingData, "Directory send OK."),
+                    None,
+                )
+                .await;
+        }
         let body = match self.listing(jail, &target, format, &prefix).await {
             Ok(b) => b,
             Err(Error::NotADirectory) if format == ListFormat::Mlsd => {
@@ -2087,6 +2125,54 @@ fn command_list_args(arg: &[u8]) -> ListArgs {
     match command::parse(&line) {
         Ok(Command::List(a)) => a,
         _ => ListArgs::default(),
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// How one listing formats its entries (LIST, NLST or MLSD lines).
+struct Lines {
+    format: ListFormat,
+    facts: Facts,
+    rules: Option<Arc<Rules>>,
+    /// The directory the entries' names are relative to (for their permissions).
+    base_dir: VPath,
+    /// NLST of a pattern: the directory part the client typed.
+    name_prefix: Vec<u8>,
+    now: i64,
+}
+
+impl Lines {
+    /// Appends the line of `e`; uploads in progress are not there yet.
+    fn push(&self, e: &Entry, out: &mut Vec<u8>) {
+        if e.name
+            .starts_with(crate::vfs::UPLOAD_TEMP_PREFIX.as_bytes())
+        {
+            return;
+        }
+        match self.format {
+            ListFormat::List => listing::list_line(e, self.now, out),
+            ListFormat::Nlst => {
+                out.extend_from_slice(&self.name_prefix);
+                listing::nlst_line(&e.name, out)
+            }
+            ListFormat::Mlsd => {
+                let perms = match &self.rules {
+                    None => Perms::NONE,
+                    Some(rules) => self
+                        .base_dir
+                        .resolve(&e.name)
+                        .map_or(rules.base, |p| rules.at(&p)),
+                };
+                listing::facts_line(e, self.facts, &perm_fact(e, perms), &e.name, out);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
 }
 

@@ -38,6 +38,8 @@ pub enum Job {
     },
     /// LIST/NLST/MLSD: a formatted listing.
     Listing(Vec<u8>),
+    /// LIST/NLST/MLSD of a big remote directory: formatted pieces as they are listed.
+    ListingStream(tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>),
     /// STOR/APPE/STOU: client to file.
     Receive { file: std::fs::File, ascii: bool },
     /// RETR of an object: its bytes as S3 streams them.
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Job {
         f.write_str(match self {
             Job::Send { .. } => "Send",
             Job::Listing(_) => "Listing",
+            Job::ListingStream(_) => "ListingStream",
             Job::Receive { .. } => "Receive",
             Job::SendStream { .. } => "SendStream",
             Job::ReceiveObject { .. } => "ReceiveObject",
@@ -176,6 +179,23 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
                 .map_err(TransferError::Network)?;
             p.progress.store(bytes.len() as u64, Ordering::Relaxed);
             bytes.len() as u64
+        }
+        Job::ListingStream(mut pieces) => {
+            let mut total = 0u64;
+            loop {
+                let piece = tokio::select! {
+                    p = io_stall(p.stall, pieces.recv()) => p?,
+                    _ = p.cancel.cancelled() => return Err(TransferError::Cancelled),
+                };
+                let Some(piece) = piece else { break };
+                let piece = piece.map_err(TransferError::File)?;
+                io_stall(p.stall, stream.write_all(&piece))
+                    .await?
+                    .map_err(TransferError::Network)?;
+                total += piece.len() as u64;
+                p.progress.store(total, Ordering::Relaxed);
+            }
+            total
         }
         Job::Send {
             file,

@@ -320,32 +320,25 @@ impl ObjectStore {
     /// Calls `each` for every entry of a directory as the pages arrive; `NotFound` if the
     /// directory does not exist.
     pub async fn list_each(&self, path: &VPath, mut each: impl FnMut(Entry)) -> Result<(), Error> {
-        let dir = ObjectStore::dir_key(path)?;
-        let mut l = self.op.lister(&dir).await.map_err(storage_error)?;
-        let mut seen = path.is_root();
-        while let Some(item) = l.try_next().await.map_err(storage_error)? {
-            seen = true;
-            let p = item.path();
-            let own = p.trim_start_matches('/');
-            if own == dir.trim_start_matches('/') {
-                continue; // the directory's own marker
-            }
-            let name = own.trim_end_matches('/').rsplit('/').next().unwrap_or(own);
-            if name.is_empty() {
-                continue;
-            }
-            let m = item.metadata();
-            let key = own.trim_end_matches('/');
-            each(if m.is_dir() {
-                dir_entry(name.as_bytes().to_vec(), key)
-            } else {
-                file_entry(name.as_bytes().to_vec(), key, m)
-            });
+        let mut entries = self.entries(path).await?;
+        while let Some(e) = entries.next().await? {
+            each(e);
         }
-        if !seen {
+        if !entries.seen {
             return Err(Error::NotFound);
         }
         Ok(())
+    }
+
+    /// The entries of a directory, read a page (1,000 keys) at a time.
+    pub async fn entries(&self, path: &VPath) -> Result<Entries, Error> {
+        let dir = ObjectStore::dir_key(path)?;
+        let lister = self.op.lister(&dir).await.map_err(storage_error)?;
+        Ok(Entries {
+            lister,
+            dir: dir.trim_start_matches('/').to_string(),
+            seen: path.is_root(),
+        })
     }
 
     pub async fn exists(&self, path: &VPath) -> Result<bool, Error> {
@@ -647,6 +640,40 @@ impl ObjectStore {
             }
         }
         Ok(n)
+    }
+}
+
+/// A directory's entries as S3 lists them (ListObjectsV2 with a delimiter, paginated).
+pub struct Entries {
+    lister: opendal::Lister,
+    /// The directory's own key (`a/b/`), whose marker is not an entry.
+    dir: String,
+    /// Something was listed (or it is the root): the directory exists.
+    seen: bool,
+}
+
+impl Entries {
+    /// The next entry; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Entry>, Error> {
+        while let Some(item) = self.lister.try_next().await.map_err(storage_error)? {
+            self.seen = true;
+            let own = item.path().trim_start_matches('/');
+            if own == self.dir {
+                continue; // the directory's own marker
+            }
+            let key = own.trim_end_matches('/');
+            let name = key.rsplit('/').next().unwrap_or(key);
+            if name.is_empty() {
+                continue;
+            }
+            let m = item.metadata();
+            return Ok(Some(if m.is_dir() {
+                dir_entry(name.as_bytes().to_vec(), key)
+            } else {
+                file_entry(name.as_bytes().to_vec(), key, m)
+            }));
+        }
+        Ok(None)
     }
 }
 

@@ -303,3 +303,81 @@ fn check_config_probe_reaches_the_bucket_and_hides_the_secret() {
     assert!(err.contains("storage `scans`"), "{err}");
     assert!(!err.contains("wrong-secret"), "{err}");
 }
+
+#[test]
+fn listings_stream_every_page() {
+    use futures_util::StreamExt;
+    let Some(g) = Garage::start() else { return };
+    let store = g.store("many");
+    const N: usize = 2_500; // three ListObjectsV2 pages
+    block(async {
+        futures_util::stream::iter(0..N)
+            .map(|i| {
+                let store = store.clone();
+                async move {
+                    let p = wharf::vfs::VPath::root()
+                        .resolve(format!("/d/f{i:05}").as_bytes())
+                        .unwrap();
+                    let mut up = store
+                        .upload(&p, wharf::vfs::object::UploadStart::Fresh)
+                        .await
+                        .unwrap();
+                    up.write(&[b'x'; 3]).await.unwrap();
+                    up.finish().await.unwrap();
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await
+    });
+    let s = server(&g, "many", |_| {});
+    let mut c = bin(&s);
+    let (r, nlst) = c.retr("NLST d");
+    assert_eq!(r.code, 226, "{}", r.text());
+    let names: Vec<&[u8]> = nlst
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(names.len(), N);
+    assert_eq!(names[0], b"f00000\r");
+    let (r, mlsd) = c.retr("MLSD d");
+    assert_eq!(r.code, 226);
+    let text = String::from_utf8(mlsd).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("size=3;")).count(), N);
+    let (r, _) = c.retr("LIST nothing-here");
+    assert_eq!(r.code, 550, "{}", r.text());
+}
+
+#[test]
+fn janitor_aborts_interrupted_uploads_past_their_age() {
+    let Some(g) = Garage::start() else { return };
+    let s = server(&g, "jan", |_| {});
+    {
+        let mut c = bin(&s);
+        let mut conn = c.epsv();
+        assert_eq!(c.cmd("STOR left.bin").code, 150);
+        conn.write_all(&bytes(PART + 10, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let store = g.store("jan");
+    let p = wharf::vfs::VPath::root().resolve(b"/left.bin").unwrap();
+    let pending = |store: &std::sync::Arc<wharf::vfs::object::ObjectStore>| {
+        let (store, p) = (store.clone(), p.clone());
+        block(async move { store.pending(&p).await.unwrap().map(|p| p.bytes) })
+    };
+    let start = Instant::now();
+    while pending(&store).is_none() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(pending(&store), Some(PART as u64), "kept for a resume");
+    // A server that keeps interrupted uploads 0 s aborts it when it starts.
+    let _strict = server(&g, "jan", |c| c.storages[0].resumable_for = 0);
+    let start = Instant::now();
+    while pending(&store).is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "janitor did not run"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
