@@ -9,6 +9,7 @@ pub mod error;
 pub mod hooks;
 pub mod limits;
 pub mod observe;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -6,6 +6,7 @@
 mod ftp;
 mod idle;
 mod logins;
+mod s3;
 mod stats;
 mod tls;
 mod transfer;
@@ -115,6 +116,50 @@ enum Mode {
         #[arg(long, default_value_t = 600.0)]
         transfer_timeout: f64,
     },
+    /// Straight to S3: GET an object, one stream: MB/s.
+    S3Retr {
+        #[command(flatten)]
+        s3: S3Args,
+        #[arg(long, default_value = "big.bin")]
+        key: String,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Straight to S3: a multipart upload of SIZE bytes: MB/s.
+    S3Stor {
+        #[command(flatten)]
+        s3: S3Args,
+        #[arg(long, default_value = "upload/bench.bin")]
+        key: String,
+        #[arg(long, default_value_t = 1 << 30)]
+        size: u64,
+        #[arg(long, default_value_t = 8 << 20)]
+        part_size: usize,
+        #[arg(long, default_value_t = 2)]
+        parts_in_flight: usize,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
+    /// Straight to S3: S clients each GET a small object K times.
+    S3Smallfiles {
+        #[command(flatten)]
+        s3: S3Args,
+        #[arg(long, default_value = "small.bin")]
+        key: String,
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+    },
+    /// Straight to S3: PUT COUNT tiny objects under PREFIX (for a big listing).
+    S3Fill {
+        #[command(flatten)]
+        s3: S3Args,
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+    },
     /// Upload SIZE bytes over one data connection: MB/s (10^6 B/s).
     Stor {
         #[arg(long, default_value = "upload/bench.bin")]
@@ -127,6 +172,32 @@ enum Mode {
         #[arg(long, default_value_t = 600.0)]
         transfer_timeout: f64,
     },
+}
+
+/// Where the S3 modes go.
+#[derive(Args)]
+struct S3Args {
+    /// Endpoint URL (path-style requests).
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long)]
+    bucket: String,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// File with `access_key_id = ...` and `secret_access_key = ...`.
+    #[arg(long)]
+    credentials: PathBuf,
+}
+
+impl S3Args {
+    fn client(&self) -> Result<s3::S3, String> {
+        s3::S3::new(
+            &self.endpoint,
+            &self.bucket,
+            &self.region,
+            &self.credentials,
+        )
+    }
 }
 
 fn secs(s: f64) -> Duration {
@@ -231,6 +302,22 @@ fn main() -> ExitCode {
                 count,
                 transfer_timeout,
             } => transfer::stor(target, &path, size, count, secs(transfer_timeout)).await,
+            Mode::S3Retr { s3, key, count } => s3::retr(s3.client()?, &key, count).await,
+            Mode::S3Stor {
+                s3,
+                key,
+                size,
+                part_size,
+                parts_in_flight,
+                count,
+            } => s3::stor(s3.client()?, &key, size, part_size, parts_in_flight, count).await,
+            Mode::S3Smallfiles {
+                s3,
+                key,
+                sessions,
+                files,
+            } => Ok(s3::smallfiles(s3.client()?, &key, sessions, files).await),
+            Mode::S3Fill { s3, prefix, count } => s3::fill(s3.client()?, &prefix, count).await,
         }
     });
     let mut out = json!({
@@ -271,5 +358,9 @@ fn mode_name(m: &Mode) -> &'static str {
         Mode::List { .. } => "list",
         Mode::Retr { .. } => "retr",
         Mode::Stor { .. } => "stor",
+        Mode::S3Retr { .. } => "s3-retr",
+        Mode::S3Stor { .. } => "s3-stor",
+        Mode::S3Smallfiles { .. } => "s3-smallfiles",
+        Mode::S3Fill { .. } => "s3-fill",
     }
 }

@@ -155,7 +155,7 @@ pub async fn list(t: Target, path: &str, count: usize, limit: Duration) -> Resul
     }))
 }
 
-fn summary(runs: Vec<Value>) -> Value {
+pub fn summary(runs: Vec<Value>) -> Value {
     let mut rates: Vec<f64> = runs.iter().filter_map(|r| r["mb_per_s"].as_f64()).collect();
     rates.sort_by(f64::total_cmp);
     let median = rates.get(rates.len() / 2).copied();
@@ -163,7 +163,7 @@ fn summary(runs: Vec<Value>) -> Value {
 }
 
 /// Deterministic, incompressible-looking bytes (xorshift64).
-fn pattern(len: usize) -> Vec<u8> {
+pub fn pattern(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..len)
         .map(|_| {
