@@ -52,6 +52,8 @@ pub struct Metrics {
     pub bans: Counter,
     pub passive_ports: Gauge,
     pub reloads: Family<Labels, Counter>,
+    /// Connections closed for a missing, malformed or untrusted PROXY header.
+    pub proxy_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -71,6 +73,7 @@ impl Default for Metrics {
             bans: Counter::default(),
             passive_ports: Gauge::default(),
             reloads: Family::default(),
+            proxy_refused: Counter::default(),
         };
         registry.register(
             "sessions",
@@ -106,6 +109,11 @@ impl Default for Metrics {
             m.passive_ports.clone(),
         );
         registry.register("reloads", "Reloads, by result", m.reloads.clone());
+        registry.register(
+            "proxy_refused",
+            "Connections closed for a missing, malformed or untrusted PROXY header",
+            m.proxy_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -317,6 +317,12 @@ pub struct ListenerConfig {
     pub tls_data: Option<TlsData>,
     #[serde(default)]
     pub tls_data_reuse: Option<TlsReuse>,
+    /// PROXY protocol on this listener (and the passive connections of its sessions);
+    /// unset: the global `proxy_protocol` / `proxy_trusted`.
+    #[serde(default)]
+    pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
+    #[serde(default)]
+    pub proxy_trusted: Option<Vec<ipnet::IpNet>>,
 }
 
 impl ListenerConfig {
@@ -328,6 +334,8 @@ impl ListenerConfig {
             tls: None,
             tls_data: None,
             tls_data_reuse: None,
+            proxy_protocol: None,
+            proxy_trusted: None,
         }
     }
 }
@@ -472,6 +480,12 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
+    /// PROXY protocol from a load balancer: `off`, `v1`, `v2` or `any`, on the control
+    /// listeners and the passive connections of their sessions; `[[listener]]` can
+    /// override. A header is accepted only from `proxy_trusted` (CIDRs); a missing or
+    /// malformed one closes the connection.
+    pub proxy_protocol: crate::proxy::ProxyProtocol,
+    pub proxy_trusted: Vec<ipnet::IpNet>,
     /// Named storages; a root written `storage:NAME` (global, anonymous or per user) is
     /// served from the one of that name.
     #[serde(rename = "storage")]
@@ -615,6 +629,8 @@ impl Default for Config {
             users_file: None,
             users: Vec::new(),
             storages: Vec::new(),
+            proxy_protocol: crate::proxy::ProxyProtocol::Off,
+            proxy_trusted: Vec::new(),
         }
     }
 }
@@ -673,6 +689,15 @@ impl Config {
         }
         validate_users(&self.users)?;
         self.validate_storages()?;
+        for l in self.all_listeners() {
+            let p = self.proxy_policy(&l);
+            if p.enabled() && p.trusted.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "listener {}: proxy_protocol needs proxy_trusted, the balancers' addresses",
+                    l.address
+                )));
+            }
+        }
         for d in &self.anonymous_dirs {
             check_dir_rule("anonymous_dir", d)?;
         }
@@ -820,6 +845,17 @@ impl Config {
             .chain(implicit)
             .chain(self.listeners.iter().cloned())
             .collect()
+    }
+
+    /// The PROXY protocol policy of a listener.
+    pub fn proxy_policy(&self, l: &ListenerConfig) -> crate::proxy::ProxyPolicy {
+        crate::proxy::ProxyPolicy {
+            mode: l.proxy_protocol.unwrap_or(self.proxy_protocol),
+            trusted: l
+                .proxy_trusted
+                .clone()
+                .unwrap_or_else(|| self.proxy_trusted.clone()),
+        }
     }
 
     /// The root anonymous users see.

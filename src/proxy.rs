@@ -93,10 +93,7 @@ impl ProxyPolicy {
                 Ok((header, len)) => {
                     let source = header.proxied_address().map(|a| a.source);
                     let mut used = vec![0u8; len];
-                    stream
-                        .read_exact(&mut used)
-                        .await
-                        .map_err(ProxyError::Io)?;
+                    stream.read_exact(&mut used).await.map_err(ProxyError::Io)?;
                     return Ok(source.unwrap_or(peer));
                 }
                 Err(proxy_header::Error::BufferTooShort) if n < MAX_HEADER => {

@@ -719,52 +719,24 @@ async fn accept_loop(
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 let policy = policy.borrow().clone();
-                let ip = crate::datachan::canonical(peer.ip());
-                let cfg = shared.config();
-                let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {
-                    Some(left) => Err(crate::limits::Refusal(format!(
-                        "Too many failed logins from your address; banned for {} more seconds.",
-                        left.as_secs().max(1)
-                    ))),
-                    None => shared
-                        .sessions
-                        .admit(ip, cfg.max_sessions, cfg.max_sessions_per_ip),
-                };
-                let slot = match admitted {
-                    Ok(slot) => slot,
-                    Err(refusal) => {
-                        tracing::info!(client = %ip, reason = %refusal.0, "connection refused");
-                        // Answer from a task so a slow client never stalls accepting.
-                        tokio::spawn(session::refuse(stream, refusal, policy.implicit));
-                        continue;
-                    }
-                };
-                shared
-                    .metrics
-                    .sessions_total
-                    .get_or_create(&vec![(
-                        "listener".to_string(),
-                        if policy.implicit {
-                            "implicit"
-                        } else {
-                            "explicit"
+                let proxy = shared.config().proxy_policy(&policy);
+                if !proxy.enabled() {
+                    admit(stream, peer, &shared, policy);
+                    continue;
+                }
+                // The header is read in its own task: a slow balancer never stalls accepting.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    match proxy.read(&mut stream, peer, Duration::from_secs(5)).await {
+                        Ok(client) => admit(stream, client, &shared, policy),
+                        Err(e) => {
+                            shared.metrics.proxy_refused.inc();
+                            tracing::warn!(from = %peer, error = %e, "connection closed: PROXY protocol");
                         }
-                        .to_string(),
-                    )])
-                    .inc();
-                let _ = stream.set_nodelay(true);
-                // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in
-                // the stream so the line framer sees the whole command.
-                let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
-                shared.tracker.spawn(session::run(
-                    stream,
-                    peer,
-                    shared.clone(),
-                    policy.clone(),
-                    slot,
-                ));
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -773,4 +745,54 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Lets a connection from `peer` (the client, after any PROXY header) in, or refuses it
+/// (banned, too many sessions), and starts its session.
+fn admit(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    policy: Arc<ListenerConfig>,
+) {
+    let ip = crate::datachan::canonical(peer.ip());
+    let cfg = shared.config();
+    let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {
+        Some(left) => Err(crate::limits::Refusal(format!(
+            "Too many failed logins from your address; banned for {} more seconds.",
+            left.as_secs().max(1)
+        ))),
+        None => shared
+            .sessions
+            .admit(ip, cfg.max_sessions, cfg.max_sessions_per_ip),
+    };
+    let slot = match admitted {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::info!(client = %ip, reason = %refusal.0, "connection refused");
+            // Answer from a task so a slow client never stalls accepting.
+            tokio::spawn(session::refuse(stream, refusal, policy.implicit));
+            return;
+        }
+    };
+    shared
+        .metrics
+        .sessions_total
+        .get_or_create(&vec![(
+            "listener".to_string(),
+            if policy.implicit {
+                "implicit"
+            } else {
+                "explicit"
+            }
+            .to_string(),
+        )])
+        .inc();
+    let _ = stream.set_nodelay(true);
+    // ABOR arrives as TCP urgent data (ftplib, BSD ftp); keep that byte in the stream so
+    // the line framer sees the whole command.
+    let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+    shared
+        .tracker
+        .spawn(session::run(stream, peer, shared.clone(), policy, slot));
 }

@@ -77,20 +77,32 @@ pub enum DataError {
 }
 
 /// Starts accepting on a passive listener: the first connection from `peer` (any address
-/// when `check` is off) is taken, and with `tls` its handshake runs immediately.
+/// when `check` is off) is taken, and with `tls` its handshake runs immediately. Behind a
+/// balancer (`proxy` enabled) the connection must come from a trusted balancer with a
+/// PROXY header, and the header's client is the one checked.
 pub fn accept_passive(
     listener: TcpListener,
     peer: IpAddr,
     check: bool,
     tls: Option<TlsAcceptor>,
     in_use: Option<prometheus_client::metrics::gauge::Gauge>,
+    proxy: Option<crate::proxy::ProxyPolicy>,
 ) -> DataSetup {
     if let Some(g) = &in_use {
         g.inc();
     }
     let task = tokio::spawn(async move {
         let tcp = loop {
-            let (stream, from) = listener.accept().await.map_err(DataError::Connect)?;
+            let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
+            if let Some(p) = &proxy {
+                match p.read(&mut stream, from, Duration::from_secs(5)).await {
+                    Ok(client) => from = client,
+                    Err(e) => {
+                        tracing::warn!(%from, error = %e, "refused passive data connection");
+                        continue;
+                    }
+                }
+            }
             if !check || canonical(from.ip()) == canonical(peer) {
                 break stream;
             }
@@ -255,7 +267,7 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let l = listen_passive(lo, None).unwrap();
         let port = l.local_addr().unwrap().port();
-        let r = accept_passive(l, lo, true, None, None)
+        let r = accept_passive(l, lo, true, None, None, None)
             .open(lo, Duration::from_millis(50), None)
             .await;
         assert!(matches!(r, Err(DataError::Timeout)));

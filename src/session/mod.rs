@@ -934,6 +934,7 @@ impl Session {
             self.cfg.passive_peer_check,
             self.data_tls(),
             Some(self.shared.metrics.passive_ports.clone()),
+            Some(self.cfg.proxy_policy(&self.listener)).filter(|p| p.enabled()),
         )
     }
 

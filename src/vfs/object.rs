@@ -506,7 +506,12 @@ impl ObjectStore {
 
     async fn memory_read(&self, path: &VPath, offset: u64) -> Result<(ByteStream, u64), Error> {
         let key = ObjectStore::rel(path)?;
-        let len = self.op.stat(&key).await.map_err(storage_error)?.content_length();
+        let len = self
+            .op
+            .stat(&key)
+            .await
+            .map_err(storage_error)?
+            .content_length();
         if offset >= len {
             return Ok((Box::pin(futures_util::stream::empty()), len));
         }

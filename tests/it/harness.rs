@@ -194,7 +194,7 @@ impl Ctrl {
         Ctrl::from_stream(sock.into())
     }
 
-    fn from_stream(stream: TcpStream) -> Ctrl {
+    pub fn from_stream(stream: TcpStream) -> Ctrl {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -14,6 +14,7 @@ mod limits;
 mod ops;
 mod ops_dist;
 mod protocol;
+mod proxy;
 mod s3;
 mod s3_clients;
 mod s3_ops;

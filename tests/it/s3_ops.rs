@@ -44,7 +44,12 @@ fn directories_files_and_renames_map_onto_objects() {
     assert_eq!((r.code, data.as_slice()), (226, &b"llo\n"[..]));
     assert_eq!(c.cmd("REST 6").code, 350);
     let (r, data) = c.retr("RETR a.txt");
-    assert_eq!((r.code, data.len()), (226, 0), "REST at the end: {}", r.text());
+    assert_eq!(
+        (r.code, data.len()),
+        (226, 0),
+        "REST at the end: {}",
+        r.text()
+    );
     assert_eq!(c.retr("RETR /docs").0.code, 550, "RETR of a directory");
     let (r, list) = c.retr("LIST");
     assert_eq!(r.code, 226);
