@@ -595,6 +595,7 @@ impl ObjectStore {
             upload_id: None,
             etags: Vec::new(),
             in_flight: tokio::task::JoinSet::new(),
+            spare: Vec::new(),
             buf: BytesMut::new(),
             stored: 0,
         };
@@ -767,7 +768,11 @@ pub struct Upload {
     upload_id: Option<String>,
     /// ETags of the parts sent so far, by part number − 1 (empty until a part is done).
     etags: Vec<String>,
-    in_flight: tokio::task::JoinSet<Result<(usize, String), Error>>,
+    /// Parts being sent; each comes back with its buffer, to be filled again.
+    in_flight: tokio::task::JoinSet<Result<(usize, String, Bytes), Error>>,
+    /// Part buffers whose parts are sent: an upload allocates at most
+    /// `parts_in_flight + 1` of them, however long it is.
+    spare: Vec<BytesMut>,
     buf: BytesMut,
     /// Bytes handed to parts (sent, in flight, or resumed).
     stored: u64,
@@ -819,9 +824,13 @@ impl Upload {
         let mut data = data;
         while !data.is_empty() {
             if self.buf.capacity() == self.buf.len() {
-                // Grow towards one part, not past it: memory follows what arrives.
-                let want = (self.buf.len() * 2).clamp(64 << 10, ps) - self.buf.len();
-                self.buf.reserve(want.max(1));
+                if let (true, Some(spare)) = (self.buf.is_empty(), self.spare.pop()) {
+                    self.buf = spare;
+                } else {
+                    // Grow towards one part, not past it: memory follows what arrives.
+                    let want = (self.buf.len() * 2).clamp(64 << 10, ps) - self.buf.len();
+                    self.buf.reserve(want.max(1));
+                }
             }
             let room = ps - self.buf.len();
             let take = room.min(data.len());
@@ -853,16 +862,20 @@ impl Upload {
         let store = self.store.clone();
         let key = self.key.clone();
         self.in_flight.spawn(async move {
-            let etag = store.api.upload_part(&key, &id, index + 1, part).await?;
-            Ok((index, etag))
+            let etag = store.api.upload_part(&key, &id, index + 1, &part).await?;
+            Ok((index, etag, part))
         });
         Ok(())
     }
 
     async fn join_one(&mut self) -> Result<(), Error> {
         if let Some(done) = self.in_flight.join_next().await {
-            let (index, etag) = done.map_err(|_| Error::Storage)??;
+            let (index, etag, part) = done.map_err(|_| Error::Storage)??;
             self.etags[index] = etag;
+            if let Ok(mut buf) = part.try_into_mut() {
+                buf.clear();
+                self.spare.push(buf);
+            }
         }
         Ok(())
     }
@@ -986,9 +999,9 @@ impl S3Api {
         method: reqwest::Method,
         url: url::Url,
         headers: &[(&str, &str)],
-        body: Option<Bytes>,
+        body: Option<&Bytes>,
     ) -> Result<(reqwest::header::HeaderMap, Bytes), Error> {
-        let r = self.request(method, &url, headers, body.as_ref()).await?;
+        let r = self.request(method, &url, headers, body).await?;
         let status = r.status();
         if status.is_success() {
             let h = r.headers().clone();
@@ -1054,7 +1067,7 @@ impl S3Api {
         key: &str,
         id: &str,
         n: usize,
-        data: Bytes,
+        data: &Bytes,
     ) -> Result<String, Error> {
         let n = u16::try_from(n).map_err(|_| Error::NoSpace)?;
         let url = rusty_s3::actions::UploadPart::new(&self.bucket, Some(&self.creds), key, n, id)
@@ -1119,8 +1132,8 @@ impl S3Api {
             etags.iter().map(String::as_str),
         );
         let url = action.sign(SIGNED_FOR);
-        let body = action.body();
-        self.send(reqwest::Method::POST, url, &[], Some(body.into()))
+        let body = Bytes::from(action.body());
+        self.send(reqwest::Method::POST, url, &[], Some(&body))
             .await
             .map(|_| ())
     }
