@@ -493,6 +493,9 @@ async fn add_ban(State(s): State<App>, h: HeaderMap, Json(req): Json<BanRequest>
     s.guard
         .ban(req.ip, Duration::from_secs(secs), Instant::now());
     s.metrics.bans.inc();
+    if let Some(c) = &s.cluster {
+        c.publish_ban(req.ip, Duration::from_secs(secs)).await;
+    }
     tracing::warn!(ip = %req.ip, seconds = secs, "address banned by the administrator");
     "banned\n".into_response()
 }
@@ -501,7 +504,14 @@ async fn lift_ban(State(s): State<App>, h: HeaderMap, Path(ip): Path<IpAddr>) ->
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
-    if s.guard.unban(ip) {
+    let clustered = match &s.cluster {
+        Some(c) => {
+            c.lift_ban(ip).await;
+            true
+        }
+        None => false,
+    };
+    if s.guard.unban(ip) || clustered {
         tracing::info!(%ip, "ban lifted by the administrator");
         "lifted\n".into_response()
     } else {

@@ -486,6 +486,8 @@ pub struct Config {
     /// malformed one closes the connection.
     pub proxy_protocol: crate::proxy::ProxyProtocol,
     pub proxy_trusted: Vec<ipnet::IpNet>,
+    /// Shared state of several nodes in PostgreSQL (`database_url`); off when unset.
+    pub cluster: crate::cluster::ClusterConfig,
     /// Named storages; a root written `storage:NAME` (global, anonymous or per user) is
     /// served from the one of that name.
     #[serde(rename = "storage")]
@@ -631,6 +633,7 @@ impl Default for Config {
             storages: Vec::new(),
             proxy_protocol: crate::proxy::ProxyProtocol::Off,
             proxy_trusted: Vec::new(),
+            cluster: crate::cluster::ClusterConfig::default(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Shared {
     pub roots: crate::vfs::Roots,
     /// The S3 storages by name (replaced whole by a reload; sessions keep theirs).
     stores: RwLock<Arc<Stores>>,
+    /// Shared state with the other nodes (`[cluster]`), when configured.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub xferlog: Option<crate::observe::XferLog>,
     /// Shutdown level sessions watch: running, draining (finish transfers), abort.
     stop: tokio::sync::watch::Sender<Stopping>,
@@ -162,6 +164,13 @@ impl Shared {
                 build_stores(&config)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             )),
+            cluster: match &config.cluster.database_url {
+                Some(_) => Some(
+                    crate::cluster::Cluster::new(&config.cluster)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                ),
+                None => None,
+            },
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
             metrics: crate::admin::Metrics::default(),
@@ -246,6 +255,7 @@ impl Shared {
             ("admin_listen", fresh.admin_listen == old.admin_listen),
             ("admin_socket", fresh.admin_socket == old.admin_socket),
             ("run_as", fresh.run_as == old.run_as),
+            ("cluster", fresh.cluster == old.cluster),
         ] {
             if !same {
                 tracing::warn!(setting = what, "changed; takes effect at the next restart");
@@ -517,6 +527,12 @@ impl Server {
             None => None,
         };
         let shared = Arc::new(Shared::new(config)?);
+        if let Some(c) = &shared.cluster
+            && let Err(e) = c.start().await
+        {
+            // Not fatal: the pool retries, and logins follow `when_unavailable` meanwhile.
+            tracing::warn!(error = %e, "shared state (PostgreSQL) unreachable at start");
+        }
         // A wrong key or a missing bucket is said now, not at the first upload.
         shared
             .probe_stores()
@@ -575,6 +591,9 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
         self.shared.start_janitor();
+        if let Some(c) = &self.shared.cluster {
+            c.spawn_tasks(Arc::downgrade(&self.shared));
+        }
         if let Some(admin) = self.admin {
             tasks.spawn(crate::admin::serve(admin, self.shared.clone()));
         }

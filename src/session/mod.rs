@@ -56,7 +56,14 @@ pub async fn run(
     else {
         return;
     };
-    session.serve().instrument(span).await;
+    if session.join_cluster().await {
+        session.serve().instrument(span).await;
+    }
+    if session.registered
+        && let Some(c) = &session.shared.cluster
+    {
+        c.end(session.listed.view.id).await;
+    }
     session.shared.metrics.sessions_current.dec();
 }
 
@@ -131,6 +138,8 @@ async fn open(
         transfer: None,
         queued: VecDeque::new(),
         verb: "",
+        registered: false,
+        upload_lock: None,
     };
     Some((session, span))
 }
@@ -327,6 +336,10 @@ struct Session {
     queued: VecDeque<Vec<u8>>,
     /// The verb being handled, for error logs.
     verb: &'static str,
+    /// Counted in the cluster's shared session table (to be removed at the end).
+    registered: bool,
+    /// The cluster-wide lock on the name being uploaded, until the transfer ends.
+    upload_lock: Option<crate::cluster::UploadLock>,
 }
 
 enum Flow {
@@ -343,6 +356,28 @@ fn lossy(b: &[u8]) -> String {
 }
 
 impl Session {
+    /// Counts this connection across the nodes (per-address limit); `false` (after a 421)
+    /// when it is refused.
+    async fn join_cluster(&mut self) -> bool {
+        let Some(c) = self.shared.cluster.clone() else {
+            return true;
+        };
+        match c
+            .admit(self.listed.view.id, self.peer, self.cfg.max_sessions_per_ip)
+            .await
+        {
+            Ok(registered) => {
+                self.registered = registered;
+                true
+            }
+            Err(denied) => {
+                info!(reason = ?denied, "connection refused by the cluster");
+                let _ = self.send(cluster_refusal(denied)).await;
+                false
+            }
+        }
+    }
+
     // By reference: an async fn taking `self` by value keeps two copies of it in its task.
     async fn serve(&mut self) {
         info!("connect");
@@ -777,6 +812,10 @@ impl Session {
             tokio::time::sleep(delay).await;
             if banned {
                 self.shared.metrics.bans.inc();
+                if let Some(c) = self.shared.cluster.clone() {
+                    let (ip, ban_for) = (self.peer, policy.ban_for);
+                    tokio::spawn(async move { c.publish_ban(ip, ban_for).await });
+                }
                 warn!(
                     ban_seconds = policy.ban_for.as_secs(),
                     "address banned after repeated login failures"
@@ -797,6 +836,19 @@ impl Session {
         if let Err(refusal) = self.slot.login(&grant.user, max) {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
+        }
+        if let Some(c) = self.shared.cluster.clone() {
+            match c
+                .login(self.listed.view.id, self.peer, &grant.user, max)
+                .await
+            {
+                Ok(registered) => self.registered |= registered,
+                Err(denied) => {
+                    info!(user = %grant.user, reason = ?denied, "login refused by the cluster");
+                    self.slot.logout();
+                    return Err(cluster_refusal(denied));
+                }
+            }
         }
         let jail = match self.shared.jail(&grant.root).await {
             Ok(j) => j.with_ownership(self.shared.ownership()),
@@ -1690,6 +1742,24 @@ impl Session {
             }
         };
         self.need_data()?;
+        if let Some(c) = self.shared.cluster.clone() {
+            // One writer per name across the nodes, held until the transfer ends.
+            match c.lock_upload(&jail.lock_key(&target)).await {
+                Ok(lock) => self.upload_lock = lock,
+                Err(crate::cluster::LockError::Busy) => {
+                    return Err(reply(
+                        Code::FileBusy,
+                        "File busy: another upload of this name is in progress.",
+                    ));
+                }
+                Err(crate::cluster::LockError::Unavailable) => {
+                    return Err(reply(
+                        Code::LocalError,
+                        "Shared state unavailable; try again later.",
+                    ));
+                }
+            }
+        }
         let requested = target.clone();
         // S3 uploads are atomic by themselves: the object appears when complete.
         let object = jail.object().is_some();
@@ -1942,6 +2012,8 @@ impl Session {
         let Some(mut t) = self.transfer.take() else {
             return Ok(());
         };
+        // Released once the upload is settled (this function's end).
+        let _lock = self.upload_lock.take();
         let bytes = t.progress.load(Ordering::Relaxed);
         let mut ok = matches!(&res, Ok(Ok(_)))
             || matches!(&res, Ok(Err(TransferError::Data(DataError::Tls(e))))
@@ -2046,6 +2118,7 @@ impl Session {
         let Some(mut t) = self.transfer.take() else {
             return false;
         };
+        let _lock = self.upload_lock.take();
         t.cancel.cancel();
         // An upload first writes out what it has received (bounded); anything else, and
         // an upload that does not stop in time, ends at once.
@@ -2126,6 +2199,17 @@ fn command_list_args(arg: &[u8]) -> ListArgs {
     match command::parse(&line) {
         Ok(Command::List(a)) => a,
         _ => ListArgs::default(),
+    }
+}
+
+/// The 421 for a session or login the cluster refused.
+fn cluster_refusal(denied: crate::cluster::Denied) -> Reply {
+    match denied {
+        crate::cluster::Denied::Limit(r) => Reply::new(Code::ServiceNotAvailable, r.0),
+        crate::cluster::Denied::Unavailable => reply(
+            Code::ServiceNotAvailable,
+            "Service unavailable: shared state unreachable; try again later.",
+        ),
     }
 }
 

@@ -128,6 +128,11 @@ impl Jail {
         }
     }
 
+    /// The name of `path` across nodes sharing this storage (for upload locks).
+    pub fn lock_key(&self, path: &VPath) -> String {
+        self.host_path(path)
+    }
+
     pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
         each!(self, s => Storage::stat(s, path).await)
     }

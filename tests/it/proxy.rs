@@ -126,3 +126,20 @@ fn metric(s: &TestServer, name: &str) -> f64 {
 fn put_file_in(s: &TestServer, name: &str, data: &[u8]) {
     std::fs::write(s.path(name), data).unwrap();
 }
+
+#[test]
+fn passive_connection_without_a_header_is_refused() {
+    let s = proxied(|c| c.data_connect_timeout = 2);
+    let mut c = via(s.v4, "192.0.2.9");
+    c.login(USER, PASS);
+    let mut data = c.epsv();
+    let r = c.cmd("STOR x.bin");
+    if r.code == 150 {
+        let _ = data.write_all(&bytes(100_000, 3));
+        drop(data);
+        let done = c.read_reply();
+        assert_eq!(done.code, 425, "{}", done.text());
+    } else {
+        assert_eq!(r.code, 425, "{}", r.text());
+    }
+}

@@ -1,0 +1,550 @@
+//! Shared state of several wharf nodes, in PostgreSQL (`[cluster] database_url`): the node
+//! registry (heartbeats: a dead node's sessions stop counting), session counts per client
+//! address and per user (limits hold across nodes), bans (a ban made on one node reaches
+//! the others within a poll, half a second), and per-path upload locks
+//! (`pg_try_advisory_lock` on a connection held for the upload: a killed node's locks end
+//! with its connections). Without `[cluster]` none of this runs.
+//!
+//! Every database call has a timeout; when the database is unreachable, logins follow
+//! `when_unavailable` (refuse, or allow with this node's own limits) and the pool
+//! reconnects by itself when it returns.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Object, Pool};
+use serde::{Deserialize, Serialize};
+
+use crate::limits::Refusal;
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `postgres://user:password@host:port/database`; never logged.
+    pub database_url: Option<String>,
+    /// This node's name in the registry (unset: the host name).
+    pub node: Option<String>,
+    /// Seconds between heartbeats, and after which a silent node counts as dead.
+    pub heartbeat: u64,
+    pub node_timeout: u64,
+    /// Logins while the database is unreachable: `refuse` (421), or `local` (allowed, with
+    /// this node's own limits and no upload locks).
+    pub when_unavailable: Unavailable,
+    /// Database connections this node keeps at most (each upload holds one for its lock).
+    pub pool_size: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            database_url: None,
+            node: None,
+            heartbeat: 2,
+            node_timeout: 10,
+            when_unavailable: Unavailable::Local,
+            pool_size: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unavailable {
+    Refuse,
+    #[default]
+    Local,
+}
+
+/// Why a cluster check said no.
+#[derive(Debug)]
+pub enum Denied {
+    /// A limit across the nodes; the text goes into the 421 reply.
+    Limit(Refusal),
+    /// The database did not answer and the policy is `refuse`.
+    Unavailable,
+}
+
+/// Why an upload lock was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another session (on any node) is writing this name.
+    Busy,
+    /// The database did not answer and the policy is `refuse`.
+    Unavailable,
+}
+
+/// Schema changes, applied in order once each (`wharf_schema` keeps the version).
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE wharf_nodes (
+        name text PRIMARY KEY,
+        started timestamptz NOT NULL DEFAULT now(),
+        seen timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE wharf_sessions (
+        node text NOT NULL,
+        id bigint NOT NULL,
+        client inet NOT NULL,
+        username text,
+        since timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (node, id)
+    );
+    CREATE INDEX wharf_sessions_client ON wharf_sessions (client);
+    CREATE INDEX wharf_sessions_username ON wharf_sessions (username);
+    CREATE TABLE wharf_bans (
+        client inet PRIMARY KEY,
+        until timestamptz NOT NULL,
+        node text NOT NULL
+    );
+"];
+
+/// Serialises migrations between nodes starting at once.
+const MIGRATION_LOCK: i64 = 0x7768_6172_6600_0001;
+
+/// A node's link to the shared state.
+pub struct Cluster {
+    pool: Pool,
+    pub node: String,
+    policy: Unavailable,
+    node_timeout: Duration,
+    heartbeat: Duration,
+    /// Migrated and this node's old rows removed: the state may be used.
+    ready: AtomicBool,
+    /// Bans this node took from the database (lifted here when lifted there).
+    learned: Mutex<HashSet<IpAddr>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
+    }
+}
+
+/// Each database call's bound.
+const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Cluster {
+    /// Builds the pool (no connection yet: the database may come later).
+    pub fn new(c: &ClusterConfig) -> Result<Arc<Cluster>, String> {
+        let url = c
+            .database_url
+            .clone()
+            .ok_or("[cluster] needs database_url")?;
+        let mut pg = deadpool_postgres::Config::new();
+        pg.url = Some(url);
+        pg.pool = Some(deadpool_postgres::PoolConfig {
+            max_size: c.pool_size.max(2),
+            timeouts: deadpool_postgres::Timeouts {
+                wait: Some(OP_TIMEOUT),
+                create: Some(OP_TIMEOUT),
+                recycle: Some(OP_TIMEOUT),
+            },
+            ..Default::default()
+        });
+        let pool = pg
+            .create_pool(
+                Some(deadpool_postgres::Runtime::Tokio1),
+                tokio_postgres::NoTls,
+            )
+            .map_err(|e| format!("[cluster] database_url: {e}"))?;
+        let node = c.node.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "wharf".into())
+        });
+        Ok(Arc::new(Cluster {
+            pool,
+            node,
+            policy: c.when_unavailable,
+            node_timeout: Duration::from_secs(c.node_timeout.max(1)),
+            heartbeat: Duration::from_secs(c.heartbeat.max(1)),
+            ready: AtomicBool::new(false),
+            learned: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    async fn client(&self) -> Option<Object> {
+        match self.pool.get().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared state (PostgreSQL) unreachable");
+                None
+            }
+        }
+    }
+
+    /// Runs one statement with the timeout; `None` when the database did not answer.
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Option<u64> {
+        let c = self.client().await?;
+        match tokio::time::timeout(OP_TIMEOUT, c.execute(sql, params)).await {
+            Ok(Ok(n)) => Some(n),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "shared state statement failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("shared state statement timed out");
+                None
+            }
+        }
+    }
+
+    async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Option<i64> {
+        let c = self.client().await?;
+        match tokio::time::timeout(OP_TIMEOUT, c.query_one(sql, params)).await {
+            Ok(Ok(row)) => row.try_get(0).ok(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "shared state query failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Applies the migrations and forgets this node's sessions from an earlier run.
+    async fn prepare(&self) -> Result<(), String> {
+        let mut c = self.pool.get().await.map_err(|e| e.to_string())?;
+        let tx = c.transaction().await.map_err(|e| e.to_string())?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS wharf_schema (version int NOT NULL)")
+            .await
+            .map_err(|e| e.to_string())?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0)::bigint FROM wharf_schema",
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| e.to_string())?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(sql).await.map_err(|e| e.to_string())?;
+            tx.execute("INSERT INTO wharf_schema VALUES ($1)", &[&(i as i32 + 1)])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tx.execute("DELETE FROM wharf_sessions WHERE node = $1", &[&self.node])
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO wharf_nodes (name) VALUES ($1)
+             ON CONFLICT (name) DO UPDATE SET started = now(), seen = now()",
+            &[&self.node],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())
+    }
+
+    /// Connects and migrates now if it can (start-up says whether it could).
+    pub async fn start(&self) -> Result<(), String> {
+        let r = tokio::time::timeout(Duration::from_secs(10), self.prepare())
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()));
+        if r.is_ok() {
+            self.ready.store(true, Ordering::Relaxed);
+            tracing::info!(node = %self.node, "joined the cluster");
+        }
+        r
+    }
+
+    /// The heartbeat (and late preparation) and the ban poll, for as long as the server
+    /// lives.
+    pub fn spawn_tasks(self: &Arc<Self>, guard: Weak<crate::server::Shared>) {
+        let me = self.clone();
+        let alive = guard.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.heartbeat);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if alive.strong_count() == 0 {
+                    return;
+                }
+                if !me.ready.load(Ordering::Relaxed) {
+                    if let Err(e) = me.start().await {
+                        tracing::warn!(error = %e, "shared state still unreachable");
+                    }
+                    continue;
+                }
+                me.exec(
+                    "INSERT INTO wharf_nodes (name) VALUES ($1)
+                     ON CONFLICT (name) DO UPDATE SET seen = now()",
+                    &[&me.node],
+                )
+                .await;
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = guard.upgrade() else {
+                    return;
+                };
+                if me.ready.load(Ordering::Relaxed) {
+                    me.sync_bans(&shared.guard).await;
+                }
+            }
+        });
+    }
+
+    /// Takes the bans of every node into this node's guard.
+    async fn sync_bans(&self, guard: &crate::limits::Guard) {
+        let Some(c) = self.client().await else {
+            return;
+        };
+        let rows = match tokio::time::timeout(
+            OP_TIMEOUT,
+            c.query(
+                "SELECT client, extract(epoch FROM until - now())::float8 FROM wharf_bans
+                 WHERE until > now()",
+                &[],
+            ),
+        )
+        .await
+        {
+            Ok(Ok(rows)) => rows,
+            _ => return,
+        };
+        let now = Instant::now();
+        let mut seen = HashSet::new();
+        for row in rows {
+            let (Ok(ip), Ok(secs)) = (row.try_get::<_, IpAddr>(0), row.try_get::<_, f64>(1)) else {
+                continue;
+            };
+            seen.insert(ip);
+            if guard.banned(ip, now).is_none() {
+                guard.ban(ip, Duration::from_secs_f64(secs.max(0.0)), now);
+            }
+        }
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in learned.difference(&seen) {
+            guard.unban(*gone);
+        }
+        *learned = seen;
+    }
+
+    /// Tells the other nodes about a ban made here.
+    pub async fn publish_ban(&self, ip: IpAddr, dur: Duration) {
+        self.exec(
+            "INSERT INTO wharf_bans (client, until, node)
+             VALUES ($1, now() + make_interval(secs => $2), $3)
+             ON CONFLICT (client) DO UPDATE SET until = greatest(wharf_bans.until, EXCLUDED.until)",
+            &[&ip, &dur.as_secs_f64(), &self.node],
+        )
+        .await;
+    }
+
+    /// Lifts a ban on every node.
+    pub async fn lift_ban(&self, ip: IpAddr) {
+        self.exec("DELETE FROM wharf_bans WHERE client = $1", &[&ip])
+            .await;
+    }
+
+    fn unavailable(&self) -> Result<(), Denied> {
+        match self.policy {
+            Unavailable::Local => Ok(()),
+            Unavailable::Refuse => Err(Denied::Unavailable),
+        }
+    }
+
+    /// Counts a new session from `client` across the nodes (`max` > 0 only); refuses it
+    /// past the limit. `Ok(true)`: the session was registered and must be ended.
+    pub async fn admit(&self, id: u64, client: IpAddr, max: usize) -> Result<bool, Denied> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return self.unavailable().map(|_| false);
+        }
+        if max == 0 {
+            return Ok(false);
+        }
+        let id = id as i64;
+        if self
+            .exec(
+                "INSERT INTO wharf_sessions (node, id, client) VALUES ($1, $2, $3)
+                 ON CONFLICT (node, id) DO UPDATE SET client = EXCLUDED.client",
+                &[&self.node, &id, &client],
+            )
+            .await
+            .is_none()
+        {
+            return self.unavailable().map(|_| false);
+        }
+        let n = self
+            .count(
+                "SELECT count(*) FROM wharf_sessions s JOIN wharf_nodes n ON n.name = s.node
+                 WHERE s.client = $1 AND n.seen > now() - make_interval(secs => $2)",
+                &[&client, &self.node_timeout.as_secs_f64()],
+            )
+            .await;
+        match n {
+            Some(n) if n as usize > max => {
+                self.end(id as u64).await;
+                Err(Denied::Limit(Refusal(format!(
+                    "Too many sessions from your address ({max}); try again later."
+                ))))
+            }
+            Some(_) => Ok(true),
+            None => self.unavailable().map(|_| true),
+        }
+    }
+
+    /// Counts a login of `user` across the nodes (`max` > 0 only); refuses it past the
+    /// limit. `Ok(true)`: the session is registered and must be ended.
+    pub async fn login(
+        &self,
+        id: u64,
+        client: IpAddr,
+        user: &str,
+        max: usize,
+    ) -> Result<bool, Denied> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return self.unavailable().map(|_| false);
+        }
+        if max == 0 {
+            return Ok(false);
+        }
+        let id = id as i64;
+        if self
+            .exec(
+                "INSERT INTO wharf_sessions (node, id, client, username) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (node, id) DO UPDATE SET username = EXCLUDED.username",
+                &[&self.node, &id, &client, &user],
+            )
+            .await
+            .is_none()
+        {
+            return self.unavailable().map(|_| false);
+        }
+        let n = self
+            .count(
+                "SELECT count(*) FROM wharf_sessions s JOIN wharf_nodes n ON n.name = s.node
+                 WHERE s.username = $1 AND n.seen > now() - make_interval(secs => $2)",
+                &[&user, &self.node_timeout.as_secs_f64()],
+            )
+            .await;
+        match n {
+            Some(n) if n as usize > max => {
+                self.exec(
+                    "UPDATE wharf_sessions SET username = NULL WHERE node = $1 AND id = $2",
+                    &[&self.node, &id],
+                )
+                .await;
+                Err(Denied::Limit(Refusal(format!(
+                    "Too many sessions for this user ({max}); try again later."
+                ))))
+            }
+            Some(_) => Ok(true),
+            None => self.unavailable().map(|_| true),
+        }
+    }
+
+    /// Forgets a session.
+    pub async fn end(&self, id: u64) {
+        self.exec(
+            "DELETE FROM wharf_sessions WHERE node = $1 AND id = $2",
+            &[&self.node, &(id as i64)],
+        )
+        .await;
+    }
+
+    /// Takes the upload lock of `key` (a storage location and path) for as long as the
+    /// returned guard lives. `Ok(None)`: no lock (database unreachable, policy `local`).
+    pub async fn lock_upload(&self, key: &str) -> Result<Option<UploadLock>, LockError> {
+        let unavailable = || match self.policy {
+            Unavailable::Local => Ok(None),
+            Unavailable::Refuse => Err(LockError::Unavailable),
+        };
+        if !self.ready.load(Ordering::Relaxed) {
+            return unavailable();
+        }
+        let Some(c) = self.client().await else {
+            return unavailable();
+        };
+        let id = lock_id(key);
+        let got = tokio::time::timeout(
+            OP_TIMEOUT,
+            c.query_one("SELECT pg_try_advisory_lock($1)", &[&id]),
+        )
+        .await;
+        match got {
+            Ok(Ok(row)) if row.try_get::<_, bool>(0).unwrap_or(false) => Ok(Some(UploadLock {
+                client: Some(c),
+                id,
+            })),
+            Ok(Ok(_)) => Err(LockError::Busy),
+            _ => unavailable(),
+        }
+    }
+}
+
+/// A 64-bit advisory lock id for a key (FNV-1a: the same on every node and build).
+fn lock_id(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// A held upload lock: released when dropped (and by PostgreSQL if the node dies, since
+/// it belongs to the connection held here).
+pub struct UploadLock {
+    client: Option<Object>,
+    id: i64,
+}
+
+impl std::fmt::Debug for UploadLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UploadLock")
+    }
+}
+
+impl Drop for UploadLock {
+    fn drop(&mut self) {
+        let (Some(c), id) = (self.client.take(), self.id) else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let unlocked = tokio::time::timeout(
+                    OP_TIMEOUT,
+                    c.execute("SELECT pg_advisory_unlock($1)", &[&id]),
+                )
+                .await;
+                if !matches!(unlocked, Ok(Ok(_))) {
+                    // Never hand a connection that may still hold the lock back to the pool.
+                    let _ = Object::take(c);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_ids_are_stable() {
+        assert_eq!(lock_id("s3://b/p/a.txt"), lock_id("s3://b/p/a.txt"));
+        assert_ne!(lock_id("s3://b/p/a.txt"), lock_id("s3://b/p/b.txt"));
+        assert_eq!(lock_id(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
+    }
+}

@@ -1,0 +1,195 @@
+//! Shared state across nodes in PostgreSQL, with two in-process nodes on one database and
+//! one directory: bans, per-user and per-address limits, upload locks, and what happens
+//! while the database is away. Clients are named by PROXY headers, as a balancer would.
+
+use std::io::{BufRead, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::pg::Postgres;
+
+fn node(pg: &Postgres, name: &str, root: &Path, f: impl FnOnce(&mut wharf::Config)) -> TestServer {
+    let (url, name, root) = (pg.url(), name.to_string(), root.to_path_buf());
+    TestServer::with(move |c| {
+        c.cluster.database_url = Some(url);
+        c.cluster.node = Some(name);
+        c.cluster.heartbeat = 1;
+        c.cluster.node_timeout = 3;
+        c.root = root;
+        c.proxy_protocol = wharf::proxy::ProxyProtocol::Any;
+        c.proxy_trusted = vec!["127.0.0.0/8".parse().unwrap()];
+        f(c);
+    })
+}
+
+/// A control connection to `addr` for the client `client` (a v1 header names it).
+fn from(addr: SocketAddr, client: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let h = format!("PROXY TCP4 {client} 127.0.0.1 40100 {}\r\n", addr.port());
+    s.write_all(h.as_bytes()).unwrap();
+    s
+}
+
+fn greeting(addr: SocketAddr, client: &str) -> String {
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(from(addr, client)).read_line(&mut line);
+    line
+}
+
+fn client(addr: SocketAddr, ip: &str) -> Ctrl {
+    Ctrl::from_stream(from(addr, ip))
+}
+
+/// Logs in; returns the reply to PASS.
+fn login(c: &mut Ctrl) -> Reply {
+    assert_eq!(c.cmd(&format!("USER {USER}")).code, 331);
+    c.cmd(&format!("PASS {PASS}"))
+}
+
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn a_ban_on_one_node_refuses_the_address_on_the_others() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let a = node(&pg, "a", root.path(), |c| c.max_login_failures = 1);
+    let b = node(&pg, "b", root.path(), |c| c.max_login_failures = 1);
+    assert!(greeting(b.v4, "192.0.2.50").starts_with("220"));
+    let mut bad = client(a.v4, "192.0.2.50");
+    bad.cmd("USER judge");
+    bad.cmd("PASS wrong");
+    bad.cmd("USER judge");
+    let r = bad.cmd("PASS wrong");
+    assert_eq!(r.code, 421, "{}", r.text());
+    let took = eventually(Duration::from_secs(5), || {
+        greeting(b.v4, "192.0.2.50").starts_with("421")
+    });
+    let took = took.expect("the ban reached node b");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(
+        greeting(b.v4, "192.0.2.51").starts_with("220"),
+        "others still welcome"
+    );
+}
+
+#[test]
+fn session_limits_hold_across_nodes() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let limits = |c: &mut wharf::Config| {
+        c.max_sessions_per_user = 2;
+        c.max_sessions_per_ip = 3;
+    };
+    let a = node(&pg, "a", root.path(), limits);
+    let b = node(&pg, "b", root.path(), limits);
+    let mut one = client(a.v4, "192.0.2.1");
+    assert_eq!(login(&mut one).code, 230);
+    let mut two = client(b.v4, "192.0.2.2");
+    assert_eq!(login(&mut two).code, 230);
+    let mut three = client(b.v4, "192.0.2.3");
+    let r = login(&mut three);
+    assert_eq!(r.code, 421, "third session of the user: {}", r.text());
+    // One ends on node a: node b lets the next one in.
+    one.cmd("QUIT");
+    drop(one);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut c = client(b.v4, "192.0.2.4");
+            login(&mut c).code == 230
+        })
+        .is_some()
+    );
+    // Per address: three sessions from 192.0.2.9 spread over the nodes, the fourth refused.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let addr = if i % 2 == 0 { a.v4 } else { b.v4 };
+            let s = from(addr, "192.0.2.9");
+            let mut line = String::new();
+            std::io::BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.starts_with("220"), "{line}");
+            s
+        })
+        .collect();
+    assert!(
+        greeting(b.v4, "192.0.2.9").starts_with("421"),
+        "fourth from one address"
+    );
+    drop(held);
+}
+
+#[test]
+fn one_writer_per_name_across_nodes() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    // Data connections here come straight from the test, without PROXY headers.
+    let direct = |c: &mut wharf::Config| c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
+    let a = node(&pg, "a", root.path(), direct);
+    let b = node(&pg, "b", root.path(), direct);
+    let mut first = Ctrl::connect(a.v4);
+    assert_eq!(login(&mut first).code, 230);
+    let mut conn = first.epsv();
+    assert_eq!(first.cmd("STOR same.bin").code, 150);
+    conn.write_all(&bytes(100_000, 1)).unwrap();
+    let mut second = Ctrl::connect(b.v4);
+    assert_eq!(login(&mut second).code, 230);
+    let _data = second.epsv();
+    let r = second.cmd("STOR same.bin");
+    assert_eq!(r.code, 450, "{}", r.text());
+    drop(conn);
+    assert_eq!(first.read_reply().code, 226);
+    // The lock ends with the upload.
+    let (_, done) = second.stor("STOR same.bin", b"second");
+    assert_eq!(done.code, 226, "{}", done.text());
+    assert_eq!(
+        std::fs::read(root.path().join("same.bin")).unwrap(),
+        b"second"
+    );
+}
+
+#[test]
+fn database_away_follows_the_policy_and_recovers() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let strict = node(&pg, "strict", root.path(), |c| {
+        c.cluster.when_unavailable = wharf::cluster::Unavailable::Refuse;
+        c.max_sessions_per_user = 5;
+    });
+    let lenient = node(&pg, "lenient", root.path(), |c| c.max_sessions_per_user = 5);
+    pg.halt();
+    let start = Instant::now();
+    let mut c = client(strict.v4, "192.0.2.1");
+    let r = login(&mut c);
+    assert_eq!(r.code, 421, "{}", r.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let mut c = client(lenient.v4, "192.0.2.1");
+    assert_eq!(login(&mut c).code, 230, "policy local: allowed");
+    pg.resume();
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let mut c = client(strict.v4, "192.0.2.1");
+            login(&mut c).code == 230
+        })
+        .is_some(),
+        "logins work again once the database is back"
+    );
+}
