@@ -55,28 +55,24 @@ impl ProxyPolicy {
         self.mode != ProxyProtocol::Off
     }
 
-    /// Reads the header of a connection from `peer` and returns the client it names (the
-    /// peer itself for a v2 LOCAL header: the balancer's own health check).
+    /// Reads the header of a connection from `peer` and returns the client it names;
+    /// `None` for a v2 LOCAL header (the balancer's own health check, not a client).
     pub async fn read(
         &self,
         stream: &mut TcpStream,
         peer: SocketAddr,
         within: Duration,
-    ) -> Result<SocketAddr, ProxyError> {
+    ) -> Result<Option<SocketAddr>, ProxyError> {
         let from = peer.ip().to_canonical();
         if !self.trusted.iter().any(|n| n.contains(&from)) {
             return Err(ProxyError::Untrusted(from));
         }
-        tokio::time::timeout(within, self.read_header(stream, peer))
+        tokio::time::timeout(within, self.read_header(stream))
             .await
             .map_err(|_| ProxyError::Timeout(within))?
     }
 
-    async fn read_header(
-        &self,
-        stream: &mut TcpStream,
-        peer: SocketAddr,
-    ) -> Result<SocketAddr, ProxyError> {
+    async fn read_header(&self, stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyError> {
         let config = proxy_header::ParseConfig {
             include_tlvs: false,
             allow_v1: matches!(self.mode, ProxyProtocol::V1 | ProxyProtocol::Any),
@@ -94,7 +90,7 @@ impl ProxyPolicy {
                     let source = header.proxied_address().map(|a| a.source);
                     let mut used = vec![0u8; len];
                     stream.read_exact(&mut used).await.map_err(ProxyError::Io)?;
-                    return Ok(source.unwrap_or(peer));
+                    return Ok(source);
                 }
                 Err(proxy_header::Error::BufferTooShort) if n < MAX_HEADER => {
                     if n == seen {
@@ -140,7 +136,7 @@ mod tests {
             .read(&mut server, peer, Duration::from_secs(1))
             .await
             .unwrap();
-        assert_eq!(got, "192.0.2.7:40000".parse().unwrap());
+        assert_eq!(got, Some("192.0.2.7:40000".parse().unwrap()));
         let mut rest = [0u8; 8];
         server.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"USER x\r\n");
@@ -166,11 +162,11 @@ mod tests {
         client.write_all(&hdr[10..]).await.unwrap();
         client.write_all(b"data").await.unwrap();
         let (got, mut server) = reader.await.unwrap();
-        assert_eq!(got.unwrap(), "[2001:db8::5]:5000".parse().unwrap());
+        assert_eq!(got.unwrap(), Some("[2001:db8::5]:5000".parse().unwrap()));
         let mut rest = [0u8; 4];
         server.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"data");
-        // LOCAL (a health check): the connection's own peer.
+        // LOCAL (a health check): no client.
         let (mut client, mut server, peer) = pair().await;
         let mut hdr = Vec::new();
         proxy_header::ProxyHeader::with_local()
@@ -181,7 +177,7 @@ mod tests {
             .read(&mut server, peer, Duration::from_secs(1))
             .await
             .unwrap();
-        assert_eq!(got, peer);
+        assert_eq!(got, None);
     }
 
     #[tokio::test]

@@ -742,14 +742,16 @@ async fn accept_loop(
                 let policy = policy.borrow().clone();
                 let proxy = shared.config().proxy_policy(&policy);
                 if !proxy.enabled() {
-                    admit(stream, peer, &shared, policy);
+                    admit(stream, peer, &shared, policy, false);
                     continue;
                 }
                 // The header is read in its own task: a slow balancer never stalls accepting.
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     match proxy.read(&mut stream, peer, Duration::from_secs(5)).await {
-                        Ok(client) => admit(stream, client, &shared, policy),
+                        // A LOCAL header is the balancer's health check: never banned.
+                        Ok(Some(client)) => admit(stream, client, &shared, policy, false),
+                        Ok(None) => admit(stream, peer, &shared, policy, true),
                         Err(e) => {
                             shared.metrics.proxy_refused.inc();
                             tracing::warn!(from = %peer, error = %e, "connection closed: PROXY protocol");
@@ -767,16 +769,21 @@ async fn accept_loop(
 }
 
 /// Lets a connection from `peer` (the client, after any PROXY header) in, or refuses it
-/// (banned, too many sessions), and starts its session.
+/// (banned, too many sessions), and starts its session. A balancer's health check is
+/// `exempt` from bans.
 fn admit(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     policy: Arc<ListenerConfig>,
+    exempt: bool,
 ) {
     let ip = crate::datachan::canonical(peer.ip());
     let cfg = shared.config();
-    let admitted = match shared.guard.banned(ip, std::time::Instant::now()) {
+    let ban = (!exempt)
+        .then(|| shared.guard.banned(ip, std::time::Instant::now()))
+        .flatten();
+    let admitted = match ban {
         Some(left) => Err(crate::limits::Refusal(format!(
             "Too many failed logins from your address; banned for {} more seconds.",
             left.as_secs().max(1)

@@ -96,7 +96,7 @@ pub fn accept_passive(
             let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
             if let Some(p) = &proxy {
                 match p.read(&mut stream, from, Duration::from_secs(5)).await {
-                    Ok(client) => from = client,
+                    Ok(client) => from = client.unwrap_or(from),
                     Err(e) => {
                         tracing::warn!(%from, error = %e, "refused passive data connection");
                         continue;

@@ -10,6 +10,7 @@ mod clients_misc;
 mod clients_tls;
 mod clients_util;
 mod cluster;
+mod cluster_haproxy;
 mod harness;
 mod limits;
 mod ops;

@@ -34,7 +34,7 @@ fn binary() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
