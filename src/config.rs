@@ -1182,12 +1182,24 @@ mod example_tests {
             credentials_file: Some("/c".into()),
             ..StorageConfig::default()
         };
+        let cluster = crate::cluster::ClusterConfig {
+            database_url: Some("postgres://x".into()),
+            node: Some("n".into()),
+            ..Default::default()
+        };
         let value = toml::Value::try_from(&full).unwrap();
         let storage = toml::Value::try_from(&storage).unwrap();
+        let cluster = toml::Value::try_from(&cluster).unwrap();
         let mut missing = Vec::new();
         let keys = value.as_table().unwrap().keys();
-        for key in keys.chain(storage.as_table().unwrap().keys()) {
-            if !text.contains(&format!("{key} =")) && !text.contains(&format!("[[{key}]]")) {
+        let keys = keys
+            .chain(storage.as_table().unwrap().keys())
+            .chain(cluster.as_table().unwrap().keys());
+        for key in keys {
+            if !text.contains(&format!("{key} ="))
+                && !text.contains(&format!("[[{key}]]"))
+                && !text.contains(&format!("[{key}]"))
+            {
                 missing.push(key.clone());
             }
         }

@@ -193,3 +193,32 @@ fn database_away_follows_the_policy_and_recovers() {
         "logins work again once the database is back"
     );
 }
+
+#[test]
+fn a_dead_nodes_sessions_stop_counting() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let a = node(&pg, "a", root.path(), |c| c.max_sessions_per_user = 2);
+    // A node that stopped beating 10 s ago (node_timeout is 3 s), still listed with two
+    // sessions of the user.
+    let url = pg.url();
+    crate::s3::block(async move {
+        let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        db.batch_execute(&format!(
+            "INSERT INTO wharf_nodes (name, seen) VALUES ('ghost', now() - interval '10 seconds');
+             INSERT INTO wharf_sessions (node, id, client, username) VALUES
+               ('ghost', 1, '192.0.2.1', '{USER}'), ('ghost', 2, '192.0.2.1', '{USER}');"
+        ))
+        .await
+        .unwrap();
+    });
+    let mut c = client(a.v4, "192.0.2.1");
+    assert_eq!(login(&mut c).code, 230, "the ghost's sessions do not count");
+    let mut d = client(a.v4, "192.0.2.1");
+    assert_eq!(login(&mut d).code, 230);
+    let mut e = client(a.v4, "192.0.2.1");
+    assert_eq!(login(&mut e).code, 421, "the live node's own do");
+}
