@@ -16,51 +16,17 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from benchlib import REPO, Procs, build, cpu_s, free_port, loadgen, rss_kib, wait_port
 KEY = "GK0123456789abcdef01234567"
 SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 BUCKET = "bench"
 PART = 8 << 20
 IN_FLIGHT = 2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, what, limit=30):
-    start = time.time()
-    while time.time() - start < limit:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{what} did not start on port {port}")
-
-
-def rss_kib(pid):
-    """Resident and peak resident memory of a process, KiB."""
-    out = {}
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "VmHWM"):
-            out[k] = int(v.split()[0])
-    return out
-
-
-def cpu_s(pid):
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():
@@ -71,32 +37,15 @@ def main():
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
 
-    cache = pathlib.Path(os.environ.get("WHARF_BENCH_CACHE", pathlib.Path.home() / ".cache/wharf-bench"))
-    target = cache / "target"
-    print("building wharf and wharf-loadgen (release)...", flush=True)
-    subprocess.run(
-        ["cargo", "build", "--release", "-q", "-p", "wharf", "-p", "wharf-loadgen"],
-        cwd=REPO, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(target)},
-    )
-    wharf = target / "release/wharf"
-    loadgen = target / "release/wharf-loadgen"
+    wharf, lg = build()
     garage = subprocess.run([str(REPO / ".ci/install-garage")], check=True,
                             capture_output=True, text=True).stdout.strip()
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="wharf-s3-bench-"))
-    procs = []
+    procs = Procs()
 
     def stop_all(*_):
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
 
     signal.signal(signal.SIGINT, lambda *_: (stop_all(), sys.exit(130)))
@@ -111,10 +60,8 @@ def main():
         env = {**os.environ, "GARAGE_DEFAULT_ACCESS_KEY": KEY, "GARAGE_DEFAULT_SECRET_KEY": SECRET,
                "GARAGE_DEFAULT_BUCKET": BUCKET, "RUST_LOG": "warn"}
         log = open(work / "garage.log", "w")
-        g = subprocess.Popen([garage, "-c", str(work / "garage.toml"), "server", "--single-node",
-                              "--default-bucket"], env=env, stdout=log, stderr=log,
-                             start_new_session=True)
-        procs.append(g)
+        procs.start([garage, "-c", str(work / "garage.toml"), "server", "--single-node",
+                     "--default-bucket"], log, env=env)
         wait_port(s3port, "garage")
         creds = work / "credentials"
         creds.write_text(f"access_key_id = {KEY}\nsecret_access_key = {SECRET}\n")
@@ -127,9 +74,7 @@ def main():
             f'credentials_file = "{creds}"\npart_size = {PART}\nparts_in_flight = {IN_FLIGHT}\n'
         )
         wlog = open(work / "wharf.log", "w")
-        w = subprocess.Popen([str(wharf), "serve", "--config", str(work / "wharf.toml")],
-                             stdout=wlog, stderr=wlog, start_new_session=True)
-        procs.append(w)
+        w = procs.start([str(wharf), "serve", "--config", str(work / "wharf.toml")], wlog)
         wait_port(ftp, "wharf")
 
         s3args = ["--endpoint", endpoint, "--bucket", BUCKET, "--region", "garage",
@@ -138,12 +83,7 @@ def main():
         size = a.size_mib << 20
 
         def run(args):
-            out = subprocess.run([str(loadgen), *args], capture_output=True, text=True)
-            line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else "{}"
-            r = json.loads(line)
-            if out.returncode != 0 or r.get("error"):
-                sys.exit(f"loadgen {' '.join(args)} failed: {r.get('error')} {out.stderr[-500:]}")
-            return r
+            return loadgen(lg, args)
 
         print("preparing objects...", flush=True)
         for key, n in ((f"ftp/big.bin", size), ("ftp/small.bin", 16384)):
