@@ -395,7 +395,20 @@ fn hash_password() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Large buffers (transfer buffers, S3 parts) always come from mmap and go back to the
+/// system when freed. glibc otherwise raises its mmap threshold after the first such free
+/// and serves later ones from per-thread heaps, where they stay: measured, 1 GiB S3
+/// uploads took the resident size from 80 MB to 360 MB.
+fn fixed_mmap_threshold() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning (thread-safe); called once at start.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
+    fixed_mmap_threshold();
     let pid_file = args.pid_file.clone();
     let reload_args = args.clone();
     let config = match args.config() {
