@@ -1825,7 +1825,7 @@ impl Session {
         let job = match sink {
             Sink::File(file) => Job::Receive { file, ascii },
             Sink::Object(upload) => {
-                let upload = Arc::new(tokio::sync::Mutex::new(upload));
+                let upload = Arc::new(tokio::sync::Mutex::new(*upload));
                 Job::ReceiveObject { upload, ascii }
             }
         };

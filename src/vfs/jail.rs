@@ -83,7 +83,7 @@ pub enum Source {
 /// Where an upload's bytes go.
 pub enum Sink {
     File(std::fs::File),
-    Object(Upload),
+    Object(Box<Upload>),
 }
 
 macro_rules! each {
@@ -198,7 +198,7 @@ impl Jail {
                     WriteMode::At(n) => UploadStart::ResumeAt(n),
                     WriteMode::Append => UploadStart::Append,
                 };
-                o.upload(path, how).await.map(Sink::Object)
+                o.upload(path, how).await.map(|u| Sink::Object(Box::new(u)))
             }
         }
     }

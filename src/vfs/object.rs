@@ -596,6 +596,7 @@ impl ObjectStore {
             etags: Vec::new(),
             in_flight: tokio::task::JoinSet::new(),
             spare: Vec::new(),
+            returning: Vec::new(),
             buf: BytesMut::new(),
             stored: 0,
         };
@@ -773,6 +774,9 @@ pub struct Upload {
     /// Part buffers whose parts are sent: an upload allocates at most
     /// `parts_in_flight + 1` of them, however long it is.
     spare: Vec<BytesMut>,
+    /// Sent parts whose buffer the HTTP client may still hold for a moment after the
+    /// reply; they become spares once it lets go.
+    returning: Vec<Bytes>,
     buf: BytesMut,
     /// Bytes handed to parts (sent, in flight, or resumed).
     stored: u64,
@@ -823,25 +827,47 @@ impl Upload {
         let ps = self.store.part_size;
         let mut data = data;
         while !data.is_empty() {
-            if self.buf.capacity() == self.buf.len() {
-                if let (true, Some(spare)) = (self.buf.is_empty(), self.spare.pop()) {
-                    self.buf = spare;
-                } else {
-                    // Grow towards one part, not past it: memory follows what arrives.
-                    let want = (self.buf.len() * 2).clamp(64 << 10, ps) - self.buf.len();
-                    self.buf.reserve(want.max(1));
-                }
+            if self.buf.len() == self.buf.capacity() {
+                self.make_room(ps);
             }
-            let room = ps - self.buf.len();
-            let take = room.min(data.len());
+            let take = (self.buf.capacity() - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
             data = &data[take..];
             if self.buf.len() >= ps {
-                let part = self.buf.split().freeze();
+                let part = std::mem::take(&mut self.buf).freeze();
                 self.send_part(part).await?;
             }
         }
         Ok(())
+    }
+
+    /// A buffer with room, of exact sizes (never more than a part): a spare one, or the
+    /// first buffer growing ×4 from 64 KiB, so that memory follows what arrives.
+    fn make_room(&mut self, ps: usize) {
+        if self.buf.is_empty() {
+            self.reclaim();
+            let first = self.etags.is_empty();
+            self.buf = self.spare.pop().unwrap_or_else(|| {
+                BytesMut::with_capacity(if first { (64 << 10).min(ps) } else { ps })
+            });
+        } else {
+            let mut bigger = BytesMut::with_capacity((self.buf.capacity() * 4).min(ps));
+            bigger.extend_from_slice(&self.buf);
+            self.buf = bigger;
+        }
+    }
+
+    /// Turns the sent parts nobody else holds any more into spare buffers.
+    fn reclaim(&mut self) {
+        for part in std::mem::take(&mut self.returning) {
+            match part.try_into_mut() {
+                Ok(mut buf) => {
+                    buf.clear();
+                    self.spare.push(buf);
+                }
+                Err(still_held) => self.returning.push(still_held),
+            }
+        }
     }
 
     async fn send_part(&mut self, part: Bytes) -> Result<(), Error> {
@@ -872,10 +898,7 @@ impl Upload {
         if let Some(done) = self.in_flight.join_next().await {
             let (index, etag, part) = done.map_err(|_| Error::Storage)??;
             self.etags[index] = etag;
-            if let Ok(mut buf) = part.try_into_mut() {
-                buf.clear();
-                self.spare.push(buf);
-            }
+            self.returning.push(part);
         }
         Ok(())
     }
