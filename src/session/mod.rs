@@ -56,13 +56,13 @@ pub async fn run(
     else {
         return;
     };
-    if session.join_cluster().await {
+    if Box::pin(session.join_cluster()).await {
         session.serve().instrument(span).await;
     }
     if session.registered
         && let Some(c) = &session.shared.cluster
     {
-        c.end(session.listed.view.id).await;
+        Box::pin(c.end(session.listed.view.id)).await;
     }
     session.shared.metrics.sessions_current.dec();
 }
@@ -838,10 +838,8 @@ impl Session {
             return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
         }
         if let Some(c) = self.shared.cluster.clone() {
-            match c
-                .login(self.listed.view.id, self.peer, &grant.user, max)
-                .await
-            {
+            // Boxed, like every rare and big future here: the session's task stays small.
+            match Box::pin(c.login(self.listed.view.id, self.peer, &grant.user, max)).await {
                 Ok(registered) => self.registered |= registered,
                 Err(denied) => {
                     info!(user = %grant.user, reason = ?denied, "login refused by the cluster");
@@ -1280,7 +1278,9 @@ impl Session {
                 if let (Some(store), TransferType::Image) = (jail.object(), self.ty) {
                     // On S3, what an interrupted upload of this name has stored, so
                     // that `curl -C -` and lftp resume it.
-                    let size = store.size(&target).await.map_err(|e| e.reply(Op::Other))?;
+                    let size = Box::pin(store.size(&target))
+                        .await
+                        .map_err(|e| e.reply(Op::Other))?;
                     return Ok(Some(Reply::new(Code::FileStatus, size.to_string())));
                 }
                 let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
@@ -1744,7 +1744,7 @@ impl Session {
         self.need_data()?;
         if let Some(c) = self.shared.cluster.clone() {
             // One writer per name across the nodes, held until the transfer ends.
-            match c.lock_upload(&jail.lock_key(&target)).await {
+            match Box::pin(c.lock_upload(&jail.lock_key(&target))).await {
                 Ok(lock) => self.upload_lock = lock,
                 Err(crate::cluster::LockError::Busy) => {
                     return Err(reply(
@@ -2027,16 +2027,16 @@ impl Session {
         if let Some(upload) = t.upload.take() {
             let mut upload = upload.lock().await;
             if ok {
-                if let Err(e) = upload.finish().await {
-                    upload.abort().await;
+                if let Err(e) = Box::pin(upload.finish()).await {
+                    Box::pin(upload.abort()).await;
                     self.log_transfer(&t, bytes, "commit failed", None);
                     return self.send(e.reply(Op::Store)).await;
                 }
             } else if matches!(&res, Ok(Err(TransferError::File(_)))) {
-                upload.abort().await;
+                Box::pin(upload.abort()).await;
             } else {
                 // The client went away: what is stored stays resumable.
-                upload.interrupt().await;
+                Box::pin(upload.interrupt()).await;
             }
         }
         let mut done = t.done.clone();
@@ -2136,9 +2136,9 @@ impl Session {
         if let Some(upload) = t.upload.take() {
             let mut upload = upload.lock().await;
             if why == "aborted" {
-                upload.abort().await;
+                Box::pin(upload.abort()).await;
             } else {
-                upload.interrupt().await;
+                Box::pin(upload.interrupt()).await;
             }
         }
         self.log_transfer(&t, t.progress.load(Ordering::Relaxed), why, None);

@@ -86,13 +86,16 @@ pub enum Sink {
     Object(Box<Upload>),
 }
 
+/// Runs the same `Storage` call on either backend. The S3 futures are big (HTTP
+/// requests inside) and boxed, so that a session's task, which holds the largest future it
+/// may await, stays small for the many sessions on local roots.
 macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
-            Jail::Disk($s) => $e,
+            Jail::Disk($s) => $e.await,
             Jail::Object(o) => {
                 let $s: &ObjectStore = o;
-                $e
+                Box::pin($e).await
             }
         }
     };
@@ -134,31 +137,31 @@ impl Jail {
     }
 
     pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
-        each!(self, s => Storage::stat(s, path).await)
+        each!(self, s => Storage::stat(s, path))
     }
 
     pub async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error> {
-        each!(self, s => Storage::list(s, path).await)
+        each!(self, s => Storage::list(s, path))
     }
 
     pub async fn exists(&self, path: &VPath) -> Result<bool, Error> {
-        each!(self, s => Storage::exists(s, path).await)
+        each!(self, s => Storage::exists(s, path))
     }
 
     pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
-        each!(self, s => Storage::mkdir(s, path).await)
+        each!(self, s => Storage::mkdir(s, path))
     }
 
     pub async fn rmdir(&self, path: &VPath) -> Result<(), Error> {
-        each!(self, s => Storage::rmdir(s, path).await)
+        each!(self, s => Storage::rmdir(s, path))
     }
 
     pub async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
-        each!(self, s => Storage::remove_file(s, path).await)
+        each!(self, s => Storage::remove_file(s, path))
     }
 
     pub async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
-        each!(self, s => Storage::rename(s, from, to).await)
+        each!(self, s => Storage::rename(s, from, to))
     }
 
     /// SIZE in TYPE I: a file's size; on S3, the bytes an interrupted upload of that name
@@ -166,7 +169,7 @@ impl Jail {
     pub async fn size(&self, path: &VPath) -> Result<u64, Error> {
         match self {
             Jail::Disk(d) => d.stat(path).await.map(|e| e.size),
-            Jail::Object(o) => o.size(path).await,
+            Jail::Object(o) => Box::pin(o.size(path)).await,
         }
     }
 
@@ -178,7 +181,7 @@ impl Jail {
                 Ok((Source::File(f), len))
             }
             Jail::Object(o) => {
-                let (s, len) = o.open_read(path, offset).await?;
+                let (s, len) = Box::pin(o.open_read(path, offset)).await?;
                 Ok((Source::Stream(s), len))
             }
         }
@@ -230,7 +233,7 @@ impl Jail {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64))
             }
-            Jail::Object(o) => o.stat(path).await.map(|e| e.mtime),
+            Jail::Object(o) => Box::pin(o.stat(path)).await.map(|e| e.mtime),
         }
     }
 }
