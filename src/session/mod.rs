@@ -338,8 +338,9 @@ struct Session {
     verb: &'static str,
     /// Counted in the cluster's shared session table (to be removed at the end).
     registered: bool,
-    /// The cluster-wide lock on the name being uploaded, until the transfer ends.
-    upload_lock: Option<crate::cluster::UploadLock>,
+    /// The cluster-wide lock on the name being uploaded, until the transfer ends (boxed:
+    /// it holds a database connection, and most sessions never have one).
+    upload_lock: Option<Box<crate::cluster::UploadLock>>,
 }
 
 enum Flow {
@@ -1745,7 +1746,7 @@ impl Session {
         if let Some(c) = self.shared.cluster.clone() {
             // One writer per name across the nodes, held until the transfer ends.
             match Box::pin(c.lock_upload(&jail.lock_key(&target))).await {
-                Ok(lock) => self.upload_lock = lock,
+                Ok(lock) => self.upload_lock = lock.map(Box::new),
                 Err(crate::cluster::LockError::Busy) => {
                     return Err(reply(
                         Code::FileBusy,
