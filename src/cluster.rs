@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Object, Pool};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::limits::Refusal;
 
 /// `[cluster]`.
@@ -64,15 +65,6 @@ pub enum Unavailable {
 pub enum Denied {
     /// A limit across the nodes; the text goes into the 421 reply.
     Limit(Refusal),
-    /// The database did not answer and the policy is `refuse`.
-    Unavailable,
-}
-
-/// Why an upload lock was not taken.
-#[derive(Debug)]
-pub enum LockError {
-    /// Another session (on any node) is writing this name.
-    Busy,
     /// The database did not answer and the policy is `refuse`.
     Unavailable,
 }
@@ -368,41 +360,19 @@ impl Cluster {
     /// Counts a new session from `client` across the nodes (`max` > 0 only); refuses it
     /// past the limit. `Ok(true)`: the session was registered and must be ended.
     pub async fn admit(&self, id: u64, client: IpAddr, max: usize) -> Result<bool, Denied> {
-        if !self.ready.load(Ordering::Relaxed) {
-            return self.unavailable().map(|_| false);
-        }
-        if max == 0 {
-            return Ok(false);
-        }
-        let id = id as i64;
-        if self
-            .exec(
-                "INSERT INTO wharf_sessions (node, id, client) VALUES ($1, $2, $3)
-                 ON CONFLICT (node, id) DO UPDATE SET client = EXCLUDED.client",
-                &[&self.node, &id, &client],
-            )
-            .await
-            .is_none()
-        {
-            return self.unavailable().map(|_| false);
-        }
-        let n = self
-            .count(
-                "SELECT count(*) FROM wharf_sessions s JOIN wharf_nodes n ON n.name = s.node
-                 WHERE s.client = $1 AND n.seen > now() - make_interval(secs => $2)",
-                &[&client, &self.node_timeout.as_secs_f64()],
-            )
-            .await;
-        match n {
-            Some(n) if n as usize > max => {
-                self.end(id as u64).await;
-                Err(Denied::Limit(Refusal(format!(
-                    "Too many sessions from your address ({max}); try again later."
-                ))))
-            }
-            Some(_) => Ok(true),
-            None => self.unavailable().map(|_| true),
-        }
+        let record = "INSERT INTO wharf_sessions (node, id, client) VALUES ($1, $2, $3)
+             ON CONFLICT (node, id) DO UPDATE SET client = EXCLUDED.client";
+        let over = || Denied::Limit(Refusal::per_ip(max));
+        let undo = "DELETE FROM wharf_sessions WHERE node = $1 AND id = $2";
+        self.counted(
+            id,
+            max,
+            (record, &[&client]),
+            ("s.client", &client),
+            undo,
+            over,
+        )
+        .await
     }
 
     /// Counts a login of `user` across the nodes (`max` > 0 only); refuses it past the
@@ -414,6 +384,34 @@ impl Cluster {
         user: &str,
         max: usize,
     ) -> Result<bool, Denied> {
+        let record =
+            "INSERT INTO wharf_sessions (node, id, client, username) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (node, id) DO UPDATE SET username = EXCLUDED.username";
+        let over = || Denied::Limit(Refusal::per_user(max));
+        let undo = "UPDATE wharf_sessions SET username = NULL WHERE node = $1 AND id = $2";
+        self.counted(
+            id,
+            max,
+            (record, &[&client, &user]),
+            ("s.username", &user),
+            undo,
+            over,
+        )
+        .await
+    }
+
+    /// Records this session (`record`, with node and id as $1 and $2 before `extra`), then
+    /// counts the live nodes' sessions whose `column` equals `value`; past `max`, runs
+    /// `undo` (node, id) and refuses with `over`.
+    async fn counted(
+        &self,
+        id: u64,
+        max: usize,
+        (record, extra): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
+        (column, value): (&str, &(dyn tokio_postgres::types::ToSql + Sync)),
+        undo: &str,
+        over: impl FnOnce() -> Denied,
+    ) -> Result<bool, Denied> {
         if !self.ready.load(Ordering::Relaxed) {
             return self.unavailable().map(|_| false);
         }
@@ -421,34 +419,22 @@ impl Cluster {
             return Ok(false);
         }
         let id = id as i64;
-        if self
-            .exec(
-                "INSERT INTO wharf_sessions (node, id, client, username) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (node, id) DO UPDATE SET username = EXCLUDED.username",
-                &[&self.node, &id, &client, &user],
-            )
-            .await
-            .is_none()
-        {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&self.node, &id];
+        params.extend_from_slice(extra);
+        if self.exec(record, &params).await.is_none() {
             return self.unavailable().map(|_| false);
         }
-        let n = self
-            .count(
-                "SELECT count(*) FROM wharf_sessions s JOIN wharf_nodes n ON n.name = s.node
-                 WHERE s.username = $1 AND n.seen > now() - make_interval(secs => $2)",
-                &[&user, &self.node_timeout.as_secs_f64()],
-            )
-            .await;
-        match n {
+        let count = format!(
+            "SELECT count(*) FROM wharf_sessions s JOIN wharf_nodes n ON n.name = s.node
+             WHERE {column} = $1 AND n.seen > now() - make_interval(secs => $2)"
+        );
+        match self
+            .count(&count, &[value, &self.node_timeout.as_secs_f64()])
+            .await
+        {
             Some(n) if n as usize > max => {
-                self.exec(
-                    "UPDATE wharf_sessions SET username = NULL WHERE node = $1 AND id = $2",
-                    &[&self.node, &id],
-                )
-                .await;
-                Err(Denied::Limit(Refusal(format!(
-                    "Too many sessions for this user ({max}); try again later."
-                ))))
+                self.exec(undo, &[&self.node, &id]).await;
+                Err(over())
             }
             Some(_) => Ok(true),
             None => self.unavailable().map(|_| true),
@@ -466,10 +452,12 @@ impl Cluster {
 
     /// Takes the upload lock of `key` (a storage location and path) for as long as the
     /// returned guard lives. `Ok(None)`: no lock (database unreachable, policy `local`).
-    pub async fn lock_upload(&self, key: &str) -> Result<Option<UploadLock>, LockError> {
+    /// `Busy` when another session holds it; `SharedState` when the database did not
+    /// answer and the policy is `refuse`.
+    pub async fn lock_upload(&self, key: &str) -> Result<Option<UploadLock>, Error> {
         let unavailable = || match self.policy {
             Unavailable::Local => Ok(None),
-            Unavailable::Refuse => Err(LockError::Unavailable),
+            Unavailable::Refuse => Err(Error::SharedState),
         };
         if !self.ready.load(Ordering::Relaxed) {
             return unavailable();
@@ -488,7 +476,7 @@ impl Cluster {
                 client: Some(c),
                 id,
             })),
-            Ok(Ok(_)) => Err(LockError::Busy),
+            Ok(Ok(_)) => Err(Error::Busy),
             _ => unavailable(),
         }
     }

@@ -37,6 +37,12 @@ pub enum Error {
     /// The storage cannot do this (SITE CHMOD on an S3 root).
     #[error("not supported by this storage")]
     Unsupported,
+    /// Another session, on this node or another, is uploading this name.
+    #[error("name being uploaded elsewhere")]
+    Busy,
+    /// The cluster's shared state (PostgreSQL) did not answer.
+    #[error("shared state unavailable")]
+    SharedState,
     /// REST + STOR at an offset an interrupted upload cannot go on from.
     #[error("resume possible only at offset {0}")]
     ResumeAt(u64),
@@ -130,6 +136,14 @@ impl Error {
                 "Storage unavailable or too slow; try again later.",
             ),
             Error::Unsupported => (Code::FileUnavailable, "Not supported by this storage."),
+            Error::Busy => (
+                Code::FileBusy,
+                "File busy: another upload of this name is in progress.",
+            ),
+            Error::SharedState => (
+                Code::LocalError,
+                "Shared state unavailable; try again later.",
+            ),
             Error::ResumeAt(_) | Error::Io(_) => (Code::LocalError, "Local error in processing."),
         };
         Reply::new(code, text)

@@ -59,6 +59,22 @@ struct Counts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
 
+impl Refusal {
+    /// `max` sessions from one client address (here, or across a cluster's nodes).
+    pub fn per_ip(max: usize) -> Refusal {
+        Refusal(format!(
+            "Too many sessions from your address ({max}); try again later."
+        ))
+    }
+
+    /// `max` sessions of one user (here, or across a cluster's nodes).
+    pub fn per_user(max: usize) -> Refusal {
+        Refusal(format!(
+            "Too many sessions for this user ({max}); try again later."
+        ))
+    }
+}
+
 /// Holds one admitted session's place; releases it when dropped.
 #[derive(Debug)]
 pub struct SessionSlot {
@@ -84,9 +100,7 @@ impl Sessions {
         }
         let here = c.by_ip.get(&ip).copied().unwrap_or(0);
         if max_per_ip > 0 && here >= max_per_ip {
-            return Err(Refusal(format!(
-                "Too many sessions from your address ({max_per_ip}); try again later."
-            )));
+            return Err(Refusal::per_ip(max_per_ip));
         }
         c.total += 1;
         *c.by_ip.entry(ip).or_default() += 1;
@@ -116,9 +130,7 @@ impl SessionSlot {
         }
         let now = c.by_user.get(user).copied().unwrap_or(0);
         if max > 0 && now >= max {
-            return Err(Refusal(format!(
-                "Too many sessions for this user ({max}); try again later."
-            )));
+            return Err(Refusal::per_user(max));
         }
         if let Some(old) = self.user.take() {
             release(&mut c.by_user, &old);

@@ -94,8 +94,9 @@ impl ProxyPolicy {
                 }
                 Err(proxy_header::Error::BufferTooShort) if n < MAX_HEADER => {
                     if n == seen {
-                        // Nothing new yet: wait for more to arrive.
-                        stream.readable().await.map_err(ProxyError::Io)?;
+                        // A header cut across segments (rare). Peeked bytes keep the
+                        // socket readable, so readiness cannot signal more: look again
+                        // shortly, within the caller's timeout.
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     seen = n;

@@ -437,7 +437,7 @@ impl Session {
                             continue;
                         }
                         Event::Kick => {
-                            Box::pin(self.cancel_transfer("aborted: session kicked")).await;
+                            Box::pin(self.cancel_transfer("aborted: session kicked", true)).await;
                             let _ = self
                                 .send(reply(
                                     Code::ServiceNotAvailable,
@@ -448,7 +448,7 @@ impl Session {
                         }
                         Event::Stop => {
                             if *self.stopping.borrow() == Stopping::Abort
-                                && Box::pin(self.cancel_transfer("aborted at shutdown")).await
+                                && Box::pin(self.cancel_transfer("aborted at shutdown", true)).await
                             {
                                 let _ = self
                                     .send(reply(
@@ -470,7 +470,7 @@ impl Session {
                 Ok(Flow::Quit) | Err(_) => break,
             }
         }
-        Box::pin(self.cancel_transfer("aborted: connection closed")).await;
+        Box::pin(self.cancel_transfer("aborted: connection closed", true)).await;
         // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
         info!("disconnect");
@@ -1745,21 +1745,10 @@ impl Session {
         self.need_data()?;
         if let Some(c) = self.shared.cluster.clone() {
             // One writer per name across the nodes, held until the transfer ends.
-            match Box::pin(c.lock_upload(&jail.lock_key(&target))).await {
-                Ok(lock) => self.upload_lock = lock.map(Box::new),
-                Err(crate::cluster::LockError::Busy) => {
-                    return Err(reply(
-                        Code::FileBusy,
-                        "File busy: another upload of this name is in progress.",
-                    ));
-                }
-                Err(crate::cluster::LockError::Unavailable) => {
-                    return Err(reply(
-                        Code::LocalError,
-                        "Shared state unavailable; try again later.",
-                    ));
-                }
-            }
+            let lock = Box::pin(c.lock_upload(&jail.lock_key(&target)))
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            self.upload_lock = lock.map(Box::new);
         }
         let requested = target.clone();
         // S3 uploads are atomic by themselves: the object appears when complete.
@@ -1768,13 +1757,7 @@ impl Session {
             && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
             && !object;
         let (sink, target, commit) = if object && mode == WriteMode::CreateNew {
-            let mut target = target;
-            if jail.exists(&target).await.map_err(|e| e.reply(Op::Store))? {
-                if !unique {
-                    return Err(Error::Exists.reply(Op::Store));
-                }
-                target = free_name(jail, &target).await?;
-            }
+            let target = claim_name(jail, target, unique).await?;
             let sink = jail
                 .open_write(&target, mode)
                 .await
@@ -1782,15 +1765,11 @@ impl Session {
             (sink, target, None)
         } else if atomic {
             // Refuse a taken name now rather than after the whole upload.
-            let mut target = target;
-            if mode == WriteMode::CreateNew
-                && jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?
-            {
-                if !unique {
-                    return Err(Error::Exists.reply(Op::Store));
-                }
-                target = free_name(jail, &target).await?;
-            }
+            let target = if mode == WriteMode::CreateNew {
+                claim_name(jail, target, unique).await?
+            } else {
+                target
+            };
             let temp = target.upload_temp();
             let sink = jail
                 .open_write(&temp, WriteMode::CreateNew)
@@ -2114,8 +2093,9 @@ impl Session {
 
     /// Stops the running transfer, if any: its task is aborted (closing the data
     /// connection), an atomic upload is removed, and the transfer is logged with `why`.
+    /// An S3 upload stays `resumable` (the session ends under it) or is aborted (ABOR).
     /// Returns whether there was one.
-    async fn cancel_transfer(&mut self, why: &str) -> bool {
+    async fn cancel_transfer(&mut self, why: &str, resumable: bool) -> bool {
         let Some(mut t) = self.transfer.take() else {
             return false;
         };
@@ -2136,10 +2116,10 @@ impl Session {
         }
         if let Some(upload) = t.upload.take() {
             let mut upload = upload.lock().await;
-            if why == "aborted" {
-                Box::pin(upload.abort()).await;
-            } else {
+            if resumable {
                 Box::pin(upload.interrupt()).await;
+            } else {
+                Box::pin(upload.abort()).await;
             }
         }
         self.log_transfer(&t, t.progress.load(Ordering::Relaxed), why, None);
@@ -2161,7 +2141,7 @@ impl Session {
                 .await;
         }
         self.transfer = Some(t);
-        self.cancel_transfer("aborted").await;
+        self.cancel_transfer("aborted", false).await;
         self.send(reply(
             Code::TransferAborted,
             "Connection closed; transfer aborted.",
@@ -2297,6 +2277,18 @@ async fn free_name(jail: &Jail, target: &VPath) -> Result<VPath, Reply> {
         }
     }
     Err(Error::Exists.reply(Op::Store))
+}
+
+/// The name a no-overwrite upload goes to: `target` if free, else (with `unique`) the
+/// first free `name.N`, else refused.
+async fn claim_name(jail: &Jail, target: VPath, unique: bool) -> Result<VPath, Reply> {
+    if !jail.exists(&target).await.map_err(|e| e.reply(Op::Store))? {
+        return Ok(target);
+    }
+    if !unique {
+        return Err(Error::Exists.reply(Op::Store));
+    }
+    free_name(jail, &target).await
 }
 
 /// Moves a finished atomic upload under its name. Returns the name it got.

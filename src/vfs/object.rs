@@ -309,25 +309,18 @@ impl ObjectStore {
         Ok(l.try_next().await.map_err(storage_error)?.is_some())
     }
 
-    /// Entries of a directory, page by page as S3 returns them (1,000 keys a request).
+    /// Entries of a directory, sorted; `NotFound` if the directory does not exist.
     pub async fn list(&self, path: &VPath) -> Result<Vec<Entry>, Error> {
-        let mut out = Vec::new();
-        self.list_each(path, |e| out.push(e)).await?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    /// Calls `each` for every entry of a directory as the pages arrive; `NotFound` if the
-    /// directory does not exist.
-    pub async fn list_each(&self, path: &VPath, mut each: impl FnMut(Entry)) -> Result<(), Error> {
         let mut entries = self.entries(path).await?;
+        let mut out = Vec::new();
         while let Some(e) = entries.next().await? {
-            each(e);
+            out.push(e);
         }
         if !entries.seen {
             return Err(Error::NotFound);
         }
-        Ok(())
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// The entries of a directory, read a page (1,000 keys) at a time.
