@@ -504,23 +504,36 @@ impl std::fmt::Debug for UploadLock {
     }
 }
 
+impl UploadLock {
+    /// Releases the lock now, so that the client told the upload is done can write the
+    /// name again at once, through any node.
+    pub async fn release(mut self) {
+        if let Some(c) = self.client.take() {
+            unlock(c, self.id).await;
+        }
+    }
+}
+
+async fn unlock(c: Object, id: i64) {
+    let unlocked = tokio::time::timeout(
+        OP_TIMEOUT,
+        c.execute("SELECT pg_advisory_unlock($1)", &[&id]),
+    )
+    .await;
+    if !matches!(unlocked, Ok(Ok(_))) {
+        // Never hand a connection that may still hold the lock back to the pool.
+        let _ = Object::take(c);
+    }
+}
+
 impl Drop for UploadLock {
+    /// A lock not released on purpose (an early return) is released in the background.
     fn drop(&mut self) {
         let (Some(c), id) = (self.client.take(), self.id) else {
             return;
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let unlocked = tokio::time::timeout(
-                    OP_TIMEOUT,
-                    c.execute("SELECT pg_advisory_unlock($1)", &[&id]),
-                )
-                .await;
-                if !matches!(unlocked, Ok(Ok(_))) {
-                    // Never hand a connection that may still hold the lock back to the pool.
-                    let _ = Object::take(c);
-                }
-            });
+            rt.spawn(unlock(c, id));
         }
     }
 }

@@ -1992,8 +1992,8 @@ impl Session {
         let Some(mut t) = self.transfer.take() else {
             return Ok(());
         };
-        // Released once the upload is settled (this function's end).
-        let _lock = self.upload_lock.take();
+        // Released once the upload is settled, before the reply.
+        let lock = self.upload_lock.take();
         let bytes = t.progress.load(Ordering::Relaxed);
         let mut ok = matches!(&res, Ok(Ok(_)))
             || matches!(&res, Ok(Err(TransferError::Data(DataError::Tls(e))))
@@ -2033,6 +2033,9 @@ impl Session {
                 }
                 Err(_) => {}
             }
+        }
+        if let Some(lock) = lock {
+            Box::pin(lock.release()).await;
         }
         if ok && t.direction == Direction::Upload {
             self.upload_hook(&t.path).await;
@@ -2099,7 +2102,7 @@ impl Session {
         let Some(mut t) = self.transfer.take() else {
             return false;
         };
-        let _lock = self.upload_lock.take();
+        let lock = self.upload_lock.take();
         t.cancel.cancel();
         // An upload first writes out what it has received (bounded); anything else, and
         // an upload that does not stop in time, ends at once.
@@ -2121,6 +2124,9 @@ impl Session {
             } else {
                 Box::pin(upload.abort()).await;
             }
+        }
+        if let Some(lock) = lock {
+            Box::pin(lock.release()).await;
         }
         self.log_transfer(&t, t.progress.load(Ordering::Relaxed), why, None);
         true
