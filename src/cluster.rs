@@ -70,7 +70,8 @@ pub enum Denied {
 }
 
 /// Schema changes, applied in order once each (`wharf_schema` keeps the version).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE wharf_nodes (
         name text PRIMARY KEY,
         started timestamptz NOT NULL DEFAULT now(),
@@ -91,7 +92,17 @@ const MIGRATIONS: &[&str] = &["
         until timestamptz NOT NULL,
         node text NOT NULL
     );
-"];
+",
+    "
+    CREATE TABLE wharf_failures (
+        client inet NOT NULL,
+        username text NOT NULL,
+        count int NOT NULL,
+        first timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (client, username)
+    );
+",
+];
 
 /// Serialises migrations between nodes starting at once.
 const MIGRATION_LOCK: i64 = 0x7768_6172_6600_0001;
@@ -169,6 +180,14 @@ impl Cluster {
         }
     }
 
+    /// A database that came back without wharf's tables (restored, or restarted before
+    /// its last commits were written) is prepared again by the next heartbeat.
+    fn schema_lost(&self, e: &tokio_postgres::Error) {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+            self.ready.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Runs one statement with the timeout; `None` when the database did not answer.
     async fn exec(
         &self,
@@ -179,6 +198,7 @@ impl Cluster {
         match tokio::time::timeout(OP_TIMEOUT, c.execute(sql, params)).await {
             Ok(Ok(n)) => Some(n),
             Ok(Err(e)) => {
+                self.schema_lost(&e);
                 tracing::warn!(error = %e, "shared state statement failed");
                 None
             }
@@ -198,6 +218,7 @@ impl Cluster {
         match tokio::time::timeout(OP_TIMEOUT, c.query_one(sql, params)).await {
             Ok(Ok(row)) => row.try_get(0).ok(),
             Ok(Err(e)) => {
+                self.schema_lost(&e);
                 tracing::warn!(error = %e, "shared state query failed");
                 None
             }
@@ -279,6 +300,12 @@ impl Cluster {
                     &[&me.node],
                 )
                 .await;
+                // Failure counts older than any sensible window.
+                me.exec(
+                    "DELETE FROM wharf_failures WHERE first < now() - interval '1 day'",
+                    &[],
+                )
+                .await;
             }
         });
         let me = self.clone();
@@ -333,13 +360,51 @@ impl Cluster {
         *learned = seen;
     }
 
-    /// Tells the other nodes about a ban made here.
+    /// Tells the other nodes about a ban made here (the failures that led to it start
+    /// over).
     pub async fn publish_ban(&self, ip: IpAddr, dur: Duration) {
+        self.exec("DELETE FROM wharf_failures WHERE client = $1", &[&ip])
+            .await;
         self.exec(
             "INSERT INTO wharf_bans (client, until, node)
              VALUES ($1, now() + make_interval(secs => $2), $3)
              ON CONFLICT (client) DO UPDATE SET until = greatest(wharf_bans.until, EXCLUDED.until)",
             &[&ip, &dur.as_secs_f64(), &self.node],
+        )
+        .await;
+    }
+
+    /// Counts a failed login of `user` from `client` on every node; returns the address's
+    /// failures within `window` across the cluster (`None` when the database is away).
+    pub async fn failed(&self, client: IpAddr, user: &str, window: Duration) -> Option<u32> {
+        let secs = window.as_secs_f64();
+        let user = user.chars().take(256).collect::<String>();
+        self.exec(
+            "INSERT INTO wharf_failures (client, username, count) VALUES ($1, $2, 1)
+             ON CONFLICT (client, username) DO UPDATE SET
+               count = CASE WHEN wharf_failures.first < now() - make_interval(secs => $3)
+                       THEN 1 ELSE wharf_failures.count + 1 END,
+               first = CASE WHEN wharf_failures.first < now() - make_interval(secs => $3)
+                       THEN now() ELSE wharf_failures.first END",
+            &[&client, &user, &secs],
+        )
+        .await?;
+        let n = self
+            .count(
+                "SELECT coalesce(sum(count), 0)::bigint FROM wharf_failures
+                 WHERE client = $1 AND first >= now() - make_interval(secs => $2)",
+                &[&client, &secs],
+            )
+            .await?;
+        Some(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// A configured user logged in from `client`: that name's failures there are forgiven
+    /// on every node (anonymous logins forgive nothing).
+    pub async fn forgive(&self, client: IpAddr, user: &str) {
+        self.exec(
+            "DELETE FROM wharf_failures WHERE client = $1 AND username = $2",
+            &[&client, &user],
         )
         .await;
     }
@@ -412,11 +477,12 @@ impl Cluster {
         undo: &str,
         over: impl FnOnce() -> Denied,
     ) -> Result<bool, Denied> {
-        if !self.ready.load(Ordering::Relaxed) {
-            return self.unavailable().map(|_| false);
-        }
+        // No limit to hold: the database is not needed, reachable or not.
         if max == 0 {
             return Ok(false);
+        }
+        if !self.ready.load(Ordering::Relaxed) {
+            return self.unavailable().map(|_| false);
         }
         let id = id as i64;
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&self.node, &id];

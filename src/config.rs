@@ -428,8 +428,10 @@ pub struct Config {
     pub data_stall_timeout: u64,
     /// Seconds a client may take from connecting to logging in.
     pub login_timeout: u64,
-    /// Sessions at once, in total / from one client address / per user (0 = no limit).
-    pub max_sessions: usize,
+    /// Sessions at once in total (0 = no limit; unset: what the descriptor limit allows,
+    /// see [`crate::limits::sessions_for_descriptors`]).
+    pub max_sessions: Option<usize>,
+    /// Sessions at once from one client address / per user (0 = no limit).
     pub max_sessions_per_ip: usize,
     pub max_sessions_per_user: usize,
     /// Failed logins tolerated from one address within `login_failure_window` seconds;
@@ -460,8 +462,8 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// Private key (PEM) for `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Where the generated certificate is kept; defaults to the config file's directory,
-    /// else the current directory. Never inside a served root.
+    /// Where the generated certificate is kept; defaults to `/var/lib/wharf` as root, else
+    /// the XDG state directory (`~/.local/state/wharf`). Never inside a served root.
     pub tls_dir: Option<PathBuf>,
     /// Data connections: `optional` or `required` (PROT P before any transfer).
     pub tls_data: TlsData,
@@ -604,8 +606,11 @@ impl Default for Config {
             data_connect_timeout: 20,
             data_stall_timeout: 300,
             login_timeout: 60,
-            max_sessions: 0,
-            max_sessions_per_ip: 0,
+            max_sessions: None,
+            // vsftpd's sample config says 50 too: room for a NAT'd office running
+            // multi-connection clients, far below what one address needs to crowd out
+            // the others.
+            max_sessions_per_ip: crate::limits::DEFAULT_SESSIONS_PER_IP,
             max_sessions_per_user: 0,
             max_login_failures: 5,
             max_user_failures: 0,
@@ -709,14 +714,18 @@ impl Config {
                 "system_accounts: this wharf was built without PAM (cargo feature `pam`)".into(),
             ));
         }
-        for (key, mode) in [
-            ("upload_mode", self.upload_mode),
-            ("dir_mode", self.dir_mode),
-            ("umask", self.umask),
+        // Modes of what clients create never carry setuid or setgid (wharf may run as
+        // root); the sticky bit only on directories, where it means something.
+        for (key, mode, allowed, example) in [
+            ("upload_mode", self.upload_mode, 0o777, "0o644"),
+            ("dir_mode", self.dir_mode, 0o1777, "0o755 or 0o1777"),
+            ("umask", self.umask, 0o777, "0o022"),
         ] {
-            if mode.is_some_and(|m| m > 0o7777) {
+            if mode.is_some_and(|m| m & !allowed != 0) {
                 return Err(ConfigError::Invalid(format!(
-                    "{key}: an octal mode like 0o644 (at most 0o7777)"
+                    "{key}: {:#o} has bits beyond {allowed:#o}: setuid, setgid{} are not allowed (like {example})",
+                    mode.unwrap_or(0),
+                    if allowed == 0o777 { " and sticky" } else { "" },
                 )));
             }
         }

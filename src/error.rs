@@ -29,6 +29,12 @@ pub enum Error {
     /// NUL byte, over-long path or name, or a name that cannot be created.
     #[error("name not allowed")]
     InvalidName,
+    /// SITE CHMOD with bits beyond rwx (setuid, setgid, or sticky on a file).
+    #[error("mode not allowed")]
+    ModeNotAllowed,
+    /// A FIFO, device or socket: never opened for a transfer.
+    #[error("not a regular file")]
+    NotRegular,
     #[error("no space left")]
     NoSpace,
     /// The object store failed or did not answer in time, after the retries.
@@ -130,6 +136,11 @@ impl Error {
             Error::IsADirectory => (refuse, "Is a directory."),
             Error::NotEmpty => (Code::FileUnavailable, "Directory not empty."),
             Error::InvalidName => (Code::NameNotAllowed, "File name not allowed."),
+            Error::ModeNotAllowed => (
+                Code::FileUnavailable,
+                "Mode not allowed: only rwx bits (and sticky on directories) can be set.",
+            ),
+            Error::NotRegular => (refuse, "Not a regular file."),
             Error::NoSpace => (Code::InsufficientStorage, "Insufficient storage space."),
             Error::Storage => (
                 Code::LocalError,

@@ -11,6 +11,7 @@ pub mod hooks;
 pub mod limits;
 pub mod observe;
 pub mod proxy;
+pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -42,6 +42,151 @@ pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
 /// The longest delay after a failed login.
 pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(5);
 
+/// Password checks (argon2id, ~19 MiB and ~20 ms of a core each) waiting at most, on
+/// top of the one per core that run; more get 421 at once rather than memory and threads.
+pub const MAX_QUEUED_PASSWORD_CHECKS: usize = 1024;
+
+/// Password checks one client address may have waiting: a quarter of the queue, so a
+/// flood from one address never fills it for everyone (a NAT'd fleet logging in at once
+/// still fits).
+pub const QUEUED_PASSWORD_CHECKS_PER_ADDRESS: usize = MAX_QUEUED_PASSWORD_CHECKS / 4;
+
+/// The password checks running and waiting: at most one per core runs; the others wait
+/// in a bounded queue served round-robin across client addresses, so an address with
+/// hundreds waiting delays another address's check by one turn, not by hundreds.
+#[derive(Debug, Clone)]
+pub struct PasswordChecks {
+    inner: Arc<Mutex<Checks>>,
+}
+
+#[derive(Debug)]
+struct Checks {
+    /// Turns free now (none while anyone waits).
+    free: usize,
+    waiting: usize,
+    queues: HashMap<IpAddr, std::collections::VecDeque<tokio::sync::oneshot::Sender<Turn>>>,
+    /// Addresses with waiters, in serving order.
+    order: std::collections::VecDeque<IpAddr>,
+}
+
+/// The queue (or an address's share of it) is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// A turn to check a password; the next waiter goes when it is dropped (also when it is
+/// dropped unseen, by a waiter that left).
+#[derive(Debug)]
+pub struct Turn {
+    checks: Option<Arc<Mutex<Checks>>>,
+}
+
+impl PasswordChecks {
+    /// `parallel` checks at once (the number of cores).
+    pub fn new(parallel: usize) -> PasswordChecks {
+        PasswordChecks {
+            inner: Arc::new(Mutex::new(Checks {
+                free: parallel.max(1),
+                waiting: 0,
+                queues: HashMap::new(),
+                order: Default::default(),
+            })),
+        }
+    }
+
+    /// One per core.
+    pub fn per_core() -> PasswordChecks {
+        PasswordChecks::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    /// Waits for a turn, or `Busy` at once when the queue or `ip`'s share of it is full.
+    pub async fn turn(&self, ip: IpAddr) -> Result<Turn, Busy> {
+        let rx = {
+            let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if c.free > 0 {
+                c.free -= 1;
+                return Ok(Turn {
+                    checks: Some(self.inner.clone()),
+                });
+            }
+            let mine = c.queues.get(&ip).map_or(0, |q| q.len());
+            if mine >= QUEUED_PASSWORD_CHECKS_PER_ADDRESS || c.waiting >= MAX_QUEUED_PASSWORD_CHECKS
+            {
+                return Err(Busy);
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.waiting += 1;
+            let q = c.queues.entry(ip).or_default();
+            q.push_back(tx);
+            if q.len() == 1 {
+                c.order.push_back(ip);
+            }
+            rx
+        };
+        // The sender is dropped only with a turn in it, never empty.
+        rx.await.map_err(|_| Busy)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let Some(inner) = self.checks.take() else {
+            return;
+        };
+        let mut c = inner.lock().unwrap_or_else(|e| e.into_inner());
+        // Hand the turn to the next address in rotation; waiters that left are skipped.
+        while let Some(ip) = c.order.pop_front() {
+            let Some(q) = c.queues.get_mut(&ip) else {
+                continue;
+            };
+            let next = q.pop_front();
+            if q.is_empty() {
+                c.queues.remove(&ip);
+            } else {
+                c.order.push_back(ip);
+            }
+            let Some(tx) = next else { continue };
+            c.waiting -= 1;
+            match tx.send(Turn {
+                checks: Some(inner.clone()),
+            }) {
+                Ok(()) => return,
+                // Disarmed: it would take this lock again.
+                Err(mut unseen) => unseen.checks = None,
+            }
+        }
+        c.free += 1;
+    }
+}
+
+/// Sessions from one client address, unless configured otherwise.
+pub const DEFAULT_SESSIONS_PER_IP: usize = 50;
+
+/// Descriptors kept back from sessions: listeners, logs, the admin endpoint, roots.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// Descriptors one busy session may hold: control, data connection, file.
+const DESCRIPTORS_PER_SESSION: u64 = 3;
+
+/// Raises the soft limit on open descriptors to the hard limit; returns the soft limit
+/// in force.
+pub fn raise_descriptor_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// The default total session limit for `descriptors` open files: every session may be
+/// busy at once without the server running out (and failing accepts for everyone).
+pub fn sessions_for_descriptors(descriptors: u64) -> usize {
+    let n = descriptors.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_SESSION;
+    usize::try_from(n).unwrap_or(usize::MAX).max(1)
+}
+
 /// Session counts, for admission.
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -181,6 +326,19 @@ impl Drop for SessionSlot {
 #[derive(Debug, Default)]
 pub struct Guard {
     inner: Mutex<GuardState>,
+    /// Told of every ban, whatever made it (failures, the administrator, another node),
+    /// so that the address's open sessions end too.
+    on_ban: OnBan,
+}
+
+/// The ban callback (set once at start).
+#[derive(Default)]
+struct OnBan(std::sync::OnceLock<Box<dyn Fn(IpAddr) + Send + Sync>>);
+
+impl std::fmt::Debug for OnBan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnBan")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -192,10 +350,26 @@ struct GuardState {
     locked: HashMap<String, Instant>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// Login names whose failures an address's record tells apart; failures for further
+/// names are counted but can never be forgiven.
+const NAMED_FAILURES: usize = 8;
+
+#[derive(Debug, Clone)]
 struct Failures {
     count: u32,
     first: Instant,
+    /// The failures of each name, so that a success forgives only its own name's.
+    by_name: Vec<(String, u32)>,
+}
+
+impl Failures {
+    fn new(now: Instant) -> Failures {
+        Failures {
+            count: 0,
+            first: now,
+            by_name: Vec::new(),
+        }
+    }
 }
 
 /// The failed-login policy.
@@ -210,6 +384,13 @@ pub struct BanPolicy {
     pub delay: Duration,
 }
 
+impl BanPolicy {
+    /// Whether `count` failures within the window ban.
+    pub fn bans(&self, count: u32) -> bool {
+        self.max_failures > 0 && count > self.max_failures
+    }
+}
+
 /// A ban as listed to operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
@@ -218,6 +399,17 @@ pub struct Ban {
 }
 
 impl Guard {
+    /// Sets what every ban also does (ending the address's sessions); once.
+    pub fn on_ban(&self, f: impl Fn(IpAddr) + Send + Sync + 'static) {
+        let _ = self.on_ban.0.set(Box::new(f));
+    }
+
+    fn banned_now(&self, ip: IpAddr) {
+        if let Some(f) = self.on_ban.0.get() {
+            f(ip);
+        }
+    }
+
     /// Whether `ip` is banned now; the remaining time if so.
     pub fn banned(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,38 +423,49 @@ impl Guard {
         }
     }
 
-    /// Records a failed login from `ip`. Returns the delay to apply before replying, and
-    /// whether this failure banned the address.
-    pub fn failed(&self, ip: IpAddr, policy: &BanPolicy, now: Instant) -> (Duration, bool) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.failures.len() >= MAX_TRACKED_ADDRESSES && !g.failures.contains_key(&ip) {
-            // Forget expired records first, then anything, to stay bounded.
-            g.failures
-                .retain(|_, f| now.duration_since(f.first) < policy.window);
-            if g.failures.len() >= MAX_TRACKED_ADDRESSES {
-                g.failures.clear();
+    /// Records a failed login of `user` from `ip`. Returns the delay to apply before
+    /// replying, and whether this failure banned the address.
+    pub fn failed(
+        &self,
+        ip: IpAddr,
+        user: &str,
+        policy: &BanPolicy,
+        now: Instant,
+    ) -> (Duration, bool) {
+        let (delay, ban) = {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if g.failures.len() >= MAX_TRACKED_ADDRESSES && !g.failures.contains_key(&ip) {
+                // Forget expired records first, then anything, to stay bounded.
+                g.failures
+                    .retain(|_, f| now.duration_since(f.first) < policy.window);
+                if g.failures.len() >= MAX_TRACKED_ADDRESSES {
+                    g.failures.clear();
+                }
             }
-        }
-        let f = g.failures.entry(ip).or_insert(Failures {
-            count: 0,
-            first: now,
-        });
-        if now.duration_since(f.first) >= policy.window {
-            *f = Failures {
-                count: 0,
-                first: now,
-            };
-        }
-        f.count += 1;
-        let count = f.count;
-        let delay = policy
-            .delay
-            .saturating_mul(1u32 << (count - 1).min(16))
-            .min(MAX_LOGIN_DELAY);
-        let ban = policy.max_failures > 0 && count > policy.max_failures;
+            let f = g.failures.entry(ip).or_insert_with(|| Failures::new(now));
+            if now.duration_since(f.first) >= policy.window {
+                *f = Failures::new(now);
+            }
+            f.count += 1;
+            match f.by_name.iter().position(|(n, _)| n == user) {
+                Some(i) => f.by_name[i].1 += 1,
+                None if f.by_name.len() < NAMED_FAILURES => f.by_name.push((user.into(), 1)),
+                None => {}
+            }
+            let count = f.count;
+            let delay = policy
+                .delay
+                .saturating_mul(1u32 << (count - 1).min(16))
+                .min(MAX_LOGIN_DELAY);
+            let ban = policy.bans(count);
+            if ban {
+                g.failures.remove(&ip);
+                g.bans.insert(ip, now + policy.ban_for);
+            }
+            (delay, ban)
+        };
         if ban {
-            g.failures.remove(&ip);
-            g.bans.insert(ip, now + policy.ban_for);
+            self.banned_now(ip);
         }
         (delay, ban)
     }
@@ -290,15 +493,12 @@ impl Guard {
         if g.user_failures.len() >= MAX_TRACKED_ADDRESSES && !g.user_failures.contains_key(user) {
             g.user_failures.clear();
         }
-        let f = g.user_failures.entry(user.to_string()).or_insert(Failures {
-            count: 0,
-            first: now,
-        });
+        let f = g
+            .user_failures
+            .entry(user.to_string())
+            .or_insert_with(|| Failures::new(now));
         if now.duration_since(f.first) >= policy.window {
-            *f = Failures {
-                count: 0,
-                first: now,
-            };
+            *f = Failures::new(now);
         }
         f.count += 1;
         if f.count > max {
@@ -309,10 +509,20 @@ impl Guard {
         false
     }
 
-    /// A successful login forgets the address's failures.
+    /// A configured user's successful login forgives that name's failures from the
+    /// address (and the name's own count); anonymous logins forgive nothing, or any
+    /// guesser could reset its count with one.
     pub fn succeeded(&self, ip: IpAddr, user: &str) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.failures.remove(&ip);
+        if let Some(f) = g.failures.get_mut(&ip)
+            && let Some(i) = f.by_name.iter().position(|(n, _)| n == user)
+        {
+            let (_, n) = f.by_name.swap_remove(i);
+            f.count = f.count.saturating_sub(n);
+            if f.count == 0 {
+                g.failures.remove(&ip);
+            }
+        }
         g.user_failures.remove(user);
     }
 
@@ -332,10 +542,14 @@ impl Guard {
         v
     }
 
-    /// Bans `ip` for `dur` (by the administrator).
+    /// Bans `ip` for `dur` (by the administrator, another node, or the shared failure
+    /// count); its open sessions end.
     pub fn ban(&self, ip: IpAddr, dur: Duration, now: Instant) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.bans.insert(ip, now + dur);
+        {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            g.bans.insert(ip, now + dur);
+        }
+        self.banned_now(ip);
     }
 
     /// Lifts a ban.
@@ -487,14 +701,14 @@ mod tests {
         let t = Instant::now();
         let mut delays = Vec::new();
         for _ in 0..5 {
-            let (d, banned) = g.failed(A, &policy, t);
+            let (d, banned) = g.failed(A, "u", &policy, t);
             assert!(!banned);
             delays.push(d);
         }
         assert!(delays.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(delays[1], Duration::from_millis(200));
         assert!(g.banned(A, t).is_none());
-        let (_, banned) = g.failed(A, &policy, t);
+        let (_, banned) = g.failed(A, "u", &policy, t);
         assert!(banned, "the 6th failure bans");
         assert!(g.banned(A, t).is_some());
         assert!(g.banned(B, t).is_none());
@@ -502,10 +716,89 @@ mod tests {
         assert!(g.banned(A, t + Duration::from_secs(601)).is_none());
         // Failures outside the window start over.
         for _ in 0..5 {
-            g.failed(B, &policy, t);
+            g.failed(B, "u", &policy, t);
         }
-        let (_, banned) = g.failed(B, &policy, t + Duration::from_secs(61));
+        let (_, banned) = g.failed(B, "u", &policy, t + Duration::from_secs(61));
         assert!(!banned);
         assert!(g.unban(A) || g.bans(t).is_empty());
+    }
+
+    #[tokio::test]
+    async fn password_checks_run_one_per_core_and_take_turns_across_addresses() {
+        let checks = PasswordChecks::new(1);
+        let first = checks.turn(A).await.unwrap();
+        // A floods: its share waits, the rest is refused at once.
+        let mut flood: Vec<_> = (0..QUEUED_PASSWORD_CHECKS_PER_ADDRESS)
+            .map(|_| Box::pin(checks.turn(A)))
+            .collect();
+        for w in &mut flood {
+            assert!(futures_poll(w).is_none(), "one check at a time");
+        }
+        assert_eq!(checks.turn(A).await.unwrap_err(), Busy);
+        // B queues behind all of A's, but is served after one of them.
+        let mut b = Box::pin(checks.turn(B));
+        assert!(futures_poll(&mut b).is_none());
+        drop(first);
+        let a1 = flood.remove(0).await.unwrap();
+        assert!(futures_poll(&mut b).is_none());
+        drop(a1);
+        let turn_b = futures_poll(&mut b).expect("B's turn came second").unwrap();
+        // A waiter that leaves is skipped; one given a turn it never saw gives it back.
+        flood.truncate(1);
+        drop(turn_b);
+        drop(flood);
+        assert!(futures_poll(&mut Box::pin(checks.turn(B))).is_some());
+    }
+
+    /// Polls a future once without a runtime waker of its own.
+    fn futures_poll<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn only_the_same_users_success_forgives_and_every_ban_is_told() {
+        let g = Guard::default();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let seen = told.clone();
+        g.on_ban(move |ip| seen.lock().unwrap().push(ip));
+        let policy = BanPolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+            ban_for: Duration::from_secs(600),
+            delay: Duration::ZERO,
+        };
+        let t = Instant::now();
+        // Three guesses at bob, then the guesser's own (or anonymous) success: bob's
+        // failures stay.
+        for _ in 0..3 {
+            g.failed(A, "bob", &policy, t);
+        }
+        g.succeeded(A, "alice");
+        g.succeeded(A, "anonymous");
+        g.failed(A, "bob", &policy, t);
+        g.failed(A, "bob", &policy, t);
+        assert!(told.lock().unwrap().is_empty());
+        assert!(g.failed(A, "bob", &policy, t).1, "the 6th failure bans");
+        assert_eq!(*told.lock().unwrap(), vec![A]);
+        // alice mistyping twice, then logging in, forgives only alice's two.
+        for _ in 0..2 {
+            g.failed(B, "alice", &policy, t);
+        }
+        for _ in 0..3 {
+            g.failed(B, "bob", &policy, t);
+        }
+        g.succeeded(B, "alice");
+        assert!(!g.failed(B, "bob", &policy, t).1);
+        assert!(!g.failed(B, "bob", &policy, t).1);
+        assert!(g.failed(B, "bob", &policy, t).1);
+        // An administrator's ban is told too.
+        let c: IpAddr = "192.0.2.9".parse().unwrap();
+        g.ban(c, Duration::from_secs(5), t);
+        assert_eq!(told.lock().unwrap().last(), Some(&c));
     }
 }

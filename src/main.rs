@@ -304,11 +304,6 @@ impl ServeArgs {
         if let Some(l) = self.log_file {
             config.log_file = Some(l);
         }
-        if config.tls_dir.is_none()
-            && let Some(dir) = self.config.as_deref().and_then(|p| p.parent())
-        {
-            config.tls_dir = Some(dir.to_path_buf());
-        }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -319,7 +314,9 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Serve(args) => serve(*args),
         Cmd::CheckConfig { file, probe } => {
-            match Config::load(&file).and_then(|c| c.all_users().map(|_| c)) {
+            match Config::load(&file)
+                .and_then(|c| wharf::secrets::check(&c, &c.all_users()?).map(|()| c))
+            {
                 Ok(c) => {
                     if probe && let Err(e) = probe_stores(&c) {
                         eprintln!("{}: {e}", file.display());

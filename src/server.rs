@@ -49,6 +49,11 @@ pub struct Shared {
     pub tls_owners: Arc<crate::tls::TokenOwners>,
     /// Failed logins and bans.
     pub guard: Guard,
+    /// The total session limit when `max_sessions` is unset: what the descriptor limit
+    /// (raised to its hard limit at start) allows.
+    pub auto_max_sessions: usize,
+    /// Password checks running and waiting (bounded, per core).
+    pub password_checks: crate::limits::PasswordChecks,
     /// Bandwidth allowances per user.
     pub buckets: crate::limits::Buckets,
     hooks: RwLock<Arc<crate::hooks::Hooks>>,
@@ -66,6 +71,8 @@ pub struct Shared {
     /// Every session task, to wait for them on shutdown.
     pub tracker: tokio_util::task::TaskTracker,
     pub metrics: crate::admin::Metrics,
+    /// Passive ports held, per client address.
+    pub leases: Arc<crate::datachan::Leases>,
     /// The sessions connected now, for the admin interface.
     pub who: Arc<crate::admin::Who>,
     /// Users and addresses whose sessions write a protocol trace.
@@ -127,7 +134,7 @@ fn cert_source(config: &Config) -> Option<CertSource> {
                 key: key.clone(),
             },
             _ => CertSource::Generated {
-                dir: config.tls_dir.clone().unwrap_or_else(|| ".".into()),
+                dir: crate::secrets::state_dir(config),
             },
         })
 }
@@ -144,6 +151,8 @@ impl Shared {
             }
             None => None,
         };
+        let metrics = crate::admin::Metrics::default();
+        let who: Arc<crate::admin::Who> = Arc::default();
         Ok(Shared {
             auth: RwLock::new(Arc::new(Authenticator::new(
                 &config,
@@ -155,7 +164,21 @@ impl Shared {
             tls_source: RwLock::new(tls_source),
             sessions: Arc::new(Sessions::default()),
             tls_owners: Arc::default(),
-            guard: Guard::default(),
+            guard: {
+                let guard = Guard::default();
+                // A ban ends the address's open sessions too (each says 421 and closes).
+                let who = who.clone();
+                guard.on_ban(move |ip| {
+                    for s in who.all().into_iter().filter(|s| s.client == ip) {
+                        s.kick();
+                    }
+                });
+                guard
+            },
+            auto_max_sessions: crate::limits::sessions_for_descriptors(
+                crate::limits::raise_descriptor_limit(),
+            ),
+            password_checks: crate::limits::PasswordChecks::per_core(),
             buckets: Default::default(),
             hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
             ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
@@ -173,8 +196,9 @@ impl Shared {
             },
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
-            metrics: crate::admin::Metrics::default(),
-            who: Arc::default(),
+            leases: Arc::new(crate::datachan::Leases::new(metrics.passive_ports.clone())),
+            metrics,
+            who,
             trace: Default::default(),
             xferlog: match &config.xferlog {
                 Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
@@ -241,6 +265,7 @@ impl Shared {
         };
         fresh.validate().map_err(|e| e.to_string())?;
         let users = fresh.all_users().map_err(|e| e.to_string())?;
+        crate::secrets::check(&fresh, &users).map_err(|e| e.to_string())?;
         let source = cert_source(&fresh);
         let tls = match &source {
             Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),
@@ -491,6 +516,7 @@ impl Server {
     pub async fn bind(config: Config) -> io::Result<Server> {
         config
             .validate()
+            .and_then(|()| crate::secrets::check(&config, &config.all_users()?))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut listeners = Vec::new();
         // Socket activation: serve on what systemd bound, instead of `listen`.
@@ -591,6 +617,12 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
         self.shared.start_janitor();
+        let cfg = self.shared.config();
+        tracing::info!(
+            max_sessions = cfg.max_sessions.unwrap_or(self.shared.auto_max_sessions),
+            max_sessions_per_ip = cfg.max_sessions_per_ip,
+            "session limits (0 = none)"
+        );
         if let Some(c) = &self.shared.cluster {
             c.spawn_tasks(Arc::downgrade(&self.shared));
         }
@@ -736,6 +768,10 @@ async fn accept_loop(
     policy: tokio::sync::watch::Receiver<Arc<ListenerConfig>>,
     shared: Arc<Shared>,
 ) {
+    // Failed accepts since the last warning: logged once a second at most, so running
+    // out of descriptors does not also flood the log.
+    let mut failed = 0u64;
+    let mut warned: Option<std::time::Instant> = None;
     loop {
         match listener.accept().await {
             Ok((mut stream, peer)) => {
@@ -760,9 +796,15 @@ async fn accept_loop(
                 });
             }
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: back off instead of spinning; the
+                // connection waits in the backlog until sessions end and free some.
+                failed += 1;
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, failed, "accept failed; backing off");
+                    warned = Some(std::time::Instant::now());
+                    failed = 0;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
@@ -788,9 +830,11 @@ fn admit(
             "Too many failed logins from your address; banned for {} more seconds.",
             left.as_secs().max(1)
         ))),
-        None => shared
-            .sessions
-            .admit(ip, cfg.max_sessions, cfg.max_sessions_per_ip),
+        None => shared.sessions.admit(
+            ip,
+            cfg.max_sessions.unwrap_or(shared.auto_max_sessions),
+            cfg.max_sessions_per_ip,
+        ),
     };
     let slot = match admitted {
         Ok(slot) => slot,

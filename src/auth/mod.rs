@@ -13,6 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use std::net::IpAddr;
 
 use crate::config::{AnonymousMode, Collision, Config, DirRule, Permission, UserConfig};
+use crate::limits::{Busy, PasswordChecks};
 use crate::vfs::VPath;
 
 /// What a login may do. Each flag guards one kind of operation.
@@ -180,6 +181,21 @@ impl Rules {
             .find(|(dir, _)| path.is_within(dir))
             .map_or(self.base, |(_, p)| *p)
     }
+
+    /// Whether `from` may be renamed to `to`. Both places must allow renaming, and no rule
+    /// may lie strictly beneath either: moving a directory that holds a rule would carry
+    /// its contents out from under it (a read-only `/data/archive` renamed along with
+    /// `/data` becomes a writable `/data2/archive`), and moving one under a rule's path
+    /// would put them under a rule the operator wrote for something else.
+    pub fn may_rename(&self, from: &VPath, to: &VPath) -> bool {
+        let beneath = |dir: &VPath, p: &VPath| p != dir && p.is_within(dir);
+        self.at(from).rename
+            && self.at(to).rename
+            && !self
+                .dirs
+                .iter()
+                .any(|(rule, _)| beneath(from, rule) || beneath(to, rule))
+    }
 }
 
 /// A user as the server holds it.
@@ -337,12 +353,20 @@ impl Authenticator {
         }
     }
 
-    /// Checks a login from `client`. Runs argon2 on the blocking pool.
-    pub async fn login(&self, name: &[u8], password: &[u8], client: IpAddr) -> Option<Grant> {
+    /// Checks a login from `client`. Runs argon2 on the blocking pool, when `checks`
+    /// gives this client a turn; `Busy` when their queue is full.
+    pub async fn login(
+        &self,
+        name: &[u8],
+        password: &[u8],
+        client: IpAddr,
+        checks: &PasswordChecks,
+    ) -> Result<Option<Grant>, Busy> {
         if self.deny.iter().any(|d| d.as_bytes() == name) {
             // Same cost and reply as a wrong password.
+            let _turn = checks.turn(client).await?;
             let _ = self.verify(self.decoy.clone(), password).await;
-            return None;
+            return Ok(None);
         }
         let user = self
             .users
@@ -351,9 +375,9 @@ impl Authenticator {
             .cloned();
         if user.is_none() && is_anonymous_name(name) {
             if self.anonymous == AnonymousMode::Off {
-                return None;
+                return Ok(None);
             }
-            return Some(Grant {
+            return Ok(Some(Grant {
                 user: "anonymous".into(),
                 anonymous: true,
                 root: self.anonymous_root.clone(),
@@ -364,24 +388,27 @@ impl Authenticator {
                 rate_up: self.anonymous_rates.0,
                 rate_down: self.anonymous_rates.1,
                 config: None,
-            });
+            }));
         }
+        let _turn = checks.turn(client).await?;
         if user.is_none()
             && let Some(service) = &self.system
         {
-            return system_login(service, name, password).await;
+            return Ok(system_login(service, name, password).await);
         }
         let hash = user
             .as_ref()
             .map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
         let ok = self.verify(hash, password).await;
-        let user = user.filter(|_| ok)?;
+        let Some(user) = user.filter(|_| ok) else {
+            return Ok(None);
+        };
         let allowed =
             user.allow_from.is_empty() || user.allow_from.iter().any(|net| net.contains(&client));
         if !user.enabled || !allowed {
-            return None;
+            return Ok(None);
         }
-        Some(Grant {
+        Ok(Some(Grant {
             user: user.name.clone(),
             anonymous: false,
             root: user.root.clone(),
@@ -392,7 +419,7 @@ impl Authenticator {
             rate_up: user.rate_up,
             rate_down: user.rate_down,
             config: Some(user.config.clone()),
-        })
+        }))
     }
 
     /// A configured user's entry.
@@ -436,18 +463,33 @@ mod tests {
     }
 
     const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    static CHECKS: std::sync::LazyLock<PasswordChecks> =
+        std::sync::LazyLock::new(|| PasswordChecks::new(2));
 
     #[tokio::test]
     async fn users_and_anonymous() {
         let a = Authenticator::new(&config(), &config().users);
-        let g = a.login(b"alice", b"pw", LO).await.unwrap();
+        let g = a
+            .login(b"alice", b"pw", LO, &CHECKS)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (g.user.as_str(), g.rules.base, g.home.as_slice()),
             ("alice", Perms::READ, &b"/in"[..])
         );
-        assert!(a.login(b"alice", b"nope", LO).await.is_none());
-        assert!(a.login(b"bob", b"pw", LO).await.is_none());
-        let g = a.login(b"FTP", b"me@example.com", LO).await.unwrap();
+        assert!(
+            a.login(b"alice", b"nope", LO, &CHECKS)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(a.login(b"bob", b"pw", LO, &CHECKS).await.unwrap().is_none());
+        let g = a
+            .login(b"FTP", b"me@example.com", LO, &CHECKS)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(g.anonymous);
         assert_eq!(g.rules.base, Perms::READ);
     }
@@ -457,7 +499,12 @@ mod tests {
         let mut c = config();
         c.anonymous = AnonymousMode::Off;
         let a = Authenticator::new(&c, &c.users);
-        assert!(a.login(b"anonymous", b"x", LO).await.is_none());
+        assert!(
+            a.login(b"anonymous", b"x", LO, &CHECKS)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -471,14 +518,25 @@ mod tests {
         c.users.push(UserConfig::new("root", hash_password(b"pw")));
         c.deny_users = Some(vec!["root".into()]);
         let a = Authenticator::new(&c, &c.users);
-        assert!(a.login(b"alice", b"pw", LO).await.is_none());
         assert!(
-            a.login(b"alice", b"pw", "10.1.2.3".parse().unwrap())
+            a.login(b"alice", b"pw", LO, &CHECKS)
                 .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            a.login(b"alice", b"pw", "10.1.2.3".parse().unwrap(), &CHECKS)
+                .await
+                .unwrap()
                 .is_some()
         );
-        assert!(a.login(b"off", b"pw", LO).await.is_none());
-        assert!(a.login(b"root", b"pw", LO).await.is_none());
+        assert!(a.login(b"off", b"pw", LO, &CHECKS).await.unwrap().is_none());
+        assert!(
+            a.login(b"root", b"pw", LO, &CHECKS)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -507,6 +565,37 @@ mod tests {
             Perms::READ,
             "prefix of a name is no match"
         );
+    }
+
+    #[test]
+    fn renames_cannot_carry_a_rule_away() {
+        let rw = [Permission::Read, Permission::Write];
+        let rules = Rules::new(
+            Perms::from_list(&rw),
+            &[
+                DirRule {
+                    path: "/data/archive".into(),
+                    permissions: vec![Permission::Read],
+                },
+                DirRule {
+                    path: "/drop/open".into(),
+                    permissions: rw.to_vec(),
+                },
+            ],
+        );
+        let v = |s: &str| VPath::root().resolve(s.as_bytes()).unwrap();
+        assert!(rules.may_rename(&v("/data/a.txt"), &v("/data/b.txt")));
+        assert!(rules.may_rename(&v("/x"), &v("/y")));
+        // The directory holding the read-only rule, or any parent of it.
+        assert!(!rules.may_rename(&v("/data"), &v("/data2")));
+        assert!(!rules.may_rename(&v("/"), &v("/z")));
+        // Into or out of the read-only place, or the place itself.
+        assert!(!rules.may_rename(&v("/data/archive"), &v("/old")));
+        assert!(!rules.may_rename(&v("/data/archive/f"), &v("/f")));
+        assert!(!rules.may_rename(&v("/f"), &v("/data/archive/f")));
+        // A new name whose subtree a rule already names.
+        assert!(!rules.may_rename(&v("/mine"), &v("/drop")));
+        assert!(rules.may_rename(&v("/mine"), &v("/drop/open/mine")));
     }
 
     #[test]

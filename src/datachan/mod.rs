@@ -9,9 +9,11 @@
 //! TLS handshake starts at once: some clients (aioftp) finish the data handshake before
 //! they send RETR/STOR, and would deadlock with a server that waits for the command.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
@@ -40,17 +42,97 @@ pub enum DataSetup {
 #[derive(Debug)]
 pub struct PassiveAccept {
     task: JoinHandle<Result<Stream, DataError>>,
-    /// Counts the open passive ports (a metric); decremented on drop.
-    in_use: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Drop for PassiveAccept {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(g) = &self.in_use {
-            g.dec();
+    }
+}
+
+/// Passive ports held now, per client address: each is a lease that ends when its port
+/// closes, so one address cannot hold a configured range that others need.
+#[derive(Debug, Default)]
+pub struct Leases {
+    held: Mutex<HashMap<IpAddr, usize>>,
+    /// Counts the open passive ports (a metric).
+    in_use: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// One passive port's place in [`Leases`]; released on drop.
+#[derive(Debug)]
+pub struct Lease {
+    leases: Arc<Leases>,
+    ip: IpAddr,
+}
+
+impl Leases {
+    pub fn new(in_use: prometheus_client::metrics::gauge::Gauge) -> Leases {
+        Leases {
+            held: Mutex::default(),
+            in_use,
         }
     }
+
+    /// Takes a lease for `ip` unless it already holds `max` (0 = no cap).
+    pub fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Lease> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        self.in_use.inc();
+        Some(Lease {
+            leases: self.clone(),
+            ip,
+        })
+    }
+
+    /// Ports held by `ip` now.
+    pub fn held(&self, ip: IpAddr) -> usize {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut held = self.leases.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
+        }
+        self.leases.in_use.dec();
+    }
+}
+
+/// The most passive ports one address may hold at once: a quarter of a configured range
+/// (at least 4), so that three other addresses' worth always remains; no cap without a
+/// range, where the sessions-per-address limit bounds them.
+pub fn per_address_cap(range: Option<PortRange>) -> usize {
+    range.map_or(0, |r| {
+        let span = usize::from(r.high - r.low) + 1;
+        (span / 4).max(4).min(span)
+    })
+}
+
+/// How a passive port accepts its connection.
+pub struct PassiveOptions {
+    /// The control connection's client.
+    pub peer: IpAddr,
+    /// Accept only `peer` (`passive_peer_check`).
+    pub check: bool,
+    /// Under PROT P, the data connection's TLS.
+    pub tls: Option<TlsAcceptor>,
+    /// The port's place in the per-address count, released with the port.
+    pub lease: Option<Lease>,
+    /// Behind a balancer: the PROXY header policy.
+    pub proxy: Option<crate::proxy::ProxyPolicy>,
+    /// A port nobody connects to within this is closed (and its lease ends).
+    pub expires: Duration,
 }
 
 impl std::fmt::Debug for Stream {
@@ -76,39 +158,44 @@ pub enum DataError {
     NotResumed,
 }
 
-/// Starts accepting on a passive listener: the first connection from `peer` (any address
-/// when `check` is off) is taken, and with `tls` its handshake runs immediately. Behind a
-/// balancer (`proxy` enabled) the connection must come from a trusted balancer with a
-/// PROXY header, and the header's client is the one checked.
-pub fn accept_passive(
-    listener: TcpListener,
-    peer: IpAddr,
-    check: bool,
-    tls: Option<TlsAcceptor>,
-    in_use: Option<prometheus_client::metrics::gauge::Gauge>,
-    proxy: Option<crate::proxy::ProxyPolicy>,
-) -> DataSetup {
-    if let Some(g) = &in_use {
-        g.inc();
-    }
+/// Starts accepting on a passive listener: the first connection from the peer (any
+/// address when `check` is off) is taken, and with `tls` its handshake runs immediately.
+/// Behind a balancer (`proxy` enabled) the connection must come from a trusted balancer
+/// with a PROXY header, and the header's client is the one checked. A port not connected
+/// within `expires` is closed.
+pub fn accept_passive(listener: TcpListener, o: PassiveOptions) -> DataSetup {
     let task = tokio::spawn(async move {
-        let tcp = loop {
-            let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
-            if let Some(p) = &proxy {
-                match p.read(&mut stream, from, Duration::from_secs(5)).await {
-                    Ok(client) => from = client.unwrap_or(from),
-                    Err(e) => {
-                        tracing::warn!(%from, error = %e, "refused passive data connection");
-                        continue;
+        let PassiveOptions {
+            peer,
+            check,
+            tls,
+            lease,
+            proxy,
+            expires,
+        } = o;
+        let accept = async {
+            loop {
+                let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
+                if let Some(p) = &proxy {
+                    match p.read(&mut stream, from, Duration::from_secs(5)).await {
+                        Ok(client) => from = client.unwrap_or(from),
+                        Err(e) => {
+                            tracing::warn!(%from, error = %e, "refused passive data connection");
+                            continue;
+                        }
                     }
                 }
+                if !check || canonical(from.ip()) == canonical(peer) {
+                    break Ok(stream);
+                }
+                tracing::warn!(%from, expected = %peer, "refused passive data connection from another address");
             }
-            if !check || canonical(from.ip()) == canonical(peer) {
-                break stream;
-            }
-            tracing::warn!(%from, expected = %peer, "refused passive data connection from another address");
         };
+        let tcp = tokio::time::timeout(expires, accept).await;
+        // The port closes here, connected or not, and its lease with it.
         drop(listener);
+        drop(lease);
+        let tcp = tcp.map_err(|_| DataError::Timeout)??;
         let _ = tcp.set_nodelay(true);
         let stream = Stream::Plain(tcp);
         match tls {
@@ -119,7 +206,7 @@ pub fn accept_passive(
             None => Ok(stream),
         }
     });
-    DataSetup::Passive(PassiveAccept { task, in_use })
+    DataSetup::Passive(PassiveAccept { task })
 }
 
 /// Opens a passive listener on `local` (the control connection's local address), on a port
@@ -212,6 +299,59 @@ impl DataSetup {
 mod tests {
     use super::*;
 
+    fn options(peer: IpAddr, lease: Option<Lease>, expires: Duration) -> PassiveOptions {
+        PassiveOptions {
+            peer,
+            check: true,
+            tls: None,
+            lease,
+            proxy: None,
+            expires,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_ends_when_nobody_connects_in_time() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let leases = Arc::new(Leases::default());
+        let first = leases.take(lo, 2).unwrap();
+        let _second = leases.take(lo, 2).unwrap();
+        assert!(leases.take(lo, 2).is_none(), "two per address");
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(
+            leases.take(other, 2).is_some(),
+            "another address is not held up"
+        );
+        drop(first);
+        let l = listen_passive(lo, None).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let lease = leases.take(lo, 2).unwrap();
+        assert_eq!(leases.held(lo), 2);
+        let setup = accept_passive(l, options(lo, Some(lease), Duration::from_millis(100)));
+        // Kept by the session, unconnected: the lease still ends, and the port closes.
+        let mut released = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if leases.held(lo) == 1 {
+                released = true;
+                break;
+            }
+        }
+        assert!(released, "the lease outlived its expiry");
+        assert!(tokio::net::TcpStream::connect((lo, port)).await.is_err());
+        let r = setup.open(lo, Duration::from_secs(5), None).await;
+        assert!(matches!(r, Err(DataError::Timeout)));
+    }
+
+    #[test]
+    fn per_address_share_of_a_range() {
+        let r = |low, high| Some(PortRange { low, high });
+        assert_eq!(per_address_cap(None), 0);
+        assert_eq!(per_address_cap(r(50000, 50099)), 25);
+        assert_eq!(per_address_cap(r(50000, 50009)), 4);
+        assert_eq!(per_address_cap(r(50000, 50001)), 2);
+    }
+
     #[test]
     fn canonical_unmaps() {
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
@@ -267,7 +407,7 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let l = listen_passive(lo, None).unwrap();
         let port = l.local_addr().unwrap().port();
-        let r = accept_passive(l, lo, true, None, None, None)
+        let r = accept_passive(l, options(lo, None, Duration::from_secs(60)))
             .open(lo, Duration::from_millis(50), None)
             .await;
         assert!(matches!(r, Err(DataError::Timeout)));

@@ -348,6 +348,9 @@ enum Flow {
     Quit,
 }
 
+/// The 421 of a banned address, at any point of its sessions.
+const BANNED: &str = "Too many failed logins; your address is banned for a while.";
+
 fn reply(code: Code, text: &str) -> Reply {
     Reply::new(code, text)
 }
@@ -437,13 +440,21 @@ impl Session {
                             continue;
                         }
                         Event::Kick => {
-                            Box::pin(self.cancel_transfer("aborted: session kicked", true)).await;
-                            let _ = self
-                                .send(reply(
-                                    Code::ServiceNotAvailable,
+                            let banned = self
+                                .shared
+                                .guard
+                                .banned(self.peer, Instant::now())
+                                .is_some();
+                            let (why, text) = if banned {
+                                ("aborted: address banned", BANNED)
+                            } else {
+                                (
+                                    "aborted: session kicked",
                                     "Disconnected by the administrator.",
-                                ))
-                                .await;
+                                )
+                            };
+                            Box::pin(self.cancel_transfer(why, true)).await;
+                            let _ = self.send(reply(Code::ServiceNotAvailable, text)).await;
                             break;
                         }
                         Event::Stop => {
@@ -531,9 +542,15 @@ impl Session {
         // A fresh buffer per reply: an idle session keeps none.
         let mut out = Vec::new();
         r.encode(&mut out);
-        // A client that stops reading replies must not pin the session forever.
-        let limit = Duration::from_secs(self.cfg.idle_timeout);
-        match tokio::time::timeout(limit, self.ctrl.stream.write_all(&out)).await {
+        // A client that stops reading replies must not pin the session: before login it
+        // has until the login deadline, like everything else it does; after, the idle
+        // timeout for each reply.
+        let until = if self.phase == Phase::LoggedIn {
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.idle_timeout)
+        } else {
+            tokio::time::Instant::from_std(self.login_deadline)
+        };
+        match tokio::time::timeout_at(until, self.ctrl.stream.write_all(&out)).await {
             Ok(res) => res,
             Err(_) => Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -637,7 +654,10 @@ impl Session {
     }
 
     fn resolve(&self, arg: &[u8], op: Op) -> Result<VPath, Reply> {
-        self.cwd.resolve(arg).map_err(|e| e.reply(op))
+        match self.cwd.resolve(arg) {
+            Ok(p) if p.is_internal() => Err(Error::InvalidName.reply(op)),
+            other => other.map_err(|e| e.reply(op)),
+        }
     }
 
     fn reset_transfer_state(&mut self) {
@@ -789,14 +809,54 @@ impl Session {
         self.cfg = self.shared.config();
         let name = lossy(&user);
         let policy = self.cfg.ban_policy();
+        // Every PASS, not only every connection: a client connected before its address
+        // was banned gets no more guesses.
+        if self
+            .shared
+            .guard
+            .banned(self.peer, Instant::now())
+            .is_some()
+        {
+            info!(user = %name, "login refused: address banned");
+            return Err(reply(Code::ServiceNotAvailable, BANNED));
+        }
         let locked = self.shared.guard.locked(&name, Instant::now());
         let granted = if locked {
             None
         } else {
-            self.shared.auth().login(&user, password, self.peer).await
+            let auth = self.shared.auth();
+            match auth
+                .login(&user, password, self.peer, &self.shared.password_checks)
+                .await
+            {
+                Ok(g) => g,
+                Err(limits::Busy) => {
+                    warn!(user = %name, "login refused: too many password checks waiting");
+                    return Err(reply(
+                        Code::ServiceNotAvailable,
+                        "Too many logins being checked; try again shortly.",
+                    ));
+                }
+            }
         };
         let Some(grant) = granted else {
-            let (delay, banned) = self.shared.guard.failed(self.peer, &policy, Instant::now());
+            let (delay, mut banned) =
+                self.shared
+                    .guard
+                    .failed(self.peer, &name, &policy, Instant::now());
+            if !banned && let Some(c) = self.shared.cluster.clone() {
+                // The count of every node: three nodes must not give three times the
+                // guesses.
+                let window = policy.window;
+                if let Some(n) = Box::pin(c.failed(self.peer, &name, window)).await
+                    && policy.bans(n)
+                {
+                    self.shared
+                        .guard
+                        .ban(self.peer, policy.ban_for, Instant::now());
+                    banned = true;
+                }
+            }
             if !locked
                 && self.shared.guard.user_failed(
                     &name,
@@ -821,14 +881,17 @@ impl Session {
                     ban_seconds = policy.ban_for.as_secs(),
                     "address banned after repeated login failures"
                 );
-                return Err(reply(
-                    Code::ServiceNotAvailable,
-                    "Too many failed logins; your address is banned for a while.",
-                ));
+                return Err(reply(Code::ServiceNotAvailable, BANNED));
             }
             return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
         };
-        self.shared.guard.succeeded(self.peer, &name);
+        if !grant.anonymous {
+            self.shared.guard.succeeded(self.peer, &name);
+            if let Some(c) = self.shared.cluster.clone() {
+                let (ip, user) = (self.peer, name.clone());
+                tokio::spawn(async move { c.forgive(ip, &user).await });
+            }
+        }
         let max = grant
             .config
             .as_ref()
@@ -967,26 +1030,37 @@ impl Session {
 
     /// PASV/EPSV: leases a passive port and starts accepting on it; returns the port.
     fn open_passive(&mut self) -> Result<u16, Reply> {
+        // The port this session held before is given back first: one at a time.
+        self.data = None;
+        let cap = datachan::per_address_cap(self.cfg.passive_ports);
+        let Some(lease) = self.shared.leases.take(self.peer, cap) else {
+            warn!(
+                held = cap,
+                "passive ports refused: this address holds its share"
+            );
+            return Err(reply(
+                Code::CantOpenData,
+                "Too many passive ports held by your address; try again later.",
+            ));
+        };
         let listener =
             datachan::listen_passive(self.local, self.cfg.passive_ports).map_err(|e| {
                 warn!(error = %e, "cannot open a passive port");
                 reply(Code::CantOpenData, "Cannot open a passive port; try again.")
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        self.data = Some(self.accept_passive(listener));
-        Ok(port)
-    }
-
-    /// Starts accepting a passive data connection (and its TLS handshake under PROT P).
-    fn accept_passive(&self, listener: tokio::net::TcpListener) -> DataSetup {
-        datachan::accept_passive(
+        self.data = Some(datachan::accept_passive(
             listener,
-            self.peer,
-            self.cfg.passive_peer_check,
-            self.data_tls(),
-            Some(self.shared.metrics.passive_ports.clone()),
-            Some(self.cfg.proxy_policy(&self.listener)).filter(|p| p.enabled()),
-        )
+            datachan::PassiveOptions {
+                peer: self.peer,
+                check: self.cfg.passive_peer_check,
+                tls: self.data_tls(),
+                lease: Some(lease),
+                proxy: Some(self.cfg.proxy_policy(&self.listener)).filter(|p| p.enabled()),
+                expires: Duration::from_secs(self.cfg.data_connect_timeout),
+            },
+        ));
+        Ok(port)
     }
 
     /// The TLS acceptor for data connections, when PROT P is in force.
@@ -1262,7 +1336,7 @@ impl Session {
                     return Err(reply(Code::BadSequence, "RNFR required first."));
                 };
                 let to = self.resolve(&arg, Op::Store)?;
-                if !rules.at(&to).rename {
+                if !rules.may_rename(&from, &to) {
                     return Err(deny(Op::Store));
                 }
                 jail.rename(&from, &to)

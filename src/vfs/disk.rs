@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use cap_fs_ext::{DirExt, SystemTimeSpec};
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt, Permissions, PermissionsExt};
 use wharf_proto::listing::{Entry, Kind};
 
 use super::VPath;
@@ -84,6 +84,14 @@ impl Ownership {
         }
         Ok(())
     }
+}
+
+/// Clears the `O_NONBLOCK` a transfer's file was opened with (to refuse FIFOs safely).
+fn blocking_mode(f: &std::fs::File) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(f, FcntlArg::F_GETFL)?);
+    fcntl(f, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+    Ok(())
 }
 
 /// A root directory and the only door to it.
@@ -280,12 +288,23 @@ impl Disk {
         let path = path.clone();
         blocking(move || {
             use std::io::{Seek, SeekFrom};
-            let f = dir.open(path.relative())?;
+            // Non-blocking, so that opening a FIFO cannot hang a pool thread; it is
+            // refused below anyway, like devices and sockets.
+            let f = dir.open_with(
+                path.relative(),
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NONBLOCK),
+            )?;
             let meta = f.metadata()?;
             if meta.is_dir() {
                 return Err(Error::IsADirectory);
             }
+            if !meta.is_file() {
+                return Err(Error::NotRegular);
+            }
             let mut f = f.into_std();
+            blocking_mode(&f)?;
             if offset > 0 {
                 f.seek(SeekFrom::Start(offset))?;
             }
@@ -305,7 +324,9 @@ impl Disk {
                 return Err(Error::IsADirectory);
             }
             let mut opts = OpenOptions::new();
-            opts.write(true);
+            // Non-blocking open: a FIFO without a reader fails at once instead of holding
+            // a pool thread; anything but a regular file is refused below.
+            opts.write(true).custom_flags(nix::libc::O_NONBLOCK);
             match mode {
                 WriteMode::Truncate => opts.create(true).truncate(true),
                 WriteMode::CreateNew => opts.create_new(true),
@@ -314,6 +335,19 @@ impl Disk {
             };
             let f = dir.open_with(path.relative(), &opts)?;
             let mut f = f.into_std();
+            let meta = f.metadata()?;
+            use std::os::unix::fs::PermissionsExt as _;
+            if !meta.is_file() {
+                return Err(Error::NotRegular);
+            }
+            blocking_mode(&f)?;
+            // Writing as root keeps setuid and setgid bits (the kernel clears them only
+            // for writers without CAP_FSETID): new content never inherits them.
+            if meta.permissions().mode() & 0o6000 != 0 {
+                f.set_permissions(std::fs::Permissions::from_mode(
+                    meta.permissions().mode() & 0o1777,
+                ))?;
+            }
             owner.apply(&f, false)?;
             if let WriteMode::At(offset) = mode {
                 f.set_len(offset)?;
@@ -386,7 +420,17 @@ impl Disk {
         let dir = self.dir.clone();
         let path = path.clone();
         blocking(move || {
-            Ok(dir.set_permissions(path.relative(), Permissions::from_mode(mode & 0o7777))?)
+            // wharf may run as root: a client must never make a setuid or setgid file.
+            // The sticky bit means something only on directories.
+            let allowed = if dir.metadata(path.relative())?.is_dir() {
+                0o1777
+            } else {
+                0o777
+            };
+            if mode & !allowed != 0 {
+                return Err(Error::ModeNotAllowed);
+            }
+            Ok(dir.set_permissions(path.relative(), Permissions::from_mode(mode))?)
         })
         .await
     }

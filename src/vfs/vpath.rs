@@ -89,6 +89,13 @@ impl VPath {
             || (self.0.starts_with(&dir.0) && self.0.get(dir.0.len()) == Some(&b'/'))
     }
 
+    /// Whether a name in the path is one of wharf's own (an upload in progress), which no
+    /// client may name: what it stored there would be hidden from every listing.
+    pub fn is_internal(&self) -> bool {
+        self.components()
+            .any(|c| c.starts_with(UPLOAD_TEMP_PREFIX.as_bytes()))
+    }
+
     /// The last name, or `None` for the root.
     pub fn file_name(&self) -> Option<&[u8]> {
         self.components().last()
@@ -151,6 +158,16 @@ mod tests {
         assert_eq!(r("/x", b"."), Ok("/x".into()));
         assert_eq!(r("/x", b""), Ok("/x".into()));
         assert_eq!(r("/x", b" lead"), Ok("/x/ lead".into()));
+    }
+
+    #[test]
+    fn wharfs_own_names_are_internal() {
+        let v = |s: &str| VPath::root().resolve(s.as_bytes()).unwrap();
+        assert!(v("/up/.wharf-upload.0000.a.txt").is_internal());
+        assert!(v("/.wharf-upload.x/inner").is_internal());
+        assert!(v("/up/a.txt").upload_temp().is_internal());
+        assert!(!v("/up/.wharf-uploa.txt").is_internal());
+        assert!(!v("/up/x.wharf-upload.txt").is_internal());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::harness::*;
 
 #[test]
 fn the_session_over_the_total_gets_421() {
-    let s = TestServer::with(|cfg| cfg.max_sessions = 2);
+    let s = TestServer::with(|cfg| cfg.max_sessions = Some(2));
     let _a = Ctrl::connect(s.v4);
     let _b = Ctrl::connect(s.v4);
     let mut c = std::net::TcpStream::connect(s.v4).unwrap();

@@ -471,11 +471,22 @@ fn active_mode_under_prot_p() {
 
 #[test]
 fn serve_tls_auto_generates_and_reuses_a_certificate() {
+    // Served from the current directory, as in `cd /srv/x && wharf serve --root .`.
     let dir = tempfile::tempdir().unwrap();
-    let run = || {
+    let state = tempfile::tempdir().unwrap();
+    let run = |state: &std::path::Path| {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--tls", "auto"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--root",
+                ".",
+                "--tls",
+                "auto",
+            ])
             .current_dir(dir.path())
+            .env("XDG_STATE_HOME", state)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -488,26 +499,36 @@ fn serve_tls_auto_generates_and_reuses_a_certificate() {
         .unwrap();
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
-        (line, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            line,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status,
+        )
     };
-    let (line, log) = run();
-    assert!(line.contains("sha256"), "{line}");
-    let key = dir.path().join(wharf::tls::GENERATED_KEY);
+    let (line, log, _) = run(state.path());
+    assert!(line.contains("sha256"), "{line}{log}");
+    let key = state.path().join("wharf").join(wharf::tls::GENERATED_KEY);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let served: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(
-        !dir.path()
-            .join("ftp")
-            .join(wharf::tls::GENERATED_KEY)
-            .exists()
+        served.is_empty(),
+        "nothing written to the served folder: {served:?}"
     );
-    let (line2, _) = run();
+    let (line2, _, _) = run(state.path());
     let fp = |l: &str| l.split("sha256 ").nth(1).map(|s| s.trim().to_string());
     assert_eq!(fp(&line), fp(&line2), "certificate reused on restart");
-    let _ = log;
+    // A state directory inside the served root: wharf refuses to start and says why.
+    let (line3, log3, status) = run(&dir.path().join("state"));
+    assert!(!status.success() && line3.is_empty(), "{line3}");
+    assert!(
+        log3.contains("tls_dir") && log3.contains("inside the served root"),
+        "{log3}"
+    );
+    assert!(!dir.path().join("state").exists());
 }
 
 #[test]
