@@ -83,6 +83,8 @@ impl From<io::Error> for Error {
             }
             Some(libc_errno::ENOSPC | libc_errno::EDQUOT) => return Error::NoSpace,
             Some(libc_errno::ELOOP | libc_errno::EXDEV) => return Error::Access,
+            // A FIFO with no reader, or a device without its driver.
+            Some(libc_errno::ENXIO | libc_errno::ENODEV) => return Error::NotRegular,
             _ => {}
         }
         match e.kind() {
@@ -98,6 +100,8 @@ impl From<io::Error> for Error {
 /// constants).
 mod libc_errno {
     pub const EPERM: i32 = 1;
+    pub const ENXIO: i32 = 6;
+    pub const ENODEV: i32 = 19;
     pub const ENOENT: i32 = 2;
     pub const EACCES: i32 = 13;
     pub const EEXIST: i32 = 17;

@@ -42,11 +42,15 @@ pub enum DataSetup {
 #[derive(Debug)]
 pub struct PassiveAccept {
     task: JoinHandle<Result<Stream, DataError>>,
+    /// Shared with the task, which gives it back when the port closes; dropping this
+    /// gives it back at once (an aborted task ends only later).
+    lease: Arc<Mutex<Option<Lease>>>,
 }
 
 impl Drop for PassiveAccept {
     fn drop(&mut self) {
         self.task.abort();
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
@@ -164,15 +168,17 @@ pub enum DataError {
 /// with a PROXY header, and the header's client is the one checked. A port not connected
 /// within `expires` is closed.
 pub fn accept_passive(listener: TcpListener, o: PassiveOptions) -> DataSetup {
+    let PassiveOptions {
+        peer,
+        check,
+        tls,
+        lease,
+        proxy,
+        expires,
+    } = o;
+    let lease = Arc::new(Mutex::new(lease));
+    let held = lease.clone();
     let task = tokio::spawn(async move {
-        let PassiveOptions {
-            peer,
-            check,
-            tls,
-            lease,
-            proxy,
-            expires,
-        } = o;
         let accept = async {
             loop {
                 let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
@@ -194,7 +200,7 @@ pub fn accept_passive(listener: TcpListener, o: PassiveOptions) -> DataSetup {
         let tcp = tokio::time::timeout(expires, accept).await;
         // The port closes here, connected or not, and its lease with it.
         drop(listener);
-        drop(lease);
+        held.lock().unwrap_or_else(|e| e.into_inner()).take();
         let tcp = tcp.map_err(|_| DataError::Timeout)??;
         let _ = tcp.set_nodelay(true);
         let stream = Stream::Plain(tcp);
@@ -206,7 +212,7 @@ pub fn accept_passive(listener: TcpListener, o: PassiveOptions) -> DataSetup {
             None => Ok(stream),
         }
     });
-    DataSetup::Passive(PassiveAccept { task })
+    DataSetup::Passive(PassiveAccept { task, lease })
 }
 
 /// Opens a passive listener on `local` (the control connection's local address), on a port

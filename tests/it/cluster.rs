@@ -161,6 +161,35 @@ fn one_writer_per_name_across_nodes() {
 }
 
 #[test]
+fn failed_logins_count_across_the_nodes() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let a = node(&pg, "a", root.path(), |c| c.max_login_failures = 5);
+    let b = node(&pg, "b", root.path(), |c| c.max_login_failures = 5);
+    let guess = |addr, n: usize| -> Vec<u16> {
+        let mut c = client(addr, "192.0.2.60");
+        (0..n)
+            .map(|_| {
+                c.cmd(&format!("USER {USER}"));
+                c.cmd("PASS wrong").code
+            })
+            .collect()
+    };
+    assert_eq!(guess(a.v4, 3), [530, 530, 530]);
+    // An anonymous login on the other node forgives nothing.
+    client(b.v4, "192.0.2.60").login("anonymous", "x");
+    assert_eq!(
+        guess(b.v4, 3),
+        [530, 530, 421],
+        "the 6th failure, on any node, bans"
+    );
+    let banned = eventually(Duration::from_secs(5), || {
+        greeting(a.v4, "192.0.2.60").starts_with("421")
+    });
+    assert!(banned.is_some(), "the ban reached node a");
+}
+
+#[test]
 fn database_away_follows_the_policy_and_recovers() {
     let Some(mut pg) = Postgres::start() else {
         return;
