@@ -91,6 +91,8 @@ def main():
             cfg.write_text(
                 f'listen = []\nroot = "{root}"\nanonymous = "read"\npassive_ports = "{lo}-{hi}"\n'
                 f'public_address = "127.0.0.1"\nmax_login_failures = 0\nlogin_failure_delay_ms = 0\n'
+                # All clients come from 127.0.0.1: no per-address cap (nor its database trip).
+                'max_sessions_per_ip = 0\n'
                 f'[[listener]]\naddress = "{ip}:{port}"\nproxy_protocol = "v2"\nproxy_trusted = ["127.0.0.1/32"]\n'
                 f'[[listener]]\naddress = "{ip}:{direct}"\n'
                 f'[cluster]\ndatabase_url = "postgres://wharf@127.0.0.1:{pgport}/postgres"\nnode = "node{i + 1}"\n'

@@ -68,7 +68,7 @@ def main():
         endpoint = f"http://127.0.0.1:{s3port}"
         (work / "wharf.toml").write_text(
             f'listen = ["127.0.0.1:{ftp}"]\nroot = "storage:bench"\nanonymous = "write"\n'
-            f'passive_ports = "40000-44999"\nmax_login_failures = 0\n'
+            f'passive_ports = "40000-44999"\nmax_login_failures = 0\nmax_sessions_per_ip = 0\n'
             f'[[storage]]\nname = "bench"\nkind = "s3"\nbucket = "{BUCKET}"\nprefix = "ftp"\n'
             f'endpoint = "{endpoint}"\nregion = "garage"\npath_style = true\n'
             f'credentials_file = "{creds}"\npart_size = {PART}\nparts_in_flight = {IN_FLIGHT}\n'
