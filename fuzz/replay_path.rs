@@ -99,6 +99,15 @@ fn check_vpath(p: &VPath) {
         }
     );
     assert_eq!(p.file_name(), comps.last().copied());
+    // wharf's own names (uploads in progress) are recognised wherever they appear, so no
+    // client can name one.
+    assert_eq!(
+        p.is_internal(),
+        comps
+            .iter()
+            .any(|c| c.starts_with(wharf::vfs::UPLOAD_TEMP_PREFIX.as_bytes())),
+        "internal name in {b:?}"
+    );
     // Canonical: resolving it again, from anywhere, is the identity.
     assert_eq!(
         VPath::root().resolve(b).ok().as_ref(),
