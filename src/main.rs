@@ -429,6 +429,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     wharf::observe::init(config.log_format, log_file.clone());
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,4 +1,6 @@
-//! Hardening, from outside the process: no S3 credential in logs or replies.
+//! Hardening, from outside the process: no S3 credential in logs or replies, an admin
+//! endpoint without a token that web pages cannot use, start-up warnings for weak
+//! settings.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -198,5 +200,293 @@ fn s3_failures_log_no_presigned_url_key_or_secret() {
     assert!(
         log.contains("url=http://"),
         "the failing URL is named:\n{log}"
+    );
+}
+
+// --- B. The admin endpoint without a token -------------------------------------------
+
+impl Wharf {
+    /// The admin endpoint's TCP address of the start line.
+    fn admin(&self) -> SocketAddr {
+        self.line
+            .split("admin http://")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no admin address in {:?}", self.line))
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (`Connection: close` is added); returns the status code
+/// and the whole answer.
+fn http(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    exchange(&mut s, head, body)
+}
+
+fn exchange(s: &mut (impl Read + Write), head: &str, body: &str) -> (u16, String) {
+    write!(
+        s,
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    (status, answer)
+}
+
+/// `wharf ARGS...` run in `dir`.
+fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(WHARF)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The greeting a new FTP connection gets (the banner shows whether a reload happened).
+fn banner(ftp: SocketAddr) -> String {
+    Ctrl::connect(ftp).greeting.text()
+}
+
+#[test]
+fn admin_without_a_token_refuses_web_pages_and_foreign_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wharf.toml");
+    let write = |banner: &str| {
+        std::fs::write(
+            &cfg,
+            format!("admin_listen = \"127.0.0.1:0\"\nbanner = \"{banner}\"\n"),
+        )
+        .unwrap()
+    };
+    write("first");
+    let wharf = Wharf::start(
+        dir.path(),
+        &["--config", "wharf.toml", "--user", "judge:pw"],
+        &[],
+    );
+    let (ftp, admin) = (wharf.ftp(), wharf.admin());
+    let mut session = Ctrl::connect(ftp);
+    session.login("judge", "pw");
+    write("second");
+    let here = format!("Host: {admin}");
+
+    // A form on a web page: text/plain, any Origin.
+    let (status, answer) = http(
+        admin,
+        &format!(
+            "POST /reload HTTP/1.1\r\n{here}\r\nOrigin: http://evil.example\r\nContent-Type: text/plain"
+        ),
+        "x=y",
+    );
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(banner(ftp), "220 first\r\n", "reloaded anyway");
+    let (status, answer) = http(
+        admin,
+        &format!("POST /sessions/1/kick HTTP/1.1\r\n{here}\r\nOrigin: null"),
+        "",
+    );
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(session.cmd("PWD").code, 257, "kicked anyway");
+    // Fetched by a page without Origin (a no-cors GET) still says where it comes from.
+    let (status, answer) = http(
+        admin,
+        &format!("GET /sessions HTTP/1.1\r\n{here}\r\nSec-Fetch-Site: cross-site"),
+        "",
+    );
+    assert_eq!(status, 403, "{answer}");
+
+    // DNS rebinding: the page's own name now points at 127.0.0.1.
+    for path in ["/reload", "/sessions/1/kick"] {
+        let (status, answer) = http(
+            admin,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: evil.example:{}",
+                admin.port()
+            ),
+            "",
+        );
+        assert_eq!(status, 403, "{path}: {answer}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics", "/sessions"] {
+        let (status, answer) = http(
+            admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: evil.example"),
+            "",
+        );
+        assert_eq!(status, 403, "{path}: {answer}");
+    }
+    assert_eq!(banner(ftp), "220 first\r\n", "reloaded anyway");
+    assert_eq!(session.cmd("PWD").code, 257, "kicked anyway");
+
+    // From this machine, by name or address, it all works.
+    for host in [
+        "localhost",
+        &format!("localhost:{}", admin.port()),
+        &admin.to_string(),
+    ] {
+        let (status, answer) = http(admin, &format!("GET /healthz HTTP/1.1\r\nHost: {host}"), "");
+        assert_eq!(status, 200, "{host}: {answer}");
+    }
+    let (status, answer) = http(admin, &format!("POST /reload HTTP/1.1\r\n{here}"), "");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(banner(ftp), "220 second\r\n");
+    wharf.stop();
+}
+
+#[test]
+fn admin_cli_works_over_tcp_and_the_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        format!(
+            "admin_listen = \"127.0.0.1:0\"\nadmin_socket = \"{}\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let wharf = Wharf::start(
+        dir.path(),
+        &["--config", "wharf.toml", "--user", "judge:pw"],
+        &[],
+    );
+    let (ftp, admin) = (wharf.ftp(), wharf.admin().to_string());
+    let sock_arg = sock.display().to_string();
+    for endpoint in [&admin, &sock_arg] {
+        let mut c = Ctrl::connect(ftp);
+        c.login("judge", "pw");
+        let out = cli(dir.path(), &["who", "--admin", endpoint]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{endpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.lines().any(|l| l.contains("judge")),
+            "{endpoint}: {text}"
+        );
+        let out = cli(dir.path(), &["reload", "--admin", endpoint]);
+        assert!(
+            out.status.success(),
+            "{endpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cli(
+            dir.path(),
+            &["kick", "--user", "judge", "--admin", endpoint],
+        );
+        assert!(
+            out.status.success(),
+            "{endpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(c.read_reply().code, 421, "{endpoint}: not kicked");
+    }
+    // The endpoint from the config (the socket first), as `wharf who` finds it.
+    let out = cli(dir.path(), &["who", "--config", "wharf.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // On the socket, which no browser reaches, any Host will do (older clients sent `wharf`).
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let (status, answer) = exchange(&mut s, "GET /sessions HTTP/1.1\r\nHost: wharf", "");
+    assert_eq!(status, 200, "{answer}");
+    // But not a web page's request.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let (status, answer) = exchange(
+        &mut s,
+        "POST /reload HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example",
+        "",
+    );
+    assert_eq!(status, 403, "{answer}");
+    wharf.stop();
+}
+
+#[test]
+fn admin_with_a_token_lets_the_token_decide() {
+    let token = "0123456789abcdef-token";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        format!("admin_listen = \"127.0.0.1:0\"\nadmin_token = \"{token}\"\n"),
+    )
+    .unwrap();
+    let wharf = Wharf::start(
+        dir.path(),
+        &["--config", "wharf.toml", "--user", "judge:pw"],
+        &[],
+    );
+    let admin = wharf.admin();
+    // A token is what a web page cannot send: with it, Host and Origin do not matter.
+    let (status, answer) = http(
+        admin,
+        &format!(
+            "POST /reload HTTP/1.1\r\nHost: ftp.example.com:{}\r\nOrigin: http://elsewhere.example\r\nAuthorization: Bearer {token}",
+            admin.port()
+        ),
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http(admin, "GET /sessions HTTP/1.1\r\nHost: localhost", "");
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = http(admin, "GET /healthz HTTP/1.1\r\nHost: monitor.example", "");
+    assert_eq!(status, 200, "health stays open: {answer}");
+    // The CLI takes the token from the config.
+    let admin = admin.to_string();
+    for command in ["who", "reload"] {
+        let out = cli(
+            dir.path(),
+            &[command, "--config", "wharf.toml", "--admin", &admin],
+        );
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wharf.stop();
+}
+
+#[test]
+fn start_up_warns_of_a_short_admin_token_and_proxy_trusted_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        "admin_listen = \"127.0.0.1:0\"\nadmin_token = \"tiny7\"\n\
+         proxy_trusted = [\"0.0.0.0/0\"]\n\
+         [[listener]]\naddress = \"127.0.0.1:0\"\nproxy_trusted = [\"::/0\"]\n",
+    )
+    .unwrap();
+    let wharf = Wharf::start(
+        dir.path(),
+        &["--config", "wharf.toml", "--user", "judge:pw"],
+        &[],
+    );
+    let stderr = wharf.stop();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    for want in [
+        "admin_token has 5 characters",
+        "proxy_trusted 0.0.0.0/0 trusts every address",
+        "listener 127.0.0.1:0: proxy_trusted ::/0 trusts every address",
+    ] {
+        assert!(
+            warnings.iter().any(|l| l.contains(want)),
+            "no warning {want:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("tiny7"),
+        "the token itself is logged:\n{stderr}"
     );
 }
