@@ -1,6 +1,6 @@
 //! Hardening, from outside the process: no S3 credential in logs or replies, an admin
 //! endpoint without a token that web pages cannot use, start-up warnings for weak
-//! settings.
+//! settings, and `--user` passwords kept off the command line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -488,5 +488,96 @@ fn start_up_warns_of_a_short_admin_token_and_proxy_trusted_everything() {
     assert!(
         !stderr.contains("tiny7"),
         "the token itself is logged:\n{stderr}"
+    );
+}
+
+// --- C. Passwords off the command line -----------------------------------------------
+
+/// The process's command line as /proc shows it to every local user.
+fn cmdline(pid: u32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ")
+}
+
+impl Wharf {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+#[test]
+fn user_password_from_a_file_is_not_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "file-pw-5be1";
+    std::fs::write(dir.path().join("judge.pw"), format!("{password}\n")).unwrap();
+    let wharf = Wharf::start(dir.path(), &["--user", "judge:@judge.pw"], &[]);
+    let mut c = Ctrl::connect(wharf.ftp());
+    c.login("judge", password);
+    assert_eq!(c.cmd("PWD").code, 257);
+    let shown = cmdline(wharf.pid());
+    assert!(shown.contains("judge:@judge.pw"), "{shown}");
+    assert!(!shown.contains(password), "{shown}");
+    let stderr = wharf.stop();
+    assert!(!stderr.contains("visible to local users"), "{stderr}");
+
+    // A file that cannot be read is named.
+    let out = Command::new(WHARF)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--user", "judge:@nowhere.pw"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nowhere.pw"), "{err}");
+}
+
+#[test]
+fn user_password_from_the_environment_is_not_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "env-pw-93c4";
+    let wharf = Wharf::start(
+        dir.path(),
+        &["--user", "judge"],
+        &[("WHARF_PASSWORD_JUDGE", password)],
+    );
+    let mut c = Ctrl::connect(wharf.ftp());
+    c.login("judge", password);
+    assert_eq!(c.cmd("PWD").code, 257);
+    let shown = cmdline(wharf.pid());
+    assert!(!shown.contains(password), "{shown}");
+    let stderr = wharf.stop();
+    assert!(!stderr.contains("visible to local users"), "{stderr}");
+
+    // Neither the variable nor a file: an error saying what to set.
+    let out = Command::new(WHARF)
+        .args(["serve", "--listen", "127.0.0.1:0", "--user", "judge"])
+        .env_remove("WHARF_PASSWORD_JUDGE")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WHARF_PASSWORD_JUDGE"), "{err}");
+}
+
+#[test]
+fn user_password_on_the_command_line_still_works_with_a_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let wharf = Wharf::start(dir.path(), &["--user", "judge:pw"], &[]);
+    let mut c = Ctrl::connect(wharf.ftp());
+    c.login("judge", "pw");
+    assert_eq!(c.cmd("PWD").code, 257);
+    let stderr = wharf.stop();
+    let notice: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("visible to local users"))
+        .collect();
+    assert_eq!(notice.len(), 1, "{stderr}");
+    assert!(
+        notice[0].contains("INFO")
+            && notice[0].contains("WHARF_PASSWORD_JUDGE")
+            && notice[0].contains("judge:@FILE"),
+        "{stderr}"
     );
 }
