@@ -3,7 +3,8 @@
 //! the `wharf who|kick|ban|reload` commands use.
 //!
 //! axum serves it (on TCP, a Unix socket, or both); prometheus-client encodes the metrics.
-//! A TCP listener on a non-loopback address needs a bearer token.
+//! A TCP listener on a non-loopback address needs a bearer token. Without a token, requests
+//! a browser makes for a web page (cross-site requests, DNS rebinding) are refused.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use prometheus_client::encoding::text::encode;
@@ -413,6 +415,83 @@ async fn guard(shared: &App, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// Without `admin_token`, whoever reaches the endpoint may use it, so it must be someone on
+/// this machine and not a web page in their browser. A page can send requests to a loopback
+/// address (a form POST needs no CORS), and with DNS rebinding its own name can resolve to
+/// 127.0.0.1: refused are requests that carry `Origin` or `Sec-Fetch-Site` (browsers add
+/// them; `none` is a URL the user typed), and, over TCP, requests whose Host is not a
+/// loopback name or address. No browser connects to the Unix socket, so its Host is not
+/// looked at. With a token configured, the token decides, as before.
+async fn same_machine(State(local): State<Local>, req: Request, next: Next) -> Response {
+    if local.shared.config().admin_token.is_some() {
+        return next.run(req).await;
+    }
+    let h = req.headers();
+    let from_page =
+        h.contains_key("origin") || h.get("sec-fetch-site").is_some_and(|v| v != "none");
+    if from_page {
+        return (
+            StatusCode::FORBIDDEN,
+            "refused: a request from a web page (set admin_token to use it)\n",
+        )
+            .into_response();
+    }
+    if local.check_host {
+        let host = h.get("host").and_then(|v| v.to_str().ok());
+        // An absolute-form request target carries the host too, and then wins.
+        let host = req.uri().authority().map(|a| a.as_str()).or(host);
+        if !host.is_some_and(loopback_host) {
+            return (
+                StatusCode::FORBIDDEN,
+                "refused: Host is not a loopback name or address (set admin_token to use another)\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether an HTTP Host (`name`, `name:port`, `[v6]`, `[v6]:port`) names this machine:
+/// `localhost`, 127.0.0.0/8 or ::1.
+fn loopback_host(host: &str) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let port = |p: &str| p.parse::<u16>().is_ok();
+    if let Some(bracketed) = host.strip_prefix('[') {
+        return bracketed.split_once(']').is_some_and(|(ip, rest)| {
+            (rest.is_empty() || rest.strip_prefix(':').is_some_and(port))
+                && ip.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+        });
+    }
+    let (name, port_ok) = match host.split_once(':') {
+        Some((name, p)) => (name, port(p)),
+        None => (host, true),
+    };
+    port_ok
+        && (name.eq_ignore_ascii_case("localhost")
+            || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// What [`same_machine`] needs: the config (for the token) and the kind of listener.
+#[derive(Clone)]
+struct Local {
+    shared: App,
+    check_host: bool,
+}
+
+/// A listener the admin endpoint serves on.
+pub trait AdminListener: axum::serve::Listener {
+    /// Whether a browser can connect (TCP), so that the Host header must be checked.
+    const BROWSER_REACHABLE: bool;
+}
+
+impl AdminListener for tokio::net::TcpListener {
+    const BROWSER_REACHABLE: bool = true;
+}
+
+impl AdminListener for tokio::net::UnixListener {
+    const BROWSER_REACHABLE: bool = false;
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -536,9 +615,13 @@ async fn reload(State(s): State<App>, h: HeaderMap) -> Response {
 /// Serves the admin interface on `addr` until the task is dropped.
 pub async fn serve<L>(listener: L, shared: Arc<Shared>)
 where
-    L: axum::serve::Listener,
+    L: AdminListener,
     L::Addr: std::fmt::Debug,
 {
+    let local = Local {
+        shared: shared.clone(),
+        check_host: L::BROWSER_REACHABLE,
+    };
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -549,7 +632,9 @@ where
         .route("/bans/{ip}", delete(lift_ban))
         .route("/reload", post(reload))
         .route("/trace", get(trace_list).post(trace_set))
-        .with_state(shared);
+        .with_state(shared)
+        // On every route and on the 404 of unknown ones.
+        .layer(axum::middleware::from_fn_with_state(local, same_machine));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint failed");
     }
@@ -649,10 +734,16 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> Result<(u16, String), String> {
+        // Over TCP the address itself (a loopback one passes the Host check without a
+        // token); over the socket, whose Host nobody checks, the usual `localhost`.
+        let host = match &self.endpoint {
+            Endpoint::Tcp(a) => a.to_string(),
+            Endpoint::Unix(_) => "localhost".to_string(),
+        };
         let mut req = axum::http::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "wharf");
+            .header("host", host);
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -695,4 +786,44 @@ where
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for ok in [
+            "localhost",
+            "LocalHost:9021",
+            "127.0.0.1",
+            "127.0.0.1:9021",
+            "127.1.2.3:80",
+            "[::1]",
+            "[::1]:9021",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for refused in [
+            "",
+            "evil.example",
+            "evil.example:9021",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "10.0.0.1:9021",
+            "0.0.0.0:9021",
+            "[::2]:9021",
+            "[::1]evil",
+            "[::1]:x",
+            "[::1",
+            "::1",
+            "localhost:9021:1",
+            "localhost:",
+            "[::ffff:127.0.0.1]",
+            "wharf",
+        ] {
+            assert!(!loopback_host(refused), "{refused}");
+        }
+    }
 }

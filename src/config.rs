@@ -340,6 +340,9 @@ impl ListenerConfig {
     }
 }
 
+/// An `admin_token` shorter than this is warned about at start-up.
+pub const ADMIN_TOKEN_MIN: usize = 16;
+
 /// The whole validated configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -875,6 +878,36 @@ impl Config {
         self.anonymous_root.as_deref().unwrap_or(&self.root)
     }
 
+    /// What is allowed but likely a mistake, for warnings at start-up: an `admin_token`
+    /// short enough to guess, and a `proxy_trusted` (global or a listener's) that trusts
+    /// every address, so that any client may claim any source address in a PROXY header.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(token) = &self.admin_token {
+            let n = token.chars().count();
+            if n < ADMIN_TOKEN_MIN {
+                out.push(format!(
+                    "admin_token has {n} characters: one of {ADMIN_TOKEN_MIN} or more is much harder to guess"
+                ));
+            }
+        }
+        let everything = |nets: &[ipnet::IpNet]| nets.iter().find(|n| n.prefix_len() == 0).copied();
+        if let Some(net) = everything(&self.proxy_trusted) {
+            out.push(format!(
+                "proxy_trusted {net} trusts every address: any client may claim any source address in a PROXY header"
+            ));
+        }
+        for l in &self.listeners {
+            if let Some(net) = l.proxy_trusted.as_deref().and_then(everything) {
+                out.push(format!(
+                    "listener {}: proxy_trusted {net} trusts every address: any client may claim any source address in a PROXY header",
+                    l.address
+                ));
+            }
+        }
+        out
+    }
+
     /// A short human summary, for `check-config` and the start-up line.
     pub fn explain(&self) -> String {
         let mut s = String::new();
@@ -1132,6 +1165,36 @@ mod tests {
                 low: 50000,
                 high: 50999
             })
+        );
+    }
+
+    #[test]
+    fn warnings_for_a_short_token_and_trusting_everyone() {
+        assert!(Config::default().warnings().is_empty());
+        let c = Config::from_toml(
+            "admin_token = \"0123456789abcdef\"\nproxy_trusted = [\"10.0.0.0/8\"]\n",
+            "w.toml",
+        )
+        .unwrap();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        let c = Config::from_toml(
+            "admin_token = \"short\"\nproxy_trusted = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n\
+             [[listener]]\naddress = \"127.0.0.1:2121\"\nproxy_trusted = [\"::/0\"]\n\
+             [[listener]]\naddress = \"127.0.0.1:2122\"\nproxy_trusted = [\"::1/128\"]\n",
+            "w.toml",
+        )
+        .unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("admin_token has 5 characters"), "{w:?}");
+        assert!(
+            !w[0].contains("short"),
+            "the token itself is not shown: {w:?}"
+        );
+        assert!(w[1].starts_with("proxy_trusted 0.0.0.0/0"), "{w:?}");
+        assert!(
+            w[2].starts_with("listener 127.0.0.1:2121: proxy_trusted ::/0"),
+            "{w:?}"
         );
     }
 

@@ -74,6 +74,12 @@ impl Hooks {
 
 async fn run_command(argv: &[String], ev: &UploadEvent, timeout: Duration) {
     let mut cmd = tokio::process::Command::new(&argv[0]);
+    // The hook gets wharf's environment, but not the passwords given to `--user`.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("WHARF_PASSWORD_") {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(&argv[1..])
         .env("WHARF_EVENT", ev.event)
         .env("WHARF_PATH", &ev.path)
@@ -105,7 +111,8 @@ async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
         Ok(b) => b,
         Err(_) => return,
     };
-    let shown = url.clone();
+    // A token in the URL's query or user-info stays out of the log.
+    let shown = crate::vfs::object::redact(&url);
     let result = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -121,6 +128,7 @@ async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     if let Err(e) = result {
-        tracing::warn!(url = %shown, path = %ev.path, error = %e, "upload hook POST failed");
+        let error = crate::vfs::object::redact(&e);
+        tracing::warn!(url = %shown, path = %ev.path, %error, "upload hook POST failed");
     }
 }

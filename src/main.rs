@@ -214,8 +214,11 @@ struct ServeArgs {
     /// Anonymous access: off, read, upload (drop box) or write.
     #[arg(long, value_name = "MODE")]
     anonymous: Option<AnonymousMode>,
-    /// A user with full read-write access to the root (repeatable).
-    #[arg(long, value_name = "NAME:PASSWORD")]
+    /// A user with full read-write access to the root (repeatable). The password comes
+    /// from the environment variable WHARF_PASSWORD_<NAME> (NAME upper-cased, other
+    /// characters than letters and digits as `_`), or from the first line of FILE with
+    /// NAME:@FILE. NAME:PASSWORD also works, but local users can read it (ps).
+    #[arg(long, value_name = "NAME[:@FILE]")]
     user: Vec<String>,
     /// Passive port range.
     #[arg(long, value_name = "LOW-HIGH")]
@@ -261,13 +264,11 @@ impl ServeArgs {
         if let Some(a) = self.anonymous {
             config.anonymous = a;
         }
-        for spec in self.user {
-            let (name, password) = spec
-                .split_once(':')
-                .ok_or_else(|| format!("--user `{spec}`: expected NAME:PASSWORD"))?;
+        for spec in &self.user {
+            let (name, password) = user_password(spec, |var| std::env::var_os(var))?;
             config.users.retain(|u| u.name != name);
             config.users.push(UserConfig::new(
-                name,
+                &name,
                 wharf::auth::hash_password(password.as_bytes()),
             ));
         }
@@ -307,6 +308,79 @@ impl ServeArgs {
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
+}
+
+/// The environment variable `--user NAME` takes its password from: `WHARF_PASSWORD_` and
+/// NAME upper-cased, every character but an ASCII letter or digit as `_` (a variable name
+/// the shell can set).
+fn password_var(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("WHARF_PASSWORD_{tail}")
+}
+
+/// A `--user` flag as (name, password): `NAME` takes the password from the environment
+/// (`env` looks a variable up), `NAME:@FILE` from the first line of FILE, and `NAME:PASSWORD`
+/// as it is (see [`inline_passwords`]).
+fn user_password(
+    spec: &str,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<(String, String), String> {
+    let (name, password) = match spec.split_once(':') {
+        None => {
+            let var = password_var(spec);
+            let value = env(&var).ok_or_else(|| {
+                format!("--user {spec}: set {var} to the password, or use --user {spec}:@FILE")
+            })?;
+            let value = value
+                .into_string()
+                .map_err(|_| format!("--user {spec}: {var} is not UTF-8"))?;
+            if value.is_empty() {
+                return Err(format!("--user {spec}: {var} is empty"));
+            }
+            (spec, value)
+        }
+        Some((name, rest)) => match rest.strip_prefix('@') {
+            Some(file) => (name, password_file(name, file)?),
+            None => (name, rest.to_string()),
+        },
+    };
+    if name.is_empty() {
+        return Err(format!("--user `{spec}`: the user name is empty"));
+    }
+    Ok((name.to_string(), password))
+}
+
+/// The first line of `--user NAME:@FILE`'s file, without its line end.
+fn password_file(name: &str, file: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("--user {name}: cannot read the password file {file}: {e}"))?;
+    // `lines` drops a CRLF as well as an LF.
+    match text.lines().next() {
+        Some(first) if !first.is_empty() => Ok(first.to_string()),
+        _ => Err(format!(
+            "--user {name}: the first line of the password file {file} is empty"
+        )),
+    }
+}
+
+/// The users of `--user NAME:PASSWORD` flags, whose password any local user can read in the
+/// process's command line.
+fn inline_passwords(specs: &[String]) -> Vec<&str> {
+    specs
+        .iter()
+        .filter_map(|s| s.split_once(':'))
+        .filter(|(_, p)| !p.starts_with('@'))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -426,6 +500,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     wharf::observe::init(config.log_format, log_file.clone());
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    for name in inline_passwords(&reload_args.user) {
+        tracing::info!(
+            "the password of --user {name} is visible to local users in the command line; set {} or use --user {name}:@FILE instead",
+            password_var(name)
+        );
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -555,4 +638,56 @@ async fn shutdown_signal(
         eprintln!("wharf: stopping at once");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_variable_names() {
+        assert_eq!(password_var("judge"), "WHARF_PASSWORD_JUDGE");
+        assert_eq!(password_var("scan-bot.2"), "WHARF_PASSWORD_SCAN_BOT_2");
+        assert_eq!(password_var("é"), "WHARF_PASSWORD__");
+    }
+
+    #[test]
+    fn user_passwords_from_the_environment_a_file_or_the_flag() {
+        let env = |var: &str| (var == "WHARF_PASSWORD_SCAN_BOT").then(|| "s3cret".into());
+        assert_eq!(
+            user_password("scan-bot", env),
+            Ok(("scan-bot".into(), "s3cret".into()))
+        );
+        let err = user_password("judge", env).unwrap_err();
+        assert!(
+            err.contains("WHARF_PASSWORD_JUDGE") && err.contains("judge:@FILE"),
+            "{err}"
+        );
+        let empty = |_: &str| Some("".into());
+        assert!(user_password("judge", empty).unwrap_err().contains("empty"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from file\r\nsecond line\n").unwrap();
+        let spec = format!("judge:@{}", file.display());
+        assert_eq!(
+            user_password(&spec, env),
+            Ok(("judge".into(), "from file".into()))
+        );
+        std::fs::write(&file, "\n").unwrap();
+        assert!(user_password(&spec, env).unwrap_err().contains("empty"));
+        let missing = dir.path().join("missing");
+        let err = user_password(&format!("judge:@{}", missing.display()), env).unwrap_err();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+
+        assert_eq!(
+            user_password("judge:pw:with:colons", env),
+            Ok(("judge".into(), "pw:with:colons".into()))
+        );
+        assert!(user_password(":pw", env).is_err());
+        assert_eq!(
+            inline_passwords(&["a:pw".into(), "b:@f".into(), "c".into()]),
+            ["a"]
+        );
+    }
 }

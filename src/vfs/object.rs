@@ -11,6 +11,9 @@
 //! Uploads: objects appear only when complete. An interrupted multipart upload is left in
 //! S3 (invisible) so that it can be resumed; S3 itself is the record of its parts
 //! (ListMultipartUploads, ListParts), so no second bookkeeping can disagree with it.
+//!
+//! Logs: an error's text goes through [`redact`] first, since request URLs (a presigned
+//! one carries the access key id and a signature valid for an hour) end up in it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -51,7 +54,6 @@ pub struct ObjectStore {
     multipart: bool,
 }
 
-#[derive(Debug)]
 struct S3Api {
     bucket: rusty_s3::Bucket,
     creds: rusty_s3::Credentials,
@@ -59,6 +61,16 @@ struct S3Api {
     /// The key prefix: empty, or ending in `/`.
     prefix: String,
     retries: u32,
+}
+
+impl std::fmt::Debug for S3Api {
+    // rusty-s3's Credentials show the access key id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Api")
+            .field("bucket", &self.bucket.name())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Access key and secret of a storage.
@@ -113,6 +125,27 @@ impl Secret {
     }
 }
 
+/// The key opendal signs with. reqsign's own static provider shows the secret in its Debug,
+/// which reqsign logs (at debug level) each time it loads the key.
+struct StaticKey(reqsign_aws_v4::Credential);
+
+impl std::fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticKey(..)")
+    }
+}
+
+impl reqsign_core::ProvideCredential for StaticKey {
+    type Credential = reqsign_aws_v4::Credential;
+
+    async fn provide_credential(
+        &self,
+        _: &reqsign_core::Context,
+    ) -> reqsign_core::Result<Option<Self::Credential>> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
 /// Installs what opendal and reqwest need once per process: the services registry and
 /// rustls's ring provider (reqwest is built without a provider of its own).
 fn install_once() {
@@ -131,10 +164,88 @@ fn storage_error(e: opendal::Error) -> Error {
         ErrorKind::IsADirectory => Error::IsADirectory,
         ErrorKind::NotADirectory => Error::NotADirectory,
         _ => {
-            tracing::warn!(error = %e, "object storage request failed");
+            tracing::warn!(error = %redact(&e.to_string()), "object storage request failed");
             Error::Storage
         }
     }
+}
+
+/// An error and its causes on one line (reqwest's text leaves the cause out: a timeout,
+/// a refused connection), redacted.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    redact(&text)
+}
+
+/// Error text fit for a log line or a message. Every URL in it loses its user-info, query
+/// and fragment: a presigned URL's query holds the access key id (`X-Amz-Credential`) and
+/// a signature valid for an hour. Outside URLs, the value of any `…Credential=`,
+/// `…Signature=`, `…Security-Token=` or `…AccessKeyId=` (an `Authorization` header, an
+/// echoed canonical request) is masked.
+pub fn redact(text: &str) -> String {
+    mask_secret_values(&strip_url_queries(text))
+}
+
+fn strip_url_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .unwrap_or(after.len());
+        let (url, tail) = after.split_at(end);
+        let (authority, path) = url.split_at(url.find(['/', '?', '#']).unwrap_or(url.len()));
+        out.push_str(
+            authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host),
+        );
+        let (path, query) = path.split_at(path.find(['?', '#']).unwrap_or(path.len()));
+        out.push_str(path);
+        // Punctuation closing the surrounding text, as in `(URL)`, stays.
+        let kept = query.trim_end_matches([')', ']', '}', ',', ';', '.']);
+        out.push_str(query.split_at(kept.len()).1);
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_secret_values(text: &str) -> String {
+    const KEYS: [&str; 4] = [
+        "credential=",
+        "signature=",
+        "security-token=",
+        "accesskeyid=",
+    ];
+    // ASCII lower-casing keeps every byte offset.
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(at) = KEYS
+        .iter()
+        .filter_map(|k| lower[from..].find(k).map(|i| from + i + k.len()))
+        .min()
+    {
+        out.push_str(&text[from..at]);
+        let len = text[at..]
+            .find(|c: char| c.is_whitespace() || "&\"'<>,;)".contains(c))
+            .unwrap_or(text.len() - at);
+        if len > 0 {
+            out.push_str("REDACTED");
+        }
+        from = at + len;
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 impl ObjectStore {
@@ -166,8 +277,13 @@ impl ObjectStore {
             .endpoint(&endpoint)
             .region(&region)
             .root(&format!("/{prefix}"))
-            .access_key_id(&secret.key)
-            .secret_access_key(&secret.secret)
+            .credential_provider_chain(reqsign_core::ProvideCredentialChain::new().push(StaticKey(
+                reqsign_aws_v4::Credential {
+                    access_key_id: secret.key.clone(),
+                    secret_access_key: secret.secret.clone(),
+                    ..Default::default()
+                },
+            )))
             .disable_config_load();
         if !c.path_style {
             builder = builder.enable_virtual_host_style();
@@ -187,7 +303,16 @@ impl ObjectStore {
             .layer(
                 opendal::layers::RetryLayer::new()
                     .with_max_times(c.retries as usize)
-                    .with_jitter(),
+                    .with_jitter()
+                    // Its default notice logs the error's request URL as it is.
+                    .with_notify(|ev: opendal::layers::RetryEvent| {
+                        tracing::warn!(
+                            operation = %ev.op,
+                            attempt = ev.attempt,
+                            error = %redact(&ev.err.to_string()),
+                            "object storage request retried"
+                        );
+                    }),
             );
         let url_style = if c.path_style {
             rusty_s3::UrlStyle::Path
@@ -253,8 +378,8 @@ impl ObjectStore {
             .lister_with("/")
             .limit(1)
             .await
-            .map_err(|e| e.to_string())?;
-        l.try_next().await.map_err(|e| e.to_string())?;
+            .map_err(|e| redact(&e.to_string()))?;
+        l.try_next().await.map_err(|e| redact(&e.to_string()))?;
         Ok(())
     }
 
@@ -998,10 +1123,11 @@ impl S3Api {
             let failure = match req.send().await {
                 Ok(r) if !r.status().is_server_error() => return Ok(r),
                 Ok(r) => format!("status {}", r.status()),
-                Err(e) => e.to_string(),
+                // The URL is presigned; the log line shows it without its query.
+                Err(e) => with_causes(&e.without_url()),
             };
             if tries > self.retries {
-                tracing::warn!(error = %failure, "object storage request failed");
+                tracing::warn!(%method, url = %redact(url.as_str()), error = %failure, "object storage request failed");
                 return Err(Error::Storage);
             }
             tokio::time::sleep(delay).await;
@@ -1022,13 +1148,13 @@ impl S3Api {
         if status.is_success() {
             let h = r.headers().clone();
             let body = r.bytes().await.map_err(|e| {
-                tracing::warn!(error = %e, "object storage reply cut short");
+                tracing::warn!(error = %with_causes(&e.without_url()), "object storage reply cut short");
                 Error::Storage
             })?;
             return Ok((h, body));
         }
         let text = r.text().await.unwrap_or_default();
-        tracing::warn!(%status, body = %text.chars().take(300).collect::<String>(), "object storage refused a request");
+        tracing::warn!(%status, error = %refusal_text(&text), "object storage refused a request");
         Err(refusal(status))
     }
 
@@ -1056,7 +1182,9 @@ impl S3Api {
         match r.status().as_u16() {
             200..=299 => {
                 let total = total.or(r.content_length()).unwrap_or(0);
-                let body = r.bytes_stream().map(|c| c.map_err(std::io::Error::other));
+                let body = r
+                    .bytes_stream()
+                    .map(|c| c.map_err(|e| std::io::Error::other(e.without_url())));
                 Ok((Box::pin(body), total))
             }
             416 => Ok((
@@ -1216,7 +1344,7 @@ impl S3Api {
             let (_, body) = self.send(reqwest::Method::GET, url, &[], None).await?;
             let page: ListUploadsXml = quick_xml::de::from_str(&String::from_utf8_lossy(&body))
                 .map_err(|e| {
-                    tracing::warn!(error = %e, "unreadable ListMultipartUploads reply");
+                    tracing::warn!(error = %redact(&e.to_string()), "unreadable ListMultipartUploads reply");
                     Error::Storage
                 })?;
             for u in page.uploads {
@@ -1251,6 +1379,22 @@ fn refusal(status: reqwest::StatusCode) -> Error {
         403 => Error::Access,
         _ => Error::Storage,
     }
+}
+
+/// What an S3 error reply says, for the log: its `Code` and `Message` only, since some
+/// services echo the request's canonical form (with the credential) in other elements.
+fn refusal_text(body: &str) -> String {
+    match quick_xml::de::from_str::<ErrorXml>(body) {
+        Ok(e) if !e.code.is_empty() => format!("{}: {}", e.code, redact(&e.message)),
+        _ => redact(&body.chars().take(300).collect::<String>()),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ErrorXml {
+    code: String,
+    message: String,
 }
 
 /// What a copy source's key keeps unescaped.
@@ -1412,11 +1556,99 @@ mod tests {
     }
 
     #[test]
+    fn redact_strips_queries_and_credentials() {
+        let presigned = "error sending request for url (http://127.0.0.1:3900/b/k%20x?\
+            X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=GKKEY%2F20250101%2Fgarage%2Fs3%2Faws4_request\
+            &X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host\
+            &X-Amz-Signature=0123abcd&uploads=)";
+        assert_eq!(
+            redact(presigned),
+            "error sending request for url (http://127.0.0.1:3900/b/k%20x)"
+        );
+        assert_eq!(
+            redact("context: { url: https://user:pw@[::1]:9000/b?list-type=2#f, called: x }"),
+            "context: { url: https://[::1]:9000/b, called: x }"
+        );
+        assert_eq!(
+            redact("http://h?a=1 and http://h/p"),
+            "http://h and http://h/p"
+        );
+        assert_eq!(
+            redact(
+                "Authorization: AWS4-HMAC-SHA256 Credential=GKKEY/20250101/r/s3/aws4_request, \
+                 SignedHeaders=host, Signature=0123abcd"
+            ),
+            "Authorization: AWS4-HMAC-SHA256 Credential=REDACTED, SignedHeaders=host, Signature=REDACTED"
+        );
+        assert_eq!(
+            redact(
+                "GET\n/b/k\nX-Amz-Credential=GKKEY%2F1&amp;X-Amz-Security-Token=tok&amp;AWSAccessKeyId=GKKEY"
+            ),
+            "GET\n/b/k\nX-Amz-Credential=REDACTED&amp;X-Amz-Security-Token=REDACTED&amp;AWSAccessKeyId=REDACTED"
+        );
+        assert_eq!(redact("no url, no secret: ok"), "no url, no secret: ok");
+        assert_eq!(redact("trailing ://"), "trailing ://");
+        assert_eq!(redact("é://é?é é"), "é://é é");
+    }
+
+    #[test]
+    fn refusal_text_keeps_code_and_message_only() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>\
+            <Message>The request signature we calculated does not match</Message>\
+            <AWSAccessKeyId>GKKEY</AWSAccessKeyId><SignatureProvided>0123abcd</SignatureProvided>\
+            <CanonicalRequest>GET /b/k X-Amz-Credential=GKKEY</CanonicalRequest></Error>";
+        assert_eq!(
+            refusal_text(body),
+            "SignatureDoesNotMatch: The request signature we calculated does not match"
+        );
+        assert_eq!(
+            refusal_text("<html>see http://x/?X-Amz-Signature=abc</html>"),
+            "<html>see http://x/</html>"
+        );
+    }
+
+    /// A failed presigned request: reqwest's error names the URL, query and all;
+    /// `without_url` (what `S3Api::request` logs) does not.
+    #[tokio::test]
+    async fn failed_presigned_request_hides_its_url() {
+        install_once();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let bucket = rusty_s3::Bucket::new(
+            endpoint.parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            "b",
+            "us-east-1",
+        )
+        .unwrap();
+        let creds = rusty_s3::Credentials::new("GKKEY", "SECRETSECRET");
+        let url = rusty_s3::actions::GetObject::new(&bucket, Some(&creds), "k").sign(SIGNED_FOR);
+        let e = reqwest::Client::new()
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("X-Amz-Credential=GKKEY"), "{e}");
+        let shown = with_causes(&e.without_url());
+        assert!(
+            shown.contains("error sending request: "),
+            "the cause is named: {shown}"
+        );
+        for shown in [shown, redact(url.as_str())] {
+            assert!(!shown.contains("GKKEY"), "{shown}");
+            assert!(!shown.contains("X-Amz-Signature"), "{shown}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret {
             key: "AKIA".into(),
             secret: "hunter2".into(),
         };
         assert!(!format!("{s:?}").contains("hunter2"));
+        let store = ObjectStore::memory();
+        assert!(!format!("{store:?}").contains("Credentials"), "{store:?}");
     }
 }

@@ -96,5 +96,5 @@ fn serve_rejects_bad_flags_without_panicking() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("NAME:PASSWORD"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WHARF_PASSWORD_NOCOLON"));
 }

@@ -12,6 +12,7 @@ mod clients_util;
 mod cluster;
 mod cluster_haproxy;
 mod hardening;
+mod hardening_secrets;
 mod harness;
 mod limits;
 mod ops;
