@@ -323,6 +323,18 @@ impl Disk {
             if path.is_root() {
                 return Err(Error::IsADirectory);
             }
+            if let WriteMode::At(offset) = mode {
+                // A resume goes on from the end of what is there, never past it: a REST
+                // far beyond would only make a huge sparse file.
+                let have = match dir.metadata(path.relative()) {
+                    Ok(m) => m.len(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                    Err(e) => return Err(e.into()),
+                };
+                if offset > have {
+                    return Err(Error::ResumeAt(have));
+                }
+            }
             let mut opts = OpenOptions::new();
             // Non-blocking open: a FIFO without a reader fails at once instead of holding
             // a pool thread; anything but a regular file is refused below.
@@ -554,6 +566,16 @@ mod tests {
             .write_all(b"LP")
             .unwrap();
         assert_eq!(std::fs::read(root.path().join("f")).unwrap(), b"heLP");
+        // Past the end is refused, naming where a resume can go on.
+        assert!(matches!(
+            jail.open_write(&p, WriteMode::At(1 << 40)).await,
+            Err(Error::ResumeAt(4))
+        ));
+        assert!(matches!(
+            jail.open_write(&v("/none"), WriteMode::At(7)).await,
+            Err(Error::ResumeAt(0))
+        ));
+        assert!(!root.path().join("none").exists());
         let mut s = String::new();
         let (mut f, len) = jail.open_read(&p, 1).await.unwrap();
         f.read_to_string(&mut s).unwrap();
