@@ -396,6 +396,9 @@ fn main() -> ExitCode {
                         eprintln!("{}: {e}", file.display());
                         return ExitCode::FAILURE;
                     }
+                    for w in c.warnings() {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
                     print!("{}: ok\n{}", file.display(), c.explain());
                     ExitCode::SUCCESS
                 }
