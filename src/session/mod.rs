@@ -440,12 +440,7 @@ impl Session {
                             continue;
                         }
                         Event::Kick => {
-                            let banned = self
-                                .shared
-                                .guard
-                                .banned(self.peer, Instant::now())
-                                .is_some();
-                            let (why, text) = if banned {
+                            let (why, text) = if self.address_banned() {
                                 ("aborted: address banned", BANNED)
                             } else {
                                 (
@@ -801,6 +796,13 @@ impl Session {
         Ok(Some(r))
     }
 
+    fn address_banned(&self) -> bool {
+        self.shared
+            .guard
+            .banned(self.peer, Instant::now())
+            .is_some()
+    }
+
     /// PASS. `Err` carries a 421 after which the session closes (ban, session limit).
     async fn pass(&mut self, password: &[u8]) -> Result<Reply, Reply> {
         let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
@@ -811,12 +813,7 @@ impl Session {
         let policy = self.cfg.ban_policy();
         // Every PASS, not only every connection: a client connected before its address
         // was banned gets no more guesses.
-        if self
-            .shared
-            .guard
-            .banned(self.peer, Instant::now())
-            .is_some()
-        {
+        if self.address_banned() {
             info!(user = %name, "login refused: address banned");
             return Err(reply(Code::ServiceNotAvailable, BANNED));
         }
@@ -839,6 +836,11 @@ impl Session {
                 }
             }
         };
+        // The check may have waited its turn while another session got the address
+        // banned: its answer, right or wrong, is not told.
+        if self.address_banned() {
+            return Err(reply(Code::ServiceNotAvailable, BANNED));
+        }
         let Some(grant) = granted else {
             let (delay, mut banned) =
                 self.shared
