@@ -10,10 +10,17 @@ use std::path::{Component, Path, PathBuf};
 use crate::config::{Config, ConfigError, StorageKind, UserConfig, storage_name};
 
 /// Where generated certificates and keys go unless `tls_dir` says otherwise: never the
-/// current directory (often the served one). `$XDG_STATE_HOME/wharf` when that is set,
-/// else `/var/lib/wharf` as root, else `~/.local/state/wharf`.
+/// current directory (often the served one). systemd's `$STATE_DIRECTORY` (the unit's
+/// `StateDirectory=`), else `$XDG_STATE_HOME/wharf`, else `/var/lib/wharf` as root, else
+/// `~/.local/state/wharf`.
 pub fn default_state_dir() -> PathBuf {
     let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    // A unit with several state directories lists them separated by colons.
+    let systemd = std::env::var_os("STATE_DIRECTORY")
+        .and_then(|v| absolute(v.to_string_lossy().split(':').next().map(Into::into)));
+    if let Some(state) = systemd {
+        return state;
+    }
     if let Some(state) = absolute(std::env::var_os("XDG_STATE_HOME")) {
         return state.join("wharf");
     }
