@@ -1,0 +1,118 @@
+//! PASV, EPSV and PORT/EPRT (RFC 959, 2428): how the next data connection is made.
+
+use super::*;
+
+impl Session {
+    /// PASV/EPSV: leases a passive port and starts accepting on it; returns the port.
+    pub(super) fn open_passive(&mut self) -> Result<u16, Reply> {
+        // The port this session held before is given back first: one at a time.
+        self.data = None;
+        let cap = datachan::per_address_cap(self.cfg.passive_ports);
+        let Some(lease) = self.shared.leases.take(self.peer, cap) else {
+            warn!(
+                held = cap,
+                "passive ports refused: this address holds its share"
+            );
+            return Err(reply(
+                Code::CantOpenData,
+                "Too many passive ports held by your address; try again later.",
+            ));
+        };
+        let listener =
+            datachan::listen_passive(self.local, self.cfg.passive_ports).map_err(|e| {
+                warn!(error = %e, "cannot open a passive port");
+                reply(Code::CantOpenData, "Cannot open a passive port; try again.")
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        self.data = Some(datachan::accept_passive(
+            listener,
+            datachan::PassiveOptions {
+                peer: self.peer,
+                check: self.cfg.passive_peer_check,
+                tls: self.data_tls(),
+                lease: Some(lease),
+                proxy: Some(self.cfg.proxy_policy(&self.listener)).filter(|p| p.enabled()),
+                expires: Duration::from_secs(self.cfg.data_connect_timeout),
+            },
+        ));
+        Ok(port)
+    }
+
+    pub(super) fn pasv(&mut self) -> Reply {
+        if self.epsv_all {
+            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+        }
+        let announce = match (self.cfg.public_address, self.local) {
+            (Some(IpAddr::V4(public)), _) => public,
+            (_, IpAddr::V4(local)) => local,
+            _ => {
+                return reply(
+                    Code::ArgumentError,
+                    "PASV is for IPv4; use EPSV on IPv6 connections.",
+                );
+            }
+        };
+        if !self.local.is_ipv4() {
+            return reply(
+                Code::ArgumentError,
+                "PASV is for IPv4; use EPSV on IPv6 connections.",
+            );
+        }
+        let port = match self.open_passive() {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let o = announce.octets();
+        Reply::new(
+            Code::PassiveMode,
+            format!(
+                "Entering Passive Mode ({},{},{},{},{},{}).",
+                o[0],
+                o[1],
+                o[2],
+                o[3],
+                port >> 8,
+                port & 0xff
+            ),
+        )
+    }
+
+    pub(super) fn epsv(&mut self, arg: EpsvArg) -> Reply {
+        let family = if self.local.is_ipv4() { 1 } else { 2 };
+        match arg {
+            EpsvArg::All => {
+                self.epsv_all = true;
+                return reply(Code::Ok, "EPSV ALL ok.");
+            }
+            EpsvArg::Family(f) if f != family => {
+                return Reply::new(
+                    Code::NetworkProtocolNotSupported,
+                    format!("Network protocol not supported, use ({family})"),
+                );
+            }
+            _ => {}
+        }
+        let port = match self.open_passive() {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        Reply::new(
+            Code::ExtendedPassiveMode,
+            format!("Entering Extended Passive Mode (|||{port}|)"),
+        )
+    }
+
+    pub(super) fn port(&mut self, target: SocketAddr) -> Reply {
+        if self.epsv_all {
+            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+        }
+        if !datachan::active_target_allowed(target, self.peer, self.cfg.active_peer_check) {
+            return reply(
+                Code::ParameterNotImplemented,
+                "Refused: data connections go only to your own address, on port 1024 or above.",
+            );
+        }
+        self.data = Some(DataSetup::Active(target));
+        reply(Code::Ok, "PORT command successful.")
+    }
+}

@@ -1,0 +1,355 @@
+//! Navigation and file commands that need no data connection: PWD, CWD, MKD, RMD, DELE,
+//! RNFR/RNTO, SIZE, MDTM, MFMT, SITE, STAT of a path, MLST; and RETR.
+
+use super::*;
+
+pub(super) fn perm_fact(e: &Entry, perms: Perms) -> Vec<u8> {
+    if e.kind == Kind::Dir {
+        perms.dir_fact()
+    } else {
+        perms.file_fact()
+    }
+}
+
+/// SIZE in TYPE A: the bytes a download would send (every LF becomes CRLF).
+pub(super) async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply> {
+    if size > limits::MAX_ASCII_SIZE_SCAN {
+        return Err(reply(
+            Code::FileUnavailable,
+            "SIZE in TYPE A is not offered for files this large; use TYPE I.",
+        ));
+    }
+    let (source, _) = jail
+        .open_read(target, 0)
+        .await
+        .map_err(|e| e.reply(Op::Other))?;
+    let file = match source {
+        Source::File(f) => f,
+        Source::Stream(mut stream) => {
+            use futures_util::StreamExt;
+            let mut total = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|_| Error::Storage.reply(Op::Other))?;
+                total += wharf_proto::ascii::encoded_len(&chunk);
+            }
+            return Ok(total);
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += wharf_proto::ascii::encoded_len(&buf[..n]),
+                Err(e) => return Err(Error::from(e).reply(Op::Other)),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(reply(Code::LocalError, "Local error in processing.")))
+}
+
+impl Session {
+    /// The login's jail and rules (for handlers that check more than one path).
+    pub(super) fn access(&self) -> Result<(Jail, Arc<Rules>), Reply> {
+        let login = self.login()?;
+        Ok((login.jail.clone(), login.grant.rules.clone()))
+    }
+
+    /// Resolves a client's path and checks what the rules there allow, in one step, so no
+    /// handler can act on a path it did not check: `may` is asked of the permissions at
+    /// the path, and a refusal is the reply the table gives for `op`.
+    pub(super) fn allowed(
+        &self,
+        arg: &[u8],
+        op: Op,
+        may: impl Fn(&Perms) -> bool,
+    ) -> Result<(Jail, VPath, Perms), Reply> {
+        let (jail, rules) = self.access()?;
+        let target = self.resolve(arg, op)?;
+        let perms = rules.at(&target);
+        if !may(&perms) {
+            return Err(Error::Denied.reply(op));
+        }
+        Ok((jail, target, perms))
+    }
+
+    /// PWD (RFC 959): 257 and the quoted directory.
+    pub(super) fn pwd(&self) -> Result<Reply, Reply> {
+        self.login()?;
+        let mut text = quote_path(self.cwd.as_bytes());
+        text.extend_from_slice(b" is the current directory.");
+        Ok(Reply::new(Code::PathCreated, text))
+    }
+
+    /// CWD, or CDUP with `None`.
+    pub(super) async fn cwd_to(&mut self, arg: Option<&[u8]>) -> Result<Reply, Reply> {
+        let (jail, _) = self.access()?;
+        let target = match arg {
+            Some(arg) => self.resolve(arg, Op::Other)?,
+            None => self.cwd.parent(),
+        };
+        self.change_dir(&jail, target).await
+    }
+
+    pub(super) async fn mkd(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.mkdir)?;
+        jail.mkdir(&target).await.map_err(|e| e.reply(Op::Other))?;
+        let mut text = quote_path(target.as_bytes());
+        text.extend_from_slice(b" created.");
+        Ok(Reply::new(Code::PathCreated, text))
+    }
+
+    pub(super) async fn rmd(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.rmdir)?;
+        jail.rmdir(&target).await.map_err(|e| e.reply(Op::Other))?;
+        Ok(reply(Code::FileActionOk, "Directory removed."))
+    }
+
+    pub(super) async fn dele(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.delete)?;
+        jail.remove_file(&target)
+            .await
+            .map_err(|e| e.reply(Op::Other))?;
+        Ok(reply(Code::FileActionOk, "File deleted."))
+    }
+
+    pub(super) async fn rnfr(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.rename)?;
+        if !jail.exists(&target).await.map_err(|e| e.reply(Op::Other))? {
+            return Err(Error::NotFound.reply(Op::Other));
+        }
+        self.rename_from = Some(target);
+        Ok(reply(Code::PendingFurtherInfo, "Ready for RNTO."))
+    }
+
+    /// RNTO: judged against every rule at or below both names (see `Rules::may_rename`).
+    pub(super) async fn rnto(&mut self, arg: &[u8], from: Option<VPath>) -> Result<Reply, Reply> {
+        let (jail, rules) = self.access()?;
+        let Some(from) = from else {
+            return Err(reply(Code::BadSequence, "RNFR required first."));
+        };
+        let to = self.resolve(arg, Op::Store)?;
+        if !rules.may_rename(&from, &to) {
+            return Err(Error::Denied.reply(Op::Store));
+        }
+        jail.rename(&from, &to)
+            .await
+            .map_err(|e| e.reply(Op::Store))?;
+        Ok(reply(Code::FileActionOk, "Rename successful."))
+    }
+
+    /// SIZE (RFC 3659): the bytes a RETR in the current TYPE would send.
+    pub(super) async fn size(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.read || p.list)?;
+        if let (Some(store), TransferType::Image) = (jail.object(), self.ty) {
+            // On S3, what an interrupted upload of this name has stored, so that
+            // `curl -C -` and lftp resume it.
+            let size = Box::pin(store.size(&target))
+                .await
+                .map_err(|e| e.reply(Op::Other))?;
+            return Ok(Reply::new(Code::FileStatus, size.to_string()));
+        }
+        let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+        if e.kind != Kind::File {
+            return Err(reply(Code::FileUnavailable, "Not a regular file."));
+        }
+        let size = match self.ty {
+            TransferType::Image => e.size,
+            TransferType::Ascii => ascii_size(&jail, &target, e.size).await?,
+        };
+        Ok(Reply::new(Code::FileStatus, size.to_string()))
+    }
+
+    /// MFMT (draft-somers-ftp-mfxx): sets the time, answers with the time now stored.
+    pub(super) async fn mfmt(
+        &mut self,
+        mtime: time::OffsetDateTime,
+        path: &[u8],
+    ) -> Result<Reply, Reply> {
+        let (jail, target, _) = self.allowed(path, Op::Other, |p| p.mtime)?;
+        let now = jail
+            .set_mtime(&target, SystemTime::from(mtime))
+            .await
+            .map_err(|e| e.reply(Op::Other))?;
+        let mut text = b"Modify=".to_vec();
+        listing::time_val(now, &mut text);
+        text.extend_from_slice(b"; ");
+        text.extend_from_slice(path);
+        Ok(Reply::new(Code::FileStatus, text))
+    }
+
+    pub(super) async fn site(&mut self, site: Site) -> Result<Reply, Reply> {
+        match site {
+            Site::Help => Ok(Reply::multi(
+                Code::Help,
+                vec![
+                    b"SITE commands:".to_vec(),
+                    b" CHMOD <octal-mode> <path>".to_vec(),
+                    b" UTIME <YYYYMMDDHHMMSS> <path>".to_vec(),
+                    b" HELP".to_vec(),
+                    b"End.".to_vec(),
+                ],
+            )),
+            Site::Chmod { mode, path } => {
+                let (jail, target, _) = self.allowed(&path, Op::Other, |p| p.chmod)?;
+                jail.chmod(&target, mode)
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                Ok(reply(Code::Ok, "SITE CHMOD command ok."))
+            }
+            Site::Utime { mtime, path } => {
+                let (jail, target, _) = self.allowed(&path, Op::Other, |p| p.mtime)?;
+                jail.set_mtime(&target, SystemTime::from(mtime))
+                    .await
+                    .map_err(|e| e.reply(Op::Other))?;
+                Ok(reply(Code::Ok, "Modification time set."))
+            }
+        }
+    }
+
+    /// STAT with a path (RFC 959): the listing on the control connection.
+    pub(super) async fn stat_path(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let args = command_list_args(arg);
+        let path = args.path.as_deref().unwrap_or(b"");
+        let (jail, target, _) = self.allowed(path, Op::Status, |p| p.list)?;
+        let top = jail.stat(&target).await.map_err(|e| e.reply(Op::Status))?;
+        let body = self
+            .listing(&jail, &target, ListFormat::List, b"")
+            .await
+            .map_err(|e| e.reply(Op::Status))?;
+        let mut lines = vec![format!("Status of {}:", lossy(target.as_bytes())).into_bytes()];
+        lines.extend(
+            body.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec()),
+        );
+        lines.push(b"End of status.".to_vec());
+        // RFC 959: 212 directory status, 213 file status.
+        let code = if top.kind == Kind::Dir {
+            Code::DirectoryStatus
+        } else {
+            Code::FileStatus
+        };
+        Ok(Reply::multi(code, lines))
+    }
+
+    /// MLST (RFC 3659): one entry's facts on the control connection.
+    pub(super) async fn mlst(&mut self, arg: Option<&[u8]>) -> Result<Reply, Reply> {
+        let (jail, target, perms) = self.allowed(arg.unwrap_or(b""), Op::Other, |p| p.list)?;
+        let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+        let mut line = b" ".to_vec();
+        listing::facts_line(
+            &e,
+            self.facts,
+            &perm_fact(&e, perms),
+            target.as_bytes(),
+            &mut line,
+        );
+        Ok(Reply::multi(
+            Code::FileActionOk,
+            vec![
+                format!("Listing {}", lossy(target.as_bytes())).into_bytes(),
+                line,
+                b"End.".to_vec(),
+            ],
+        ))
+    }
+
+    pub(super) async fn change_dir(&mut self, jail: &Jail, target: VPath) -> Result<Reply, Reply> {
+        let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+        if e.kind != Kind::Dir {
+            return Err(Error::NotADirectory.reply(Op::Other));
+        }
+        self.cwd = target;
+        Ok(reply(Code::FileActionOk, "Directory successfully changed."))
+    }
+
+    pub(super) async fn mdtm(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
+        let (jail, rules) = self.access()?;
+        let (jail, rules) = (&jail, &*rules);
+        // The set form `MDTM <time> <path>` (rclone, lftp) unless the whole argument names a file.
+        let whole = self.resolve(arg, Op::Other)?;
+        let existing = jail.stat(&whole).await;
+        if existing.is_err()
+            && let Some((mtime, path)) = command::split_time_prefix(arg)
+        {
+            let target = self.resolve(path, Op::Other)?;
+            if !rules.at(&target).mtime {
+                return Err(Error::Denied.reply(Op::Other));
+            }
+            let now = jail
+                .set_mtime(&target, SystemTime::from(mtime))
+                .await
+                .map_err(|e| e.reply(Op::Other))?;
+            let mut text = Vec::new();
+            listing::time_val(now, &mut text);
+            return Ok(Reply::new(Code::FileStatus, text));
+        }
+        let perms = rules.at(&whole);
+        if !(perms.read || perms.list) {
+            return Err(Error::Denied.reply(Op::Other));
+        }
+        let e = existing.map_err(|e| e.reply(Op::Other))?;
+        let mut text = Vec::new();
+        listing::time_val(e.mtime, &mut text);
+        Ok(Reply::new(Code::FileStatus, text))
+    }
+
+    pub(super) async fn retr(&mut self, arg: &[u8]) -> Result<Option<Reply>, Reply> {
+        let (jail, rules) = self.access()?;
+        let (jail, rules) = (&jail, &*rules);
+        let rest = std::mem::take(&mut self.rest);
+        let target = self.resolve(arg, Op::Other)?;
+        if !rules.at(&target).read {
+            return Err(Error::Denied.reply(Op::Other));
+        }
+        self.need_data()?;
+        let ascii = self.ty == TransferType::Ascii;
+        let offset = if ascii { 0 } else { rest };
+        let (source, size) = jail
+            .open_read(&target, offset)
+            .await
+            .map_err(|e| e.reply(Op::Other))?;
+        let mode = if ascii { "ASCII" } else { "BINARY" };
+        let opening = Reply::new(
+            Code::OpeningData,
+            format!("Opening {mode} mode data connection ({size} bytes)."),
+        );
+        let skip = if ascii { rest } else { 0 };
+        let job = match source {
+            Source::Stream(stream) => Job::SendStream {
+                stream,
+                ascii,
+                skip,
+            },
+            Source::File(file) => Job::Send {
+                file,
+                ascii,
+                skip,
+                left: size.saturating_sub(offset),
+                // On loopback the kernel saves no copy with sendfile and a buffered copy of a
+                // big file measured faster; a small one is still best sent in one call.
+                sendfile: match self.cfg.sendfile {
+                    Sendfile::Always => true,
+                    Sendfile::Never => false,
+                    Sendfile::Auto => {
+                        !self.peer.is_loopback() || size <= limits::TRANSFER_BUFFER as u64
+                    }
+                },
+            },
+        };
+        self.start(
+            job,
+            opening,
+            Direction::Download,
+            target,
+            reply(Code::ClosingData, "Transfer complete."),
+            None,
+        )
+        .await
+    }
+}

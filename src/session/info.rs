@@ -1,0 +1,125 @@
+//! Replies that describe the server and the session: FEAT (RFC 2389), STAT without an
+//! argument, HELP.
+
+use super::*;
+
+pub(super) fn help(topic: Option<&[u8]>) -> Reply {
+    if let Some(t) = topic {
+        let t = t.trim_ascii().to_ascii_uppercase();
+        if command::VERBS.iter().any(|v| v.as_bytes() == t.as_slice()) {
+            let mut text = t;
+            text.extend_from_slice(b" is supported.");
+            return Reply::new(Code::Help, text);
+        }
+        return reply(Code::ArgumentError, "Unknown command.");
+    }
+    let mut lines = vec![b"The following commands are recognized:".to_vec()];
+    for chunk in command::VERBS.chunks(8) {
+        let mut l = Vec::new();
+        for v in chunk {
+            l.extend_from_slice(format!(" {v:<5}").as_bytes());
+        }
+        lines.push(l);
+    }
+    lines.push(b"Help OK.".to_vec());
+    Reply::multi(Code::Help, lines)
+}
+
+impl Session {
+    pub(super) fn feat(&self) -> Reply {
+        let mut lines: Vec<Vec<u8>> = vec![b"Features:".to_vec()];
+        for f in [
+            " EPRT".to_string(),
+            " EPSV".into(),
+            " HOST".into(),
+            " MDTM".into(),
+            " MFMT".into(),
+            format!(" MLST {}", self.facts.feat()),
+            " REST STREAM".into(),
+            " SIZE".into(),
+            " TVFS".into(),
+            " UTF8".into(),
+        ] {
+            lines.push(f.into_bytes());
+        }
+        if self.shared.tls().is_some()
+            && (self.listener_tls() != TlsMode::Off || self.ctrl.stream.is_tls())
+        {
+            // RFC 4217 section 6: AUTH TLS, PBSZ and PROT.
+            let end = lines.len() - 1;
+            lines.splice(end..end, [b" PBSZ".to_vec(), b" PROT".to_vec()]);
+            lines.insert(1, b" AUTH TLS".to_vec());
+        }
+        lines.push(b"End".to_vec());
+        Reply::multi(Code::SystemStatus, lines)
+    }
+
+    pub(super) fn status(&self) -> Reply {
+        let mut lines = vec![b"wharf FTP server status:".to_vec()];
+        lines.push(format!(" Connected from {}", self.peer).into_bytes());
+        match &self.login {
+            Some(l) => lines.push(format!(" Logged in as {}", l.grant.user).into_bytes()),
+            None => lines.push(b" Not logged in".to_vec()),
+        }
+        let ty = match self.ty {
+            TransferType::Ascii => "ASCII",
+            TransferType::Image => "BINARY",
+        };
+        lines.push(format!(" TYPE: {ty}; STRU: File; MODE: Stream").into_bytes());
+        lines.push(
+            format!(
+                " Control connection: {}; data protection: {}",
+                if self.ctrl.stream.is_tls() {
+                    "TLS"
+                } else {
+                    "plain"
+                },
+                if self.prot_private {
+                    "private"
+                } else {
+                    "clear"
+                }
+            )
+            .into_bytes(),
+        );
+        match (&self.transfer, &self.data) {
+            (Some(t), _) => lines.push(
+                format!(
+                    " Transfer in progress: {} bytes",
+                    t.progress.load(Ordering::Relaxed)
+                )
+                .into_bytes(),
+            ),
+            (None, Some(DataSetup::Passive(_))) => lines.push(b" Passive mode set".to_vec()),
+            (None, Some(DataSetup::Active(_))) => lines.push(b" Active mode set".to_vec()),
+            (None, None) => lines.push(b" No data connection".to_vec()),
+        }
+        lines.push(b"End of status.".to_vec());
+        Reply::multi(Code::SystemStatus, lines)
+    }
+
+    /// OPTS (RFC 2389): UTF8 is always on; MLST picks the facts (RFC 3659 section 7.9).
+    pub(super) fn opts(&mut self, o: Opts) -> Reply {
+        match o {
+            Opts::Utf8(_) => reply(Code::Ok, "UTF8 mode is always on."),
+            Opts::Mlst(names) => {
+                self.facts = Facts::select(&names);
+                let enabled = self.facts.enabled();
+                if enabled.is_empty() {
+                    reply(Code::Ok, "MLST OPTS")
+                } else {
+                    Reply::new(Code::Ok, format!("MLST OPTS {enabled}"))
+                }
+            }
+        }
+    }
+
+    /// TYPE (RFC 959): A or I.
+    pub(super) fn set_type(&mut self, t: TransferType) -> Reply {
+        self.ty = t;
+        match t {
+            TransferType::Ascii => reply(Code::Ok, "Type set to A."),
+            TransferType::Image => reply(Code::Ok, "Type set to I."),
+        }
+    }
+}

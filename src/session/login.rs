@@ -1,0 +1,233 @@
+//! USER/PASS and what guards them: bans checked at every PASS, the password check's turn,
+//! failure counts (per node and across the cluster), session limits at login, the jail.
+
+use super::*;
+
+/// The 421 of a banned address, at any point of its sessions.
+pub(super) const BANNED: &str = "Too many failed logins; your address is banned for a while.";
+
+/// The 421 for a session or login the cluster refused.
+fn cluster_refusal(denied: crate::cluster::Denied) -> Reply {
+    match denied {
+        crate::cluster::Denied::Limit(r) => Reply::new(Code::ServiceNotAvailable, r.0),
+        crate::cluster::Denied::Unavailable => reply(
+            Code::ServiceNotAvailable,
+            "Service unavailable: shared state unreachable; try again later.",
+        ),
+    }
+}
+
+impl Session {
+    /// Counts this connection across the nodes (per-address limit); `false` (after a 421)
+    /// when it is refused.
+    pub(super) async fn join_cluster(&mut self) -> bool {
+        let Some(c) = self.shared.cluster.clone() else {
+            return true;
+        };
+        match c
+            .admit(self.listed.view.id, self.peer, self.cfg.max_sessions_per_ip)
+            .await
+        {
+            Ok(registered) => {
+                self.registered = registered;
+                true
+            }
+            Err(denied) => {
+                info!(reason = ?denied, "connection refused by the cluster");
+                let _ = self.send(cluster_refusal(denied)).await;
+                false
+            }
+        }
+    }
+
+    pub(super) fn address_banned(&self) -> bool {
+        self.shared
+            .guard
+            .banned(self.peer, Instant::now())
+            .is_some()
+    }
+
+    /// PASS. `Err` carries a 421 after which the session closes (ban, session limit).
+    pub(super) async fn pass(&mut self, password: &[u8]) -> Result<Reply, Reply> {
+        let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
+            return Ok(reply(Code::BadSequence, "Login with USER first."));
+        };
+        self.cfg = self.shared.config();
+        let name = lossy(&user);
+        let policy = self.cfg.ban_policy();
+        // Every PASS, not only every connection: a client connected before its address
+        // was banned gets no more guesses.
+        if self.address_banned() {
+            info!(user = %name, "login refused: address banned");
+            return Err(reply(Code::ServiceNotAvailable, BANNED));
+        }
+        let locked = self.shared.guard.locked(&name, Instant::now());
+        let granted = if locked {
+            None
+        } else {
+            let auth = self.shared.auth();
+            match auth
+                .login(&user, password, self.peer, &self.shared.password_checks)
+                .await
+            {
+                Ok(g) => g,
+                Err(limits::Busy) => {
+                    warn!(user = %name, "login refused: too many password checks waiting");
+                    return Err(reply(
+                        Code::ServiceNotAvailable,
+                        "Too many logins being checked; try again shortly.",
+                    ));
+                }
+            }
+        };
+        // The check may have waited its turn while another session got the address
+        // banned: its answer, right or wrong, is not told.
+        if self.address_banned() {
+            return Err(reply(Code::ServiceNotAvailable, BANNED));
+        }
+        let Some(grant) = granted else {
+            let (delay, mut banned) =
+                self.shared
+                    .guard
+                    .failed(self.peer, &name, &policy, Instant::now());
+            if !banned && let Some(c) = self.shared.cluster.clone() {
+                // The count of every node: three nodes must not give three times the
+                // guesses.
+                let window = policy.window;
+                if let Some(n) = Box::pin(c.failed(self.peer, &name, window)).await
+                    && policy.bans(n)
+                {
+                    self.shared
+                        .guard
+                        .ban(self.peer, policy.ban_for, Instant::now());
+                    banned = true;
+                }
+            }
+            if !locked
+                && self.shared.guard.user_failed(
+                    &name,
+                    self.cfg.max_user_failures,
+                    &policy,
+                    Instant::now(),
+                )
+            {
+                warn!(user = %name, lock_seconds = policy.ban_for.as_secs(), "user locked out after repeated login failures");
+            }
+            info!(user = %name, locked, "login failed");
+            self.shared.metrics.login(false);
+            // Slows password guessing; other sessions are not held up.
+            tokio::time::sleep(delay).await;
+            if banned {
+                self.shared.metrics.bans.inc();
+                if let Some(c) = self.shared.cluster.clone() {
+                    let (ip, ban_for) = (self.peer, policy.ban_for);
+                    tokio::spawn(async move { c.publish_ban(ip, ban_for).await });
+                }
+                warn!(
+                    ban_seconds = policy.ban_for.as_secs(),
+                    "address banned after repeated login failures"
+                );
+                return Err(reply(Code::ServiceNotAvailable, BANNED));
+            }
+            return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+        };
+        if !grant.anonymous {
+            self.shared.guard.succeeded(self.peer, &name);
+            if let Some(c) = self.shared.cluster.clone() {
+                let (ip, user) = (self.peer, name.clone());
+                tokio::spawn(async move { c.forgive(ip, &user).await });
+            }
+        }
+        let max = grant
+            .config
+            .as_ref()
+            .and_then(|u| u.max_sessions)
+            .unwrap_or(self.cfg.max_sessions_per_user);
+        if let Err(refusal) = self.slot.login(&grant.user, max) {
+            info!(user = %grant.user, reason = %refusal.0, "login refused");
+            return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
+        }
+        if let Some(c) = self.shared.cluster.clone() {
+            // Boxed, like every rare and big future here: the session's task stays small.
+            match Box::pin(c.login(self.listed.view.id, self.peer, &grant.user, max)).await {
+                Ok(registered) => self.registered |= registered,
+                Err(denied) => {
+                    info!(user = %grant.user, reason = ?denied, "login refused by the cluster");
+                    self.slot.logout();
+                    return Err(cluster_refusal(denied));
+                }
+            }
+        }
+        let jail = match self.shared.jail(&grant.root).await {
+            Ok(j) => j.with_ownership(self.shared.ownership()),
+            Err(e) => {
+                warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
+                self.slot.logout();
+                // Out of file descriptors is the server's trouble, not the password's.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENFILE | nix::libc::EMFILE)
+                ) {
+                    return Err(reply(
+                        Code::ServiceNotAvailable,
+                        "Server busy (out of resources); try again later.",
+                    ));
+                }
+                return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+            }
+        };
+        let home = VPath::root().resolve(&grant.home).unwrap_or_default();
+        // The root is a directory by construction: no trip to the blocking pool for the
+        // common case (anonymous, and most users).
+        self.cwd = if home == VPath::root() {
+            home
+        } else {
+            match jail.stat(&home).await {
+                Ok(e) if e.kind == Kind::Dir => home,
+                _ => VPath::root(),
+            }
+        };
+        if grant.anonymous {
+            // The password of an anonymous login is the client's claimed e-mail address.
+            let email: String = lossy(password).chars().take(100).collect();
+            info!(user = %grant.user, anonymous = true, email = %email, "login");
+        } else {
+            info!(user = %grant.user, anonymous = false, "login");
+        }
+        // Only a TLS control connection can have TLS data connections to vouch for (and
+        // AUTH after a login starts a new one).
+        if self.ctrl.stream.is_tls() {
+            self.shared
+                .tls_owners
+                .login(self.token, self.peer, &grant.user);
+        }
+        self.shared.metrics.login(true);
+        if let Ok(mut u) = self.listed.view.user.lock() {
+            *u = Some(grant.user.clone());
+        }
+        let email = grant
+            .anonymous
+            .then(|| lossy(password).chars().take(100).collect::<String>());
+        self.login = Some(Login { grant, jail, email });
+        self.phase = Phase::LoggedIn;
+        Ok(reply(Code::LoggedIn, "Login successful."))
+    }
+
+    /// USER: starts a new login (ending any current one), unless TLS is required first.
+    pub(super) fn user(&mut self, name: Vec<u8>) -> Reply {
+        self.logout();
+        if !self.ctrl.stream.is_tls() && self.control_policy(&name) == TlsMode::Required {
+            return reply(
+                Code::PolicyDenied,
+                "TLS required: send AUTH TLS first (tls = \"required\").",
+            );
+        }
+        let text = if crate::auth::is_anonymous_name(&name) {
+            "Anonymous login okay, send your e-mail address as password."
+        } else {
+            "Password required."
+        };
+        self.phase = Phase::NeedPass { user: name };
+        reply(Code::NeedPassword, text)
+    }
+}

@@ -1,0 +1,253 @@
+//! STOR, APPE, STOU: where an upload goes (overwrite, drop box, unique names, atomic commit),
+//! and what happens to it once the transfer ends.
+
+use super::*;
+
+pub(super) enum Store {
+    Stor(Vec<u8>),
+    Appe(Vec<u8>),
+    Stou(Option<Vec<u8>>),
+}
+
+/// The 226 of an upload; names the stored file when it is not the one asked for.
+pub(super) fn done_reply(target: &VPath, name_it: bool) -> Reply {
+    if !name_it {
+        return reply(Code::ClosingData, "Transfer complete.");
+    }
+    let mut text = b"Transfer complete; stored as ".to_vec();
+    text.extend_from_slice(target.file_name().unwrap_or(b""));
+    text.push(b'.');
+    Reply::new(Code::ClosingData, text)
+}
+
+/// The first of `name.1`, `name.2`, … next to `target` that does not exist.
+async fn free_name(jail: &Jail, target: &VPath) -> Result<VPath, Reply> {
+    let base = target.file_name().unwrap_or(b"file").to_vec();
+    for i in 1..=limits::MAX_UNIQUE_TRIES {
+        let mut name = base.clone();
+        name.extend_from_slice(format!(".{i}").as_bytes());
+        let candidate = target.with_name(&name).map_err(|e| e.reply(Op::Store))?;
+        if !jail
+            .exists(&candidate)
+            .await
+            .map_err(|e| e.reply(Op::Store))?
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Exists.reply(Op::Store))
+}
+
+/// The name a no-overwrite upload goes to: `target` if free, else (with `unique`) the
+/// first free `name.N`, else refused.
+async fn claim_name(jail: &Jail, target: VPath, unique: bool) -> Result<VPath, Reply> {
+    if !jail.exists(&target).await.map_err(|e| e.reply(Op::Store))? {
+        return Ok(target);
+    }
+    if !unique {
+        return Err(Error::Exists.reply(Op::Store));
+    }
+    free_name(jail, &target).await
+}
+
+/// Moves a finished atomic upload under its name. Returns the name it got.
+async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
+    if c.replace {
+        jail.rename(&c.temp, &c.target)
+            .await
+            .map_err(|e| e.reply(Op::Store))?;
+        return Ok(c.target.clone());
+    }
+    // A hard link never replaces: a name taken meanwhile is refused or skipped.
+    let mut target = c.target.clone();
+    loop {
+        match jail.link(&c.temp, &target).await {
+            Ok(()) => break,
+            Err(Error::Exists) if c.unique => target = free_name(jail, &c.target).await?,
+            Err(e) => {
+                let _ = jail.remove_file(&c.temp).await;
+                return Err(e.reply(Op::Store));
+            }
+        }
+    }
+    let _ = jail.remove_file(&c.temp).await;
+    Ok(target)
+}
+
+/// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.
+async fn unique_create(jail: &Jail, target: &VPath) -> Result<(Sink, VPath), Reply> {
+    let base = target.file_name().unwrap_or(b"file").to_vec();
+    for i in 1..=limits::MAX_UNIQUE_TRIES {
+        let mut name = base.clone();
+        name.extend_from_slice(format!(".{i}").as_bytes());
+        let candidate = target.with_name(&name).map_err(|e| e.reply(Op::Store))?;
+        match jail.open_write(&candidate, WriteMode::CreateNew).await {
+            Ok(f) => return Ok((f, candidate)),
+            Err(Error::Exists) => continue,
+            Err(e) => return Err(e.reply(Op::Store)),
+        }
+    }
+    Err(Error::Exists.reply(Op::Store))
+}
+
+impl Session {
+    pub(super) async fn store(&mut self, how: Store) -> Result<Option<Reply>, Reply> {
+        let (jail, rules) = self.access()?;
+        let (jail, rules) = (&jail, &*rules);
+        let rest = std::mem::take(&mut self.rest);
+        let ascii = self.ty == TransferType::Ascii;
+        let collision = self
+            .login
+            .as_ref()
+            .map(|l| l.grant.collision)
+            .unwrap_or_default();
+        let deny = || Error::Denied.reply(Op::Store);
+        let (target, mode, unique) = match &how {
+            Store::Stor(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
+                if rest > 0 {
+                    if !perms.resume {
+                        return Err(deny());
+                    }
+                    if ascii {
+                        return Err(reply(
+                            Code::InvalidRestart,
+                            "Resuming an upload needs TYPE I.",
+                        ));
+                    }
+                    (target, WriteMode::At(rest), false)
+                } else if perms.overwrite && (exists || perms.upload) {
+                    (target, WriteMode::Truncate, false)
+                } else if perms.upload {
+                    // The name may be taken: refused (553) or stored under a unique name.
+                    (target, WriteMode::CreateNew, collision == Collision::Unique)
+                } else {
+                    return Err(deny());
+                }
+            }
+            Store::Appe(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
+                if !perms.append || (!exists && !perms.upload) {
+                    return Err(deny());
+                }
+                (target, WriteMode::Append, false)
+            }
+            Store::Stou(hint) => {
+                let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
+                let target = self.resolve(base, Op::Store)?;
+                if !rules.at(&target).upload {
+                    return Err(deny());
+                }
+                (target, WriteMode::CreateNew, true)
+            }
+        };
+        self.need_data()?;
+        if let Some(c) = self.shared.cluster.clone() {
+            // One writer per name across the nodes, held until the transfer ends.
+            let lock = Box::pin(c.lock_upload(&jail.lock_key(&target)))
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            self.upload_lock = lock.map(Box::new);
+        }
+        let requested = target.clone();
+        // S3 uploads are atomic by themselves: the object appears when complete.
+        let object = jail.object().is_some();
+        let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
+            && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
+            && !object;
+        let (sink, target, commit) = if object && mode == WriteMode::CreateNew {
+            let target = claim_name(jail, target, unique).await?;
+            let sink = jail
+                .open_write(&target, mode)
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            (sink, target, None)
+        } else if atomic {
+            // Refuse a taken name now rather than after the whole upload.
+            let target = if mode == WriteMode::CreateNew {
+                claim_name(jail, target, unique).await?
+            } else {
+                target
+            };
+            let temp = target.upload_temp();
+            let sink = jail
+                .open_write(&temp, WriteMode::CreateNew)
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+            let commit = Commit {
+                temp,
+                target: target.clone(),
+                replace: mode == WriteMode::Truncate,
+                unique,
+            };
+            (sink, target, Some(commit))
+        } else {
+            match jail.open_write(&target, mode).await {
+                Ok(f) => (f, target, None),
+                Err(Error::Exists) if unique => {
+                    let (f, t) = unique_create(jail, &target).await?;
+                    (f, t, None)
+                }
+                Err(e) => return Err(e.reply(Op::Store)),
+            }
+        };
+        let stou = matches!(how, Store::Stou(_));
+        let name = target.file_name().unwrap_or(b"").to_vec();
+        let opening = if stou {
+            let mut text = b"FILE: ".to_vec();
+            text.extend_from_slice(&name);
+            Reply::new(Code::OpeningData, text)
+        } else {
+            reply(Code::OpeningData, "Ok to send data.")
+        };
+        let done = done_reply(&target, stou || target != requested);
+        let job = match sink {
+            Sink::File(file) => Job::Receive { file, ascii },
+            Sink::Object(upload) => {
+                let upload = Arc::new(tokio::sync::Mutex::new(*upload));
+                Job::ReceiveObject { upload, ascii }
+            }
+        };
+        self.start(job, opening, Direction::Upload, target, done, commit)
+            .await
+    }
+
+    /// Tells the upload hooks about a stored file.
+    pub(super) async fn upload_hook(&self, path: &VPath) {
+        let hooks = self.shared.hooks();
+        let (Some(login), true) = (&self.login, hooks.enabled()) else {
+            return;
+        };
+        let size = login.jail.stat(path).await.map(|e| e.size).unwrap_or(0);
+        hooks.uploaded(crate::hooks::UploadEvent {
+            event: "upload",
+            path: lossy(path.as_bytes()),
+            file: login.jail.host_path(path),
+            user: login.grant.user.clone(),
+            client: self.peer.to_string(),
+            size,
+        });
+    }
+
+    /// Ends an atomic upload: moves it under its name when it completed (or when failed
+    /// uploads are kept), else removes it. Returns the name it was stored under.
+    pub(super) async fn settle_upload(
+        &self,
+        c: &Commit,
+        completed: bool,
+    ) -> Result<Option<VPath>, Reply> {
+        let Some(login) = &self.login else {
+            return Ok(None);
+        };
+        let keep = self.cfg.failed_uploads == crate::config::FailedUploads::Keep;
+        if completed || keep {
+            return commit_upload(&login.jail, c).await.map(Some);
+        }
+        let _ = login.jail.remove_file(&c.temp).await;
+        Ok(None)
+    }
+}
