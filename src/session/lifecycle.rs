@@ -260,35 +260,7 @@ impl Session {
             }
             Ok(Err(e)) => {
                 self.log_transfer(&t, bytes, &e.to_string(), None);
-                match e {
-                    TransferError::Data(DataError::Timeout | DataError::Connect(_)) => {
-                        reply(Code::CantOpenData, "Can't open data connection.")
-                    }
-                    TransferError::Data(DataError::Tls(_)) => reply(
-                        Code::TlsDataFailed,
-                        "TLS negotiation on the data connection failed.",
-                    ),
-                    TransferError::Data(DataError::NotResumed) => reply(
-                        Code::CantOpenData,
-                        "Data connection refused: it must resume a TLS session of this login (tls_data_reuse = \"require\").",
-                    ),
-                    TransferError::Stalled(_) => reply(
-                        Code::TransferAborted,
-                        "Transfer aborted: no progress on the data connection.",
-                    ),
-                    TransferError::Network(_) => reply(
-                        Code::TransferAborted,
-                        "Connection closed; transfer aborted.",
-                    ),
-                    TransferError::File(e) => match t.direction {
-                        Direction::Upload => e.reply(Op::Store),
-                        _ => reply(Code::LocalError, "Local error reading the file."),
-                    },
-                    TransferError::Cancelled => reply(
-                        Code::TransferAborted,
-                        "Connection closed; transfer aborted.",
-                    ),
-                }
+                e.reply(t.direction == Direction::Upload)
             }
             Err(_) => {
                 self.log_transfer(&t, bytes, "failed", None);

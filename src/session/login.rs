@@ -54,7 +54,6 @@ impl Session {
         };
         self.cfg = self.shared.config();
         let name = lossy(&user);
-        let policy = self.cfg.ban_policy();
         // Every PASS, not only every connection: a client connected before its address
         // was banned gets no more guesses.
         if self.address_banned() {
@@ -65,20 +64,7 @@ impl Session {
         let granted = if locked {
             None
         } else {
-            let auth = self.shared.auth();
-            match auth
-                .login(&user, password, self.peer, &self.shared.password_checks)
-                .await
-            {
-                Ok(g) => g,
-                Err(limits::Busy) => {
-                    warn!(user = %name, "login refused: too many password checks waiting");
-                    return Err(reply(
-                        Code::ServiceNotAvailable,
-                        "Too many logins being checked; try again shortly.",
-                    ));
-                }
-            }
+            self.check_password(&user, password).await?
         };
         // The check may have waited its turn while another session got the address
         // banned: its answer, right or wrong, is not told.
@@ -86,50 +72,7 @@ impl Session {
             return Err(reply(Code::ServiceNotAvailable, BANNED));
         }
         let Some(grant) = granted else {
-            let (delay, mut banned) =
-                self.shared
-                    .guard
-                    .failed(self.peer, &name, &policy, Instant::now());
-            if !banned && let Some(c) = self.shared.cluster.clone() {
-                // The count of every node: three nodes must not give three times the
-                // guesses.
-                let window = policy.window;
-                if let Some(n) = Box::pin(c.failed(self.peer, &name, window)).await
-                    && policy.bans(n)
-                {
-                    self.shared
-                        .guard
-                        .ban(self.peer, policy.ban_for, Instant::now());
-                    banned = true;
-                }
-            }
-            if !locked
-                && self.shared.guard.user_failed(
-                    &name,
-                    self.cfg.max_user_failures,
-                    &policy,
-                    Instant::now(),
-                )
-            {
-                warn!(user = %name, lock_seconds = policy.ban_for.as_secs(), "user locked out after repeated login failures");
-            }
-            info!(user = %name, locked, "login failed");
-            self.shared.metrics.login(false);
-            // Slows password guessing; other sessions are not held up.
-            tokio::time::sleep(delay).await;
-            if banned {
-                self.shared.metrics.bans.inc();
-                if let Some(c) = self.shared.cluster.clone() {
-                    let (ip, ban_for) = (self.peer, policy.ban_for);
-                    tokio::spawn(async move { c.publish_ban(ip, ban_for).await });
-                }
-                warn!(
-                    ban_seconds = policy.ban_for.as_secs(),
-                    "address banned after repeated login failures"
-                );
-                return Err(reply(Code::ServiceNotAvailable, BANNED));
-            }
-            return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+            return self.login_failed(&name, locked).await;
         };
         if !grant.anonymous {
             self.shared.guard.succeeded(self.peer, &name);
@@ -138,6 +81,76 @@ impl Session {
                 tokio::spawn(async move { c.forgive(ip, &user).await });
             }
         }
+        self.admit_login(&grant).await?;
+        let jail = match self.open_jail(&grant).await {
+            Ok(j) => j,
+            Err(r) => {
+                self.slot.logout();
+                return r;
+            }
+        };
+        self.enter(grant, jail, password).await;
+        Ok(reply(Code::LoggedIn, "Login successful."))
+    }
+
+    /// The password check, in its turn; 421 when too many wait.
+    async fn check_password(&self, user: &[u8], password: &[u8]) -> Result<Option<Grant>, Reply> {
+        let auth = self.shared.auth();
+        match auth
+            .login(user, password, self.peer, &self.shared.password_checks)
+            .await
+        {
+            Ok(g) => Ok(g),
+            Err(limits::Busy) => {
+                warn!(user = %lossy(user), "login refused: too many password checks waiting");
+                Err(reply(
+                    Code::ServiceNotAvailable,
+                    "Too many logins being checked; try again shortly.",
+                ))
+            }
+        }
+    }
+
+    /// A failed login: counted here and across the nodes, delayed, and past the limit a
+    /// ban (421, and the address's other sessions end too).
+    async fn login_failed(&mut self, name: &str, locked: bool) -> Result<Reply, Reply> {
+        let policy = self.cfg.ban_policy();
+        let guard = &self.shared.guard;
+        let (delay, mut banned) = guard.failed(self.peer, name, &policy, Instant::now());
+        if !banned && let Some(c) = self.shared.cluster.clone() {
+            // The count of every node: three nodes must not give three times the guesses.
+            if let Some(n) = Box::pin(c.failed(self.peer, name, policy.window)).await
+                && policy.bans(n)
+            {
+                guard.ban(self.peer, policy.ban_for, Instant::now());
+                banned = true;
+            }
+        }
+        let max = self.cfg.max_user_failures;
+        if !locked && guard.user_failed(name, max, &policy, Instant::now()) {
+            warn!(user = %name, lock_seconds = policy.ban_for.as_secs(), "user locked out after repeated login failures");
+        }
+        info!(user = %name, locked, "login failed");
+        self.shared.metrics.login(false);
+        // Slows password guessing; other sessions are not held up.
+        tokio::time::sleep(delay).await;
+        if !banned {
+            return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+        }
+        self.shared.metrics.bans.inc();
+        if let Some(c) = self.shared.cluster.clone() {
+            let (ip, ban_for) = (self.peer, policy.ban_for);
+            tokio::spawn(async move { c.publish_ban(ip, ban_for).await });
+        }
+        warn!(
+            ban_seconds = policy.ban_for.as_secs(),
+            "address banned after repeated login failures"
+        );
+        Err(reply(Code::ServiceNotAvailable, BANNED))
+    }
+
+    /// Counts the login against the per-user limits, here and across the nodes.
+    async fn admit_login(&mut self, grant: &Grant) -> Result<(), Reply> {
         let max = grant
             .config
             .as_ref()
@@ -158,24 +171,32 @@ impl Session {
                 }
             }
         }
-        let jail = match self.shared.jail(&grant.root).await {
-            Ok(j) => j.with_ownership(self.shared.ownership()),
+        Ok(())
+    }
+
+    /// The user's jail. `Err` is the whole answer to PASS: 421 when the server is out of
+    /// descriptors (its trouble, not the password's), else a plain 530.
+    async fn open_jail(&self, grant: &Grant) -> Result<Jail, Result<Reply, Reply>> {
+        match self.shared.jail(&grant.root).await {
+            Ok(j) => Ok(j.with_ownership(self.shared.ownership())),
             Err(e) => {
-                warn!(user = %name, root = %grant.root.display(), error = %e, "cannot open the user's root");
-                self.slot.logout();
-                // Out of file descriptors is the server's trouble, not the password's.
+                warn!(user = %grant.user, root = %grant.root.display(), error = %e, "cannot open the user's root");
                 if matches!(
                     e.raw_os_error(),
                     Some(nix::libc::ENFILE | nix::libc::EMFILE)
                 ) {
-                    return Err(reply(
+                    return Err(Err(reply(
                         Code::ServiceNotAvailable,
                         "Server busy (out of resources); try again later.",
-                    ));
+                    )));
                 }
-                return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+                Err(Ok(reply(Code::NotLoggedIn, "Login incorrect.")))
             }
-        };
+        }
+    }
+
+    /// Logged in: the home directory, the log line, the registries.
+    async fn enter(&mut self, grant: Grant, jail: Jail, password: &[u8]) {
         let home = VPath::root().resolve(&grant.home).unwrap_or_default();
         // The root is a directory by construction: no trip to the blocking pool for the
         // common case (anonymous, and most users).
@@ -187,12 +208,13 @@ impl Session {
                 _ => VPath::root(),
             }
         };
-        if grant.anonymous {
-            // The password of an anonymous login is the client's claimed e-mail address.
-            let email: String = lossy(password).chars().take(100).collect();
-            info!(user = %grant.user, anonymous = true, email = %email, "login");
-        } else {
-            info!(user = %grant.user, anonymous = false, "login");
+        // The password of an anonymous login is the client's claimed e-mail address.
+        let email = grant
+            .anonymous
+            .then(|| lossy(password).chars().take(100).collect::<String>());
+        match &email {
+            Some(email) => info!(user = %grant.user, anonymous = true, email = %email, "login"),
+            None => info!(user = %grant.user, anonymous = false, "login"),
         }
         // Only a TLS control connection can have TLS data connections to vouch for (and
         // AUTH after a login starts a new one).
@@ -205,12 +227,8 @@ impl Session {
         if let Ok(mut u) = self.listed.view.user.lock() {
             *u = Some(grant.user.clone());
         }
-        let email = grant
-            .anonymous
-            .then(|| lossy(password).chars().take(100).collect::<String>());
         self.login = Some(Login { grant, jail, email });
         self.phase = Phase::LoggedIn;
-        Ok(reply(Code::LoggedIn, "Login successful."))
     }
 
     /// USER: starts a new login (ending any current one), unless TLS is required first.

@@ -93,58 +93,7 @@ async fn unique_create(jail: &Jail, target: &VPath) -> Result<(Sink, VPath), Rep
 impl Session {
     pub(super) async fn store(&mut self, how: Store) -> Result<Option<Reply>, Reply> {
         let (jail, rules) = self.access()?;
-        let (jail, rules) = (&jail, &*rules);
-        let rest = std::mem::take(&mut self.rest);
-        let ascii = self.ty == TransferType::Ascii;
-        let collision = self
-            .login
-            .as_ref()
-            .map(|l| l.grant.collision)
-            .unwrap_or_default();
-        let deny = || Error::Denied.reply(Op::Store);
-        let (target, mode, unique) = match &how {
-            Store::Stor(arg) => {
-                let target = self.resolve(arg, Op::Store)?;
-                let perms = rules.at(&target);
-                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
-                if rest > 0 {
-                    if !perms.resume {
-                        return Err(deny());
-                    }
-                    if ascii {
-                        return Err(reply(
-                            Code::InvalidRestart,
-                            "Resuming an upload needs TYPE I.",
-                        ));
-                    }
-                    (target, WriteMode::At(rest), false)
-                } else if perms.overwrite && (exists || perms.upload) {
-                    (target, WriteMode::Truncate, false)
-                } else if perms.upload {
-                    // The name may be taken: refused (553) or stored under a unique name.
-                    (target, WriteMode::CreateNew, collision == Collision::Unique)
-                } else {
-                    return Err(deny());
-                }
-            }
-            Store::Appe(arg) => {
-                let target = self.resolve(arg, Op::Store)?;
-                let perms = rules.at(&target);
-                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
-                if !perms.append || (!exists && !perms.upload) {
-                    return Err(deny());
-                }
-                (target, WriteMode::Append, false)
-            }
-            Store::Stou(hint) => {
-                let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
-                let target = self.resolve(base, Op::Store)?;
-                if !rules.at(&target).upload {
-                    return Err(deny());
-                }
-                (target, WriteMode::CreateNew, true)
-            }
-        };
+        let (target, mode, unique) = self.upload_target(&jail, &rules, &how).await?;
         self.need_data()?;
         if let Some(c) = self.shared.cluster.clone() {
             // One writer per name across the nodes, held until the transfer ends.
@@ -154,19 +103,107 @@ impl Session {
             self.upload_lock = lock.map(Box::new);
         }
         let requested = target.clone();
-        // S3 uploads are atomic by themselves: the object appears when complete.
+        let (sink, target, commit) = self.open_sink(&jail, target, mode, unique).await?;
+        let stou = matches!(how, Store::Stou(_));
+        let opening = if stou {
+            let mut text = b"FILE: ".to_vec();
+            text.extend_from_slice(target.file_name().unwrap_or(b""));
+            Reply::new(Code::OpeningData, text)
+        } else {
+            reply(Code::OpeningData, "Ok to send data.")
+        };
+        let done = done_reply(&target, stou || target != requested);
+        let ascii = self.ty == TransferType::Ascii;
+        let job = match sink {
+            Sink::File(file) => Job::Receive { file, ascii },
+            Sink::Object(upload) => {
+                let upload = Arc::new(tokio::sync::Mutex::new(*upload));
+                Job::ReceiveObject { upload, ascii }
+            }
+        };
+        self.start(job, opening, Direction::Upload, target, done, commit)
+            .await
+    }
+
+    /// Where an upload goes and how it is opened, as the rules at that name allow:
+    /// (target, mode, take a unique name when the name is taken).
+    async fn upload_target(
+        &mut self,
+        jail: &Jail,
+        rules: &Rules,
+        how: &Store,
+    ) -> Result<(VPath, WriteMode, bool), Reply> {
+        let rest = std::mem::take(&mut self.rest);
+        let collision = self
+            .login
+            .as_ref()
+            .map(|l| l.grant.collision)
+            .unwrap_or_default();
+        let deny = || Error::Denied.reply(Op::Store);
+        match how {
+            Store::Stor(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
+                if rest > 0 {
+                    if !perms.resume {
+                        return Err(deny());
+                    }
+                    if self.ty == TransferType::Ascii {
+                        return Err(reply(
+                            Code::InvalidRestart,
+                            "Resuming an upload needs TYPE I.",
+                        ));
+                    }
+                    Ok((target, WriteMode::At(rest), false))
+                } else if perms.overwrite && (exists || perms.upload) {
+                    Ok((target, WriteMode::Truncate, false))
+                } else if perms.upload {
+                    // The name may be taken: refused (553) or stored under a unique name.
+                    Ok((target, WriteMode::CreateNew, collision == Collision::Unique))
+                } else {
+                    Err(deny())
+                }
+            }
+            Store::Appe(arg) => {
+                let target = self.resolve(arg, Op::Store)?;
+                let perms = rules.at(&target);
+                let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
+                if !perms.append || (!exists && !perms.upload) {
+                    return Err(deny());
+                }
+                Ok((target, WriteMode::Append, false))
+            }
+            Store::Stou(hint) => {
+                let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
+                let (_, target, _) = self.allowed(base, Op::Store, |p| p.upload)?;
+                Ok((target, WriteMode::CreateNew, true))
+            }
+        }
+    }
+
+    /// Opens what the upload writes to: the object (S3, atomic by itself), a hidden
+    /// sibling committed when complete (atomic uploads), or the file itself.
+    async fn open_sink(
+        &self,
+        jail: &Jail,
+        target: VPath,
+        mode: WriteMode,
+        unique: bool,
+    ) -> Result<(Sink, VPath, Option<Commit>), Reply> {
         let object = jail.object().is_some();
         let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
             && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
             && !object;
-        let (sink, target, commit) = if object && mode == WriteMode::CreateNew {
+        if object && mode == WriteMode::CreateNew {
             let target = claim_name(jail, target, unique).await?;
             let sink = jail
                 .open_write(&target, mode)
                 .await
                 .map_err(|e| e.reply(Op::Store))?;
-            (sink, target, None)
-        } else if atomic {
+            return Ok((sink, target, None));
+        }
+        if atomic {
             // Refuse a taken name now rather than after the whole upload.
             let target = if mode == WriteMode::CreateNew {
                 claim_name(jail, target, unique).await?
@@ -184,36 +221,16 @@ impl Session {
                 replace: mode == WriteMode::Truncate,
                 unique,
             };
-            (sink, target, Some(commit))
-        } else {
-            match jail.open_write(&target, mode).await {
-                Ok(f) => (f, target, None),
-                Err(Error::Exists) if unique => {
-                    let (f, t) = unique_create(jail, &target).await?;
-                    (f, t, None)
-                }
-                Err(e) => return Err(e.reply(Op::Store)),
+            return Ok((sink, target, Some(commit)));
+        }
+        match jail.open_write(&target, mode).await {
+            Ok(f) => Ok((f, target, None)),
+            Err(Error::Exists) if unique => {
+                let (f, t) = unique_create(jail, &target).await?;
+                Ok((f, t, None))
             }
-        };
-        let stou = matches!(how, Store::Stou(_));
-        let name = target.file_name().unwrap_or(b"").to_vec();
-        let opening = if stou {
-            let mut text = b"FILE: ".to_vec();
-            text.extend_from_slice(&name);
-            Reply::new(Code::OpeningData, text)
-        } else {
-            reply(Code::OpeningData, "Ok to send data.")
-        };
-        let done = done_reply(&target, stou || target != requested);
-        let job = match sink {
-            Sink::File(file) => Job::Receive { file, ascii },
-            Sink::Object(upload) => {
-                let upload = Arc::new(tokio::sync::Mutex::new(*upload));
-                Job::ReceiveObject { upload, ascii }
-            }
-        };
-        self.start(job, opening, Direction::Upload, target, done, commit)
-            .await
+            Err(e) => Err(e.reply(Op::Store)),
+        }
     }
 
     /// Tells the upload hooks about a stored file.
