@@ -551,63 +551,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         let term = signal(SignalKind::terminate())
             .ok()
             .zip(signal(SignalKind::interrupt()).ok());
-        let addrs = server.local_addrs();
-        let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        shown.extend(server.implicit_addrs().iter().map(|a| format!("{a} (implicit TLS)")));
-        let port = addrs.first().map_or(2121, |a| a.port());
-        let try_host = match addrs.first().map(|a| a.ip()) {
-            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
-            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
-            _ => "127.0.0.1".to_string(),
-        };
-        let mut tls = server
-            .tls_fingerprint()
-            .map(|fp| format!("; TLS certificate sha256 {fp}"))
-            .unwrap_or_default();
-        if let Some(path) = &server.config().admin_socket {
-            tls.push_str(&format!("; admin unix:{}", path.display()));
-        }
-        if let Some(admin) = server.admin_addr() {
-            tls.push_str(&format!("; admin http://{admin}"));
-        }
-        println!(
-            "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/{tls}",
-            root.display(),
-            shown.join(", "),
-        );
+        println!("{}", start_line(&server, &root, anonymous));
         let shared = server.shared();
         // A reload re-reads the config file and applies the same flags again.
         shared.set_reloader(Box::new(move || reload_args.clone().config()));
-        let usr1_shared = server.shared();
-        tokio::spawn(async move {
-            let Some(mut usr1) = usr1 else {
-                return;
-            };
-            while usr1.recv().await.is_some() {
-                if let Some(f) = &log_file
-                    && let Err(e) = f.reopen()
-                {
-                    tracing::error!(error = %e, "cannot reopen the log file");
-                }
-                usr1_shared.reopen_logs();
-                tracing::info!("log files reopened");
-            }
-        });
-        tokio::spawn(async move {
-            let Some(mut hup) = hup else {
-                return;
-            };
-            while hup.recv().await.is_some() {
-                wharf::server::notify(&[
-                    sd_notify::NotifyState::Reloading,
-                    sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Ready),
-                ]);
-                // Certificates, password hashes and files: off the async workers.
-                let s = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || s.reload()).await;
-                wharf::server::notify(&[sd_notify::NotifyState::Ready]);
-            }
-        });
+        spawn_signal_handlers(server.shared(), usr1, hup, log_file);
         wharf::server::notify(&[sd_notify::NotifyState::Ready]);
         server
             .run(async {
@@ -620,6 +568,79 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// The line `serve` prints once it listens: what, where, and a command to try.
+fn start_line(server: &wharf::Server, root: &std::path::Path, anonymous: AnonymousMode) -> String {
+    let addrs = server.local_addrs();
+    let mut shown: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    shown.extend(
+        server
+            .implicit_addrs()
+            .iter()
+            .map(|a| format!("{a} (implicit TLS)")),
+    );
+    let port = addrs.first().map_or(2121, |a| a.port());
+    let try_host = match addrs.first().map(|a| a.ip()) {
+        Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
+        Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
+        _ => "127.0.0.1".to_string(),
+    };
+    let mut tls = server
+        .tls_fingerprint()
+        .map(|fp| format!("; TLS certificate sha256 {fp}"))
+        .unwrap_or_default();
+    if let Some(path) = &server.config().admin_socket {
+        tls.push_str(&format!("; admin unix:{}", path.display()));
+    }
+    if let Some(admin) = server.admin_addr() {
+        tls.push_str(&format!("; admin http://{admin}"));
+    }
+    format!(
+        "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/{tls}",
+        root.display(),
+        shown.join(", "),
+    )
+}
+
+/// SIGUSR1 reopens the log files; SIGHUP reloads (telling systemd while it does).
+fn spawn_signal_handlers(
+    shared: std::sync::Arc<wharf::server::Shared>,
+    usr1: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+    log_file: Option<wharf::observe::LogFile>,
+) {
+    let usr1_shared = shared.clone();
+    tokio::spawn(async move {
+        let Some(mut usr1) = usr1 else {
+            return;
+        };
+        while usr1.recv().await.is_some() {
+            if let Some(f) = &log_file
+                && let Err(e) = f.reopen()
+            {
+                tracing::error!(error = %e, "cannot reopen the log file");
+            }
+            usr1_shared.reopen_logs();
+            tracing::info!("log files reopened");
+        }
+    });
+    tokio::spawn(async move {
+        let Some(mut hup) = hup else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            wharf::server::notify(&[
+                sd_notify::NotifyState::Reloading,
+                sd_notify::NotifyState::monotonic_usec_now()
+                    .unwrap_or(sd_notify::NotifyState::Ready),
+            ]);
+            // Certificates, password hashes and files: off the async workers.
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+            wharf::server::notify(&[sd_notify::NotifyState::Ready]);
+        }
+    });
 }
 
 async fn shutdown_signal(

@@ -1,0 +1,222 @@
+//! The small value types of the configuration: modes, policies, permissions, directory
+//! rules and port ranges, each with how it is written in TOML and on the command line.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// What anonymous users (`anonymous` or `ftp`) may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AnonymousMode {
+    /// No anonymous login.
+    Off,
+    /// List and download.
+    #[default]
+    Read,
+    /// The drop box: store new files and make directories; no list, download, overwrite,
+    /// delete or rename.
+    Upload,
+    /// Everything a full user may do.
+    Write,
+}
+
+impl FromStr for AnonymousMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "read" => Ok(Self::Read),
+            "upload" => Ok(Self::Upload),
+            "write" => Ok(Self::Write),
+            _ => Err(format!("`{s}` is not one of off, read, upload, write")),
+        }
+    }
+}
+
+impl fmt::Display for AnonymousMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Read => "read",
+            Self::Upload => "upload",
+            Self::Write => "write",
+        })
+    }
+}
+
+/// What a drop-box upload does when the name is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Collision {
+    /// Refuse with 553; the existing file stays.
+    #[default]
+    Refuse,
+    /// Store under a new name (`name.1`, `name.2`, …) and say so in the 226 reply.
+    Unique,
+}
+
+/// What happens to the data of an atomic upload that fails or is aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailedUploads {
+    /// Removed: nothing appears under the final name.
+    #[default]
+    Delete,
+    /// Stored under the final name as far as it got, so the client can resume with REST.
+    Keep,
+}
+
+/// When plain TYPE I downloads use sendfile(2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Sendfile {
+    /// For clients on other hosts. On loopback the kernel has no copy to save (the
+    /// receiver copies anyway) and a buffered copy measured faster and cheaper.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Event log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("`{s}` is not one of text, json")),
+        }
+    }
+}
+
+/// TLS on the control connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// No AUTH TLS (implicit listeners still work when configured).
+    #[default]
+    Off,
+    /// AUTH TLS offered; plain logins allowed.
+    Optional,
+    /// Logins only after AUTH TLS (or on an implicit listener).
+    Required,
+}
+
+/// TLS on data connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsData {
+    /// PROT C and PROT P both allowed.
+    #[default]
+    Optional,
+    /// Transfers need PROT P.
+    Required,
+}
+
+/// Whether a data connection must resume the control connection's TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsReuse {
+    /// Not checked.
+    Off,
+    /// Checked and written on the transfer log line.
+    #[default]
+    Log,
+    /// A data connection that did not resume is refused (locks out clients that cannot
+    /// resume, such as Python ftplib and Java's Commons Net).
+    Require,
+}
+
+/// A permission name in a `permissions` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// `list` + `read`.
+    Read,
+    /// Every permission below except `list` and `read`.
+    Write,
+    /// LIST, NLST, MLSD, MLST, STAT with a path, SIZE, MDTM.
+    List,
+    /// RETR (download).
+    Download,
+    /// STOR/STOU of a new file.
+    Upload,
+    /// STOR over an existing file.
+    Overwrite,
+    /// APPE.
+    Append,
+    /// REST before STOR.
+    Resume,
+    Mkdir,
+    /// RNFR/RNTO.
+    Rename,
+    /// DELE.
+    Delete,
+    Rmdir,
+    /// SITE CHMOD.
+    Chmod,
+    /// MFMT, SITE UTIME, MDTM with a time.
+    Mtime,
+}
+
+/// Permissions that replace the user's own below one directory (`[[user.dir]]`,
+/// `[[anonymous_dir]]`). The longest matching path wins.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirRule {
+    /// A virtual path inside the root, like `/incoming`.
+    pub path: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// An inclusive passive port range, written `LOW-HIGH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a port range LOW-HIGH with 1024 <= LOW <= HIGH <= 65535");
+        let (l, h) = s.split_once('-').ok_or_else(bad)?;
+        let low: u16 = l.trim().parse().map_err(|_| bad())?;
+        let high: u16 = h.trim().parse().map_err(|_| bad())?;
+        if low < 1024 || low > high {
+            return Err(bad());
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.low, self.high)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
