@@ -112,7 +112,7 @@ async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
         Err(_) => return,
     };
     // A token in the URL's query or user-info stays out of the log.
-    let shown = crate::vfs::object::redact(&url);
+    let shown = crate::vfs::s3::redact(&url);
     let result = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -128,7 +128,7 @@ async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     if let Err(e) = result {
-        let error = crate::vfs::object::redact(&e);
+        let error = crate::vfs::s3::redact(&e);
         tracing::warn!(url = %shown, path = %ev.path, %error, "upload hook POST failed");
     }
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use wharf_proto::listing::Entry;
 
-use super::object::{ByteStream, ObjectStore, Upload, UploadStart};
+use super::s3::{ByteStream, ObjectStore, Upload, UploadStart};
 use super::{Disk, Ownership, VPath, WriteMode};
 use crate::error::Error;
 

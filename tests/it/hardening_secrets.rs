@@ -177,7 +177,7 @@ fn s3_failures_log_no_presigned_url_key_or_secret() {
     c.login("judge", "pw");
     c.cmd("TYPE I");
     let mut replies = String::new();
-    // A presigned GET that times out.
+    // A GET through opendal that is cut off.
     let (r, _) = c.retr("RETR a.txt");
     assert!(r.code >= 400, "{}", r.text());
     replies.push_str(&r.text());

@@ -138,10 +138,10 @@ impl Garage {
     }
 
     /// A store on the same location, to look at the bucket from outside wharf.
-    pub fn store(&self, prefix: &str) -> std::sync::Arc<wharf::vfs::object::ObjectStore> {
+    pub fn store(&self, prefix: &str) -> std::sync::Arc<wharf::vfs::s3::ObjectStore> {
         let c = self.storage("look", prefix);
-        let secret = wharf::vfs::object::Secret::load(&c).unwrap();
-        std::sync::Arc::new(wharf::vfs::object::ObjectStore::new(&c, &secret).unwrap())
+        let secret = wharf::vfs::s3::Secret::load(&c).unwrap();
+        std::sync::Arc::new(wharf::vfs::s3::ObjectStore::new(&c, &secret).unwrap())
     }
 }
 

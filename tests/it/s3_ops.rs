@@ -328,7 +328,7 @@ fn listings_stream_every_page() {
                         .resolve(format!("/d/f{i:05}").as_bytes())
                         .unwrap();
                     let mut up = store
-                        .upload(&p, wharf::vfs::object::UploadStart::Fresh)
+                        .upload(&p, wharf::vfs::s3::UploadStart::Fresh)
                         .await
                         .unwrap();
                     up.write(&[b'x'; 3]).await.unwrap();
@@ -370,7 +370,7 @@ fn janitor_aborts_interrupted_uploads_past_their_age() {
     }
     let store = g.store("jan");
     let p = wharf::vfs::VPath::root().resolve(b"/left.bin").unwrap();
-    let pending = |store: &std::sync::Arc<wharf::vfs::object::ObjectStore>| {
+    let pending = |store: &std::sync::Arc<wharf::vfs::s3::ObjectStore>| {
         let (store, p) = (store.clone(), p.clone());
         block(async move { store.pending(&p).await.unwrap().map(|p| p.bytes) })
     };
