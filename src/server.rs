@@ -94,7 +94,7 @@ pub struct ListenerChange {
 }
 
 /// S3 storages by `[[storage]]` name.
-pub type Stores = std::collections::HashMap<String, Arc<crate::vfs::object::ObjectStore>>;
+pub type Stores = std::collections::HashMap<String, Arc<crate::vfs::s3::ObjectStore>>;
 
 /// Builds the S3 storages a configuration names (no request is made).
 pub fn build_stores(config: &Config) -> Result<Stores, String> {
@@ -103,9 +103,9 @@ pub fn build_stores(config: &Config) -> Result<Stores, String> {
         if st.kind != crate::config::StorageKind::S3 {
             continue;
         }
-        let secret = crate::vfs::object::Secret::load(st)
-            .map_err(|e| format!("storage `{}`: {e}", st.name))?;
-        let store = crate::vfs::object::ObjectStore::new(st, &secret)
+        let secret =
+            crate::vfs::s3::Secret::load(st).map_err(|e| format!("storage `{}`: {e}", st.name))?;
+        let store = crate::vfs::s3::ObjectStore::new(st, &secret)
             .map_err(|e| format!("storage `{}`: {e}", st.name))?;
         out.insert(st.name.clone(), Arc::new(store));
     }

@@ -33,7 +33,7 @@ pub(super) struct Running {
     /// An atomic upload still to be moved under its name.
     pub(super) commit: Option<Commit>,
     /// An S3 upload, to complete, keep for a resume, or abort when the transfer ends.
-    pub(super) upload: Option<Arc<tokio::sync::Mutex<crate::vfs::object::Upload>>>,
+    pub(super) upload: Option<Arc<tokio::sync::Mutex<crate::vfs::s3::Upload>>>,
 }
 
 /// Where an atomic upload goes when it completes.

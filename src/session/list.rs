@@ -128,7 +128,7 @@ impl Session {
     /// what is formatted: memory stays bounded however many objects there are.
     pub(super) fn streamed_listing(
         &self,
-        store: Arc<crate::vfs::object::ObjectStore>,
+        store: Arc<crate::vfs::s3::ObjectStore>,
         dir: VPath,
         format: ListFormat,
     ) -> Job {

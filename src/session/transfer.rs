@@ -45,14 +45,14 @@ pub enum Job {
     Receive { file: std::fs::File, ascii: bool },
     /// RETR of an object: its bytes as S3 streams them.
     SendStream {
-        stream: crate::vfs::object::ByteStream,
+        stream: crate::vfs::s3::ByteStream,
         ascii: bool,
         skip: u64,
     },
     /// STOR/APPE/STOU to S3: parts go out as they fill; the session completes the upload
     /// (or keeps it resumable, or aborts it) when the transfer has ended.
     ReceiveObject {
-        upload: Arc<tokio::sync::Mutex<crate::vfs::object::Upload>>,
+        upload: Arc<tokio::sync::Mutex<crate::vfs::s3::Upload>>,
         ascii: bool,
     },
 }
@@ -325,7 +325,7 @@ fn wire_form<'a>(chunk: &'a [u8], ascii: bool, conv: &'a mut Vec<u8>, skip: &mut
 
 /// Sends an object's bytes as they arrive from S3.
 async fn send_stream(
-    mut source: crate::vfs::object::ByteStream,
+    mut source: crate::vfs::s3::ByteStream,
     out: &mut (impl AsyncWrite + Unpin),
     ascii: bool,
     mut skip: u64,
@@ -360,7 +360,7 @@ async fn send_stream(
 /// Receives into an S3 upload; full parts are sent while more arrives.
 async fn receive_object(
     input: &mut (impl AsyncRead + Unpin),
-    upload: &mut crate::vfs::object::Upload,
+    upload: &mut crate::vfs::s3::Upload,
     ascii: bool,
     p: &Meter,
 ) -> Result<u64, TransferError> {

@@ -14,6 +14,3 @@ mod vpath;
 pub use disk::{Disk, Ownership, Roots, WriteMode};
 pub use jail::{Jail, Sink, Source, Storage};
 pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};
-
-/// The S3 backend's former name, kept for the modules outside `vfs/` that still use it.
-pub use s3 as object;
