@@ -367,6 +367,11 @@ fn janitor_aborts_interrupted_uploads_past_their_age() {
         assert_eq!(c.cmd("STOR left.bin").code, 150);
         conn.write_all(&bytes(PART + 10, 1)).unwrap();
         std::thread::sleep(Duration::from_millis(500));
+        // The client dies: its control connection goes first, so that the data
+        // connection's end cannot pass for a complete file, however loaded the machine.
+        drop(c);
+        std::thread::sleep(Duration::from_millis(100));
+        drop(conn);
     }
     let store = g.store("jan");
     let p = wharf::vfs::VPath::root().resolve(b"/left.bin").unwrap();
