@@ -640,16 +640,6 @@ where
     }
 }
 
-/// Refuses an admin listener that strangers could reach without a token.
-pub fn check_exposure(addr: SocketAddr, token: Option<&str>) -> Result<(), String> {
-    if !addr.ip().is_loopback() && token.is_none() {
-        return Err(format!(
-            "admin_listen {addr} is not a loopback address: set admin_token, or listen on 127.0.0.1 or [::1]"
-        ));
-    }
-    Ok(())
-}
-
 /// Where the admin endpoint listens: TCP, or a Unix socket.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {

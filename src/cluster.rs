@@ -16,49 +16,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::limits::Refusal;
 
-/// `[cluster]`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterConfig {
-    /// `postgres://user:password@host:port/database`; never logged.
-    pub database_url: Option<String>,
-    /// This node's name in the registry (unset: the host name).
-    pub node: Option<String>,
-    /// Seconds between heartbeats, and after which a silent node counts as dead.
-    pub heartbeat: u64,
-    pub node_timeout: u64,
-    /// Logins while the database is unreachable: `refuse` (421), or `local` (allowed, with
-    /// this node's own limits and no upload locks).
-    pub when_unavailable: Unavailable,
-    /// Database connections this node keeps at most (each upload holds one for its lock).
-    pub pool_size: usize,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            database_url: None,
-            node: None,
-            heartbeat: 2,
-            node_timeout: 10,
-            when_unavailable: Unavailable::Local,
-            pool_size: 64,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Unavailable {
-    Refuse,
-    #[default]
-    Local,
-}
+pub use crate::config::{ClusterConfig, Unavailable};
 
 /// Why a cluster check said no.
 #[derive(Debug)]
@@ -277,7 +239,7 @@ impl Cluster {
 
     /// The heartbeat (and late preparation) and the ban poll, for as long as the server
     /// lives.
-    pub fn spawn_tasks(self: &Arc<Self>, guard: Weak<crate::server::Shared>) {
+    pub fn spawn_tasks(self: &Arc<Self>, guard: Weak<crate::limits::Guard>) {
         let me = self.clone();
         let alive = guard.clone();
         tokio::spawn(async move {
@@ -314,11 +276,11 @@ impl Cluster {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(shared) = guard.upgrade() else {
+                let Some(guard) = guard.upgrade() else {
                     return;
                 };
                 if me.ready.load(Ordering::Relaxed) {
-                    me.sync_bans(&shared.guard).await;
+                    me.sync_bans(&guard).await;
                 }
             }
         });

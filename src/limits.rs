@@ -158,9 +158,6 @@ impl Drop for Turn {
     }
 }
 
-/// Sessions from one client address, unless configured otherwise.
-pub const DEFAULT_SESSIONS_PER_IP: usize = 50;
-
 /// Descriptors kept back from sessions: listeners, logs, the admin endpoint, roots.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
@@ -385,6 +382,16 @@ pub struct BanPolicy {
 }
 
 impl BanPolicy {
+    /// The policy `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> BanPolicy {
+        BanPolicy {
+            max_failures: config.max_login_failures,
+            window: Duration::from_secs(config.login_failure_window),
+            ban_for: Duration::from_secs(config.ban_time),
+            delay: Duration::from_millis(config.login_failure_delay_ms),
+        }
+    }
+
     /// Whether `count` failures within the window ban.
     pub fn bans(&self, count: u32) -> bool {
         self.max_failures > 0 && count > self.max_failures

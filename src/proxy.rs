@@ -7,31 +7,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-/// Which PROXY header a listener requires.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ProxyProtocol {
-    /// No header: the TCP peer is the client.
-    #[default]
-    Off,
-    V1,
-    V2,
-    /// Either version.
-    Any,
-}
-
-/// A listener's PROXY policy: which header, and from which balancers.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ProxyPolicy {
-    pub mode: ProxyProtocol,
-    /// Sources allowed to send a header (an empty list trusts nobody).
-    pub trusted: Vec<IpNet>,
-}
+pub use crate::config::{ProxyPolicy, ProxyProtocol};
 
 /// Why a connection was refused before the session began.
 #[derive(Debug, thiserror::Error)]

@@ -298,10 +298,7 @@ pub fn is_anonymous_name(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"anonymous") || name.eq_ignore_ascii_case(b"ftp")
 }
 
-/// Whether `s` is a PHC string wharf can verify.
-pub fn is_phc(s: &str) -> bool {
-    PasswordHash::new(s).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
-}
+pub use crate::config::is_phc;
 
 /// Hashes a password as an argon2id PHC string (used by `wharf hash-password` and
 /// `--user NAME:PASSWORD`).

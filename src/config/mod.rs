@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 mod explain;
 mod validate;
 
-pub use validate::validate_users;
+pub use validate::{check_exposure, gid_of, is_phc, uid_of, validate_users};
 pub use values::*;
 
 mod values;
@@ -111,7 +111,7 @@ pub struct ListenerConfig {
     /// PROXY protocol on this listener (and the passive connections of its sessions);
     /// unset: the global `proxy_protocol` / `proxy_trusted`.
     #[serde(default)]
-    pub proxy_protocol: Option<crate::proxy::ProxyProtocol>,
+    pub proxy_protocol: Option<ProxyProtocol>,
     #[serde(default)]
     pub proxy_trusted: Option<Vec<ipnet::IpNet>>,
 }
@@ -133,6 +133,9 @@ impl ListenerConfig {
 
 /// An `admin_token` shorter than this is warned about at start-up.
 pub const ADMIN_TOKEN_MIN: usize = 16;
+
+/// Sessions from one client address, unless configured otherwise.
+pub const DEFAULT_SESSIONS_PER_IP: usize = 50;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -223,7 +226,7 @@ pub struct Config {
     /// Seconds a client may take from connecting to logging in.
     pub login_timeout: u64,
     /// Sessions at once in total (0 = no limit; unset: what the descriptor limit allows,
-    /// see [`crate::limits::sessions_for_descriptors`]).
+    /// derived from the descriptor limit by `limits::sessions_for_descriptors`).
     pub max_sessions: Option<usize>,
     /// Sessions at once from one client address / per user (0 = no limit).
     pub max_sessions_per_ip: usize,
@@ -280,10 +283,10 @@ pub struct Config {
     /// listeners and the passive connections of their sessions; `[[listener]]` can
     /// override. A header is accepted only from `proxy_trusted` (CIDRs); a missing or
     /// malformed one closes the connection.
-    pub proxy_protocol: crate::proxy::ProxyProtocol,
+    pub proxy_protocol: ProxyProtocol,
     pub proxy_trusted: Vec<ipnet::IpNet>,
     /// Shared state of several nodes in PostgreSQL (`database_url`); off when unset.
-    pub cluster: crate::cluster::ClusterConfig,
+    pub cluster: ClusterConfig,
     /// Named storages; a root written `storage:NAME` (global, anonymous or per user) is
     /// served from the one of that name.
     #[serde(rename = "storage")]
@@ -404,7 +407,7 @@ impl Default for Config {
             // vsftpd's sample config says 50 too: room for a NAT'd office running
             // multi-connection clients, far below what one address needs to crowd out
             // the others.
-            max_sessions_per_ip: crate::limits::DEFAULT_SESSIONS_PER_IP,
+            max_sessions_per_ip: DEFAULT_SESSIONS_PER_IP,
             max_sessions_per_user: 0,
             max_login_failures: 5,
             max_user_failures: 0,
@@ -430,9 +433,9 @@ impl Default for Config {
             users_file: None,
             users: Vec::new(),
             storages: Vec::new(),
-            proxy_protocol: crate::proxy::ProxyProtocol::Off,
+            proxy_protocol: ProxyProtocol::Off,
             proxy_trusted: Vec::new(),
-            cluster: crate::cluster::ClusterConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -522,17 +525,6 @@ impl Config {
         Ok(users)
     }
 
-    /// The failed-login policy.
-    pub fn ban_policy(&self) -> crate::limits::BanPolicy {
-        use std::time::Duration;
-        crate::limits::BanPolicy {
-            max_failures: self.max_login_failures,
-            window: Duration::from_secs(self.login_failure_window),
-            ban_for: Duration::from_secs(self.ban_time),
-            delay: Duration::from_millis(self.login_failure_delay_ms),
-        }
-    }
-
     /// Whether any listener or policy needs a certificate.
     pub fn tls_enabled(&self) -> bool {
         self.tls != TlsMode::Off
@@ -558,8 +550,8 @@ impl Config {
     }
 
     /// The PROXY protocol policy of a listener.
-    pub fn proxy_policy(&self, l: &ListenerConfig) -> crate::proxy::ProxyPolicy {
-        crate::proxy::ProxyPolicy {
+    pub fn proxy_policy(&self, l: &ListenerConfig) -> ProxyPolicy {
+        ProxyPolicy {
             mode: l.proxy_protocol.unwrap_or(self.proxy_protocol),
             trusted: l
                 .proxy_trusted
@@ -730,7 +722,7 @@ mod example_tests {
             credentials_file: Some("/c".into()),
             ..StorageConfig::default()
         };
-        let cluster = crate::cluster::ClusterConfig {
+        let cluster = ClusterConfig {
             database_url: Some("postgres://x".into()),
             node: Some("n".into()),
             ..Default::default()

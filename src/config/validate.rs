@@ -50,7 +50,7 @@ impl Config {
             ("run_as", &self.run_as),
         ] {
             if let Some(name) = user
-                && crate::vfs::Ownership::uid_of(name).is_none()
+                && uid_of(name).is_none()
             {
                 return Err(ConfigError::Invalid(format!(
                     "{key}: no such user `{name}`"
@@ -62,7 +62,7 @@ impl Config {
             ("run_as_group", &self.run_as_group),
         ] {
             if let Some(name) = group
-                && crate::vfs::Ownership::gid_of(name).is_none()
+                && gid_of(name).is_none()
             {
                 return Err(ConfigError::Invalid(format!(
                     "{key}: no such group `{name}`"
@@ -70,8 +70,7 @@ impl Config {
             }
         }
         if let Some(addr) = self.admin_listen {
-            crate::admin::check_exposure(addr, self.admin_token.as_deref())
-                .map_err(ConfigError::Invalid)?;
+            check_exposure(addr, self.admin_token.as_deref()).map_err(ConfigError::Invalid)?;
         }
         if self.banner.contains(['\r', '\n']) {
             return Err(ConfigError::Invalid(
@@ -152,7 +151,7 @@ pub fn validate_users(users: &[UserConfig]) -> Result<(), ConfigError> {
                 u.name
             )));
         }
-        if !crate::auth::is_phc(&u.password) {
+        if !is_phc(&u.password) {
             return Err(ConfigError::Invalid(format!(
                 "user `{}`: password must be an argon2id PHC string ($argon2id$...); make one with `wharf hash-password`",
                 u.name
@@ -181,4 +180,41 @@ fn check_dir_rule(owner: &str, d: &DirRule) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// Refuses an admin listener that strangers could reach without a token.
+pub fn check_exposure(addr: std::net::SocketAddr, token: Option<&str>) -> Result<(), String> {
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(format!(
+            "admin_listen {addr} is not a loopback address: set admin_token, or listen on 127.0.0.1 or [::1]"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a PHC string wharf can verify (argon2id).
+pub fn is_phc(s: &str) -> bool {
+    argon2::password_hash::PasswordHash::new(s).is_ok_and(|h| h.algorithm.as_str() == "argon2id")
+}
+
+/// A user name (or a number) to a uid.
+pub fn uid_of(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+/// A group name (or a number) to a gid.
+pub fn gid_of(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse() {
+        return Some(n);
+    }
+    nix::unistd::Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
 }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What anonymous users (`anonymous` or `ftp`) may do.
@@ -219,4 +220,64 @@ impl Serialize for PortRange {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_string())
     }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `postgres://user:password@host:port/database`; never logged.
+    pub database_url: Option<String>,
+    /// This node's name in the registry (unset: the host name).
+    pub node: Option<String>,
+    /// Seconds between heartbeats, and after which a silent node counts as dead.
+    pub heartbeat: u64,
+    pub node_timeout: u64,
+    /// Logins while the database is unreachable: `refuse` (421), or `local` (allowed, with
+    /// this node's own limits and no upload locks).
+    pub when_unavailable: Unavailable,
+    /// Database connections this node keeps at most (each upload holds one for its lock).
+    pub pool_size: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            database_url: None,
+            node: None,
+            heartbeat: 2,
+            node_timeout: 10,
+            when_unavailable: Unavailable::Local,
+            pool_size: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unavailable {
+    Refuse,
+    #[default]
+    Local,
+}
+
+/// Which PROXY header a listener requires.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// No header: the TCP peer is the client.
+    #[default]
+    Off,
+    V1,
+    V2,
+    /// Either version.
+    Any,
+}
+
+/// A listener's PROXY policy: which header, and from which balancers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxyPolicy {
+    pub mode: ProxyProtocol,
+    /// Sources allowed to send a header (an empty list trusts nobody).
+    pub trusted: Vec<IpNet>,
 }

@@ -56,7 +56,7 @@ pub struct Shared {
     /// Logged-in user behind each control connection's TLS session token.
     pub tls_owners: Arc<crate::tls::TokenOwners>,
     /// Failed logins and bans.
-    pub guard: Guard,
+    pub guard: Arc<Guard>,
     /// The total session limit when `max_sessions` is unset: what the descriptor limit
     /// (raised to its hard limit at start) allows.
     pub auto_max_sessions: usize,
@@ -181,7 +181,7 @@ impl Shared {
                         s.kick();
                     }
                 });
-                guard
+                Arc::new(guard)
             },
             auto_max_sessions: crate::limits::sessions_for_descriptors(
                 crate::limits::raise_descriptor_limit(),
@@ -519,7 +519,7 @@ impl Server {
             "session limits (0 = none)"
         );
         if let Some(c) = &self.shared.cluster {
-            c.spawn_tasks(Arc::downgrade(&self.shared));
+            c.spawn_tasks(Arc::downgrade(&self.shared.guard));
         }
         if let Some(admin) = self.admin {
             tasks.spawn(crate::admin::serve(admin, self.shared.clone()));

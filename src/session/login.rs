@@ -114,7 +114,7 @@ impl Session {
     /// A failed login: counted here and across the nodes, delayed, and past the limit a
     /// ban (421, and the address's other sessions end too).
     async fn login_failed(&mut self, name: &str, locked: bool) -> Result<Reply, Reply> {
-        let policy = self.cfg.ban_policy();
+        let policy = limits::BanPolicy::from_config(&self.cfg);
         let guard = &self.shared.guard;
         let (delay, mut banned) = guard.failed(self.peer, name, &policy, Instant::now());
         if !banned && let Some(c) = self.shared.cluster.clone() {

@@ -53,24 +53,12 @@ impl Ownership {
 
     /// A user name (or a number) to a uid.
     pub fn uid_of(name: &str) -> Option<u32> {
-        if let Ok(n) = name.parse() {
-            return Some(n);
-        }
-        nix::unistd::User::from_name(name)
-            .ok()
-            .flatten()
-            .map(|u| u.uid.as_raw())
+        crate::config::uid_of(name)
     }
 
     /// A group name (or a number) to a gid.
     pub fn gid_of(name: &str) -> Option<u32> {
-        if let Ok(n) = name.parse() {
-            return Some(n);
-        }
-        nix::unistd::Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+        crate::config::gid_of(name)
     }
 
     fn apply(&self, f: &std::fs::File, dir: bool) -> io::Result<()> {
