@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod secrets;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod tls;
 pub mod vfs;
 

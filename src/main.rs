@@ -141,7 +141,7 @@ fn who(args: &AdminArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Ok(list) = serde_json::from_str::<Vec<wharf::admin::SessionInfo>>(&text) else {
+    let Ok(list) = serde_json::from_str::<Vec<wharf::observe::SessionInfo>>(&text) else {
         eprintln!("wharf: unexpected answer: {text}");
         return ExitCode::FAILURE;
     };
@@ -179,7 +179,7 @@ fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode {
                 eprintln!("wharf: cannot list sessions");
                 return ExitCode::FAILURE;
             };
-            serde_json::from_str::<Vec<wharf::admin::SessionInfo>>(&text)
+            serde_json::from_str::<Vec<wharf::observe::SessionInfo>>(&text)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|s| s.user.as_deref() == Some(user.as_str()))
@@ -428,7 +428,7 @@ fn main() -> ExitCode {
 
 /// Builds every S3 storage of `c` and asks each for one key.
 fn probe_stores(c: &Config) -> Result<(), String> {
-    let stores = wharf::server::build_stores(c)?;
+    let stores = wharf::shared::build_stores(c)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -605,7 +605,7 @@ fn start_line(server: &wharf::Server, root: &std::path::Path, anonymous: Anonymo
 
 /// SIGUSR1 reopens the log files; SIGHUP reloads (telling systemd while it does).
 fn spawn_signal_handlers(
-    shared: std::sync::Arc<wharf::server::Shared>,
+    shared: std::sync::Arc<wharf::shared::Shared>,
     usr1: Option<tokio::signal::unix::Signal>,
     hup: Option<tokio::signal::unix::Signal>,
     log_file: Option<wharf::observe::LogFile>,

@@ -5,367 +5,22 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::auth::Authenticator;
 use crate::config::{Config, ListenerConfig};
-use crate::limits::{Guard, Sessions};
 use crate::session;
-use crate::tls::{self, CertSource, Tls};
+use crate::shared::{Shared, Stopping, bind_listener};
 
 mod accept;
 mod process;
-mod reload;
 
 use accept::accept_loop;
 use process::inherited_listeners;
 pub use process::{apply_process_settings, notify};
-
-/// How far a shutdown has gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stopping {
-    No,
-    /// Idle sessions get 421 and close; transfers run to their end, then close.
-    Draining,
-    /// The grace time is over: transfers are aborted.
-    Abort,
-}
-
-/// Produces a fresh configuration on reload (the file re-read, command-line flags applied
-/// again).
-pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
-
-/// What every session of one server shares. What a reload may change sits behind locks that
-/// are held only to clone an `Arc` out, never across IO.
-pub struct Shared {
-    config: RwLock<Arc<Config>>,
-    reloader: std::sync::Mutex<Option<Reloader>>,
-    /// Login rules; swapped whole when the users file is reloaded.
-    auth: RwLock<Arc<Authenticator>>,
-    /// The TLS server side, when any listener or policy uses TLS. Swapped whole on a
-    /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
-    tls: RwLock<Option<Arc<Tls>>>,
-    tls_source: RwLock<Option<CertSource>>,
-    pub sessions: Arc<Sessions>,
-    /// Logged-in user behind each control connection's TLS session token.
-    pub tls_owners: Arc<crate::tls::TokenOwners>,
-    /// Failed logins and bans.
-    pub guard: Arc<Guard>,
-    /// The total session limit when `max_sessions` is unset: what the descriptor limit
-    /// (raised to its hard limit at start) allows.
-    pub auto_max_sessions: usize,
-    /// Password checks running and waiting (bounded, per core).
-    pub password_checks: crate::limits::PasswordChecks,
-    /// Bandwidth allowances per user.
-    pub buckets: crate::limits::Buckets,
-    hooks: RwLock<Arc<crate::hooks::Hooks>>,
-    /// Modes and owner of what uploads create.
-    ownership: RwLock<crate::vfs::Ownership>,
-    /// Jail roots open now, shared between sessions.
-    pub roots: crate::vfs::Roots,
-    /// The S3 storages by name (replaced whole by a reload; sessions keep theirs).
-    stores: RwLock<Arc<Stores>>,
-    /// Shared state with the other nodes (`[cluster]`), when configured.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
-    pub xferlog: Option<crate::observe::XferLog>,
-    /// Shutdown level sessions watch: running, draining (finish transfers), abort.
-    stop: tokio::sync::watch::Sender<Stopping>,
-    /// Every session task, to wait for them on shutdown.
-    pub tracker: tokio_util::task::TaskTracker,
-    pub metrics: crate::admin::Metrics,
-    /// Passive ports held, per client address.
-    pub leases: Arc<crate::datachan::Leases>,
-    /// The sessions connected now, for the admin interface.
-    pub who: Arc<crate::admin::Who>,
-    /// Users and addresses whose sessions write a protocol trace.
-    pub trace: crate::admin::Trace,
-    next_id: AtomicU64,
-    /// Where a reload sends the listeners it bound or dropped, while the server runs (not
-    /// under socket activation, where systemd owns the sockets).
-    listener_changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<ListenerChange>>>,
-    /// One reload at a time (SIGHUP and the admin endpoint may race).
-    reloading: std::sync::Mutex<()>,
-}
-
-/// What a reload changes in the set of control listeners; keyed by configured address.
-#[derive(Debug, Default)]
-pub struct ListenerChange {
-    add: Vec<(std::net::TcpListener, ListenerConfig)>,
-    remove: Vec<SocketAddr>,
-    update: Vec<ListenerConfig>,
-}
-
-/// S3 storages by `[[storage]]` name.
-pub type Stores = std::collections::HashMap<String, Arc<crate::vfs::s3::ObjectStore>>;
-
-/// Builds the S3 storages a configuration names (no request is made).
-pub fn build_stores(config: &Config) -> Result<Stores, String> {
-    let mut out = Stores::new();
-    for st in &config.storages {
-        if st.kind != crate::config::StorageKind::S3 {
-            continue;
-        }
-        let secret =
-            crate::vfs::s3::Secret::load(st).map_err(|e| format!("storage `{}`: {e}", st.name))?;
-        let store = crate::vfs::s3::ObjectStore::new(st, &secret)
-            .map_err(|e| format!("storage `{}`: {e}", st.name))?;
-        out.insert(st.name.clone(), Arc::new(store));
-    }
-    Ok(out)
-}
-
-impl ListenerChange {
-    fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty() && self.update.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
-}
-
-/// Where a configuration's certificate comes from, when it uses TLS at all.
-fn cert_source(config: &Config) -> Option<CertSource> {
-    config
-        .tls_enabled()
-        .then(|| match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => CertSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            _ => CertSource::Generated {
-                dir: crate::secrets::state_dir(config),
-            },
-        })
-}
-
-impl Shared {
-    /// Builds the shared state; loads or generates the certificate when TLS is on.
-    pub fn new(config: Config) -> io::Result<Shared> {
-        let tls_source = cert_source(&config);
-        let tls = match &tls_source {
-            Some(source) => {
-                let tls = tls::load(source)?;
-                tracing::info!(source = %tls.source, sha256 = %tls.fingerprint, "TLS ready");
-                Some(Arc::new(tls))
-            }
-            None => None,
-        };
-        let metrics = crate::admin::Metrics::default();
-        let who: Arc<crate::admin::Who> = Arc::default();
-        Ok(Shared {
-            auth: RwLock::new(Arc::new(Authenticator::new(
-                &config,
-                &config
-                    .all_users()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            ))),
-            tls: RwLock::new(tls),
-            tls_source: RwLock::new(tls_source),
-            sessions: Arc::new(Sessions::default()),
-            tls_owners: Arc::default(),
-            guard: {
-                let guard = Guard::default();
-                // A ban ends the address's open sessions too (each says 421 and closes).
-                let who = who.clone();
-                guard.on_ban(move |ip| {
-                    for s in who.all().into_iter().filter(|s| s.client == ip) {
-                        s.kick();
-                    }
-                });
-                Arc::new(guard)
-            },
-            auto_max_sessions: crate::limits::sessions_for_descriptors(
-                crate::limits::raise_descriptor_limit(),
-            ),
-            password_checks: crate::limits::PasswordChecks::per_core(),
-            buckets: Default::default(),
-            hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
-            ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
-            roots: Default::default(),
-            stores: RwLock::new(Arc::new(
-                build_stores(&config)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-            )),
-            cluster: match &config.cluster.database_url {
-                Some(_) => Some(
-                    crate::cluster::Cluster::new(&config.cluster)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-                ),
-                None => None,
-            },
-            stop: tokio::sync::watch::Sender::new(Stopping::No),
-            tracker: tokio_util::task::TaskTracker::new(),
-            leases: Arc::new(crate::datachan::Leases::new(metrics.passive_ports.clone())),
-            metrics,
-            who,
-            trace: Default::default(),
-            xferlog: match &config.xferlog {
-                Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("xferlog {}: {e}", path.display()))
-                })?),
-                None => None,
-            },
-            config: RwLock::new(Arc::new(config)),
-            reloader: std::sync::Mutex::new(None),
-            next_id: AtomicU64::new(1),
-            listener_changes: std::sync::Mutex::new(None),
-            reloading: std::sync::Mutex::new(()),
-        })
-    }
-
-    /// The configuration now in force.
-    pub fn config(&self) -> Arc<Config> {
-        read(&self.config)
-    }
-
-    pub fn hooks(&self) -> Arc<crate::hooks::Hooks> {
-        read(&self.hooks)
-    }
-
-    pub fn ownership(&self) -> crate::vfs::Ownership {
-        read(&self.ownership)
-    }
-
-    /// Sets how a reload obtains the new configuration (the CLI re-reads its file and
-    /// flags); without one, a reload re-reads the users file and the certificate only.
-    pub fn set_reloader(&self, f: Reloader) {
-        if let Ok(mut r) = self.reloader.lock() {
-            *r = Some(f);
-        }
-    }
-
-    /// The jail for a login's root: a local directory, or a `storage:NAME` block.
-    pub async fn jail(&self, root: &std::path::Path) -> io::Result<crate::vfs::Jail> {
-        use crate::vfs::Jail;
-        let Some(name) = crate::config::storage_name(root) else {
-            return Ok(Jail::Disk(self.roots.open(root).await?));
-        };
-        if let Some(store) = read(&self.stores).get(name) {
-            return Ok(Jail::Object(store.clone()));
-        }
-        let config = self.config();
-        match config.storages.iter().find(|s| s.name == name) {
-            Some(st) if st.kind == crate::config::StorageKind::Local => {
-                let path = st.path.clone().unwrap_or_default();
-                Ok(Jail::Disk(self.roots.open(&path).await?))
-            }
-            _ => Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no storage named `{name}`"),
-            )),
-        }
-    }
-
-    /// Checks every S3 storage answers with its credentials; says which does not.
-    pub async fn probe_stores(&self) -> Result<(), String> {
-        let stores = read(&self.stores);
-        for (name, store) in stores.iter() {
-            store
-                .probe()
-                .await
-                .map_err(|e| format!("storage `{name}` ({}): {e}", store.location))?;
-        }
-        Ok(())
-    }
-
-    /// Aborts, now and hourly, the interrupted uploads nobody resumed in time.
-    pub fn start_janitor(self: &Arc<Shared>) {
-        let shared = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                let config = shared.config();
-                let stores = read(&shared.stores);
-                for st in &config.storages {
-                    let Some(store) = stores.get(&st.name) else {
-                        continue;
-                    };
-                    let age = std::time::Duration::from_secs(st.resumable_for);
-                    match store.janitor(age).await {
-                        Ok(0) => {}
-                        Ok(n) => {
-                            tracing::info!(storage = %st.name, aborted = n, "aborted stale interrupted uploads")
-                        }
-                        Err(e) => {
-                            tracing::warn!(storage = %st.name, error = %e, "janitor could not list uploads")
-                        }
-                    }
-                }
-            }
-        });
-    }
-
-    /// A receiver of the shutdown level, for a session.
-    pub fn stopping(&self) -> tokio::sync::watch::Receiver<Stopping> {
-        self.stop.subscribe()
-    }
-
-    /// Has every session look at the shutdown level (set before). A session that starts
-    /// later sees it before it first waits.
-    fn wake_sessions(&self) {
-        for view in self.who.all() {
-            view.wake.notify_one();
-        }
-    }
-
-    /// Reopens the log files (SIGUSR1, after logrotate).
-    pub fn reopen_logs(&self) {
-        if let Some(x) = &self.xferlog {
-            x.reopen();
-        }
-    }
-
-    /// The current login rules.
-    pub fn auth(&self) -> Arc<Authenticator> {
-        read(&self.auth)
-    }
-
-    /// Reloads (see [`Shared::reload`]) and returns how many users there are now.
-    pub fn reload_users(&self) -> Result<usize, String> {
-        self.reload_inner()
-    }
-
-    /// The current TLS server side.
-    pub fn tls(&self) -> Option<Arc<Tls>> {
-        read(&self.tls)
-    }
-
-    /// Re-reads the certificate and key (with everything else, see [`Shared::reload`]).
-    /// On error the old ones stay in use; sessions already running keep their connections.
-    pub fn reload_tls(&self) -> io::Result<()> {
-        self.reload_inner().map(|_| ()).map_err(io::Error::other)
-    }
-
-    pub fn next_session_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-fn read<T: Clone>(lock: &RwLock<T>) -> T {
-    lock.read()
-        .map(|v| v.clone())
-        .unwrap_or_else(|e| e.into_inner().clone())
-}
-
-fn write<T>(lock: &RwLock<T>, value: T) {
-    match lock.write() {
-        Ok(mut v) => *v = value,
-        Err(e) => *e.into_inner() = value,
-    }
-}
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -378,31 +33,6 @@ pub struct Server {
     /// The admin endpoint's Unix socket and its path (removed at exit), when configured.
     admin_unix: Option<(tokio::net::UnixListener, std::path::PathBuf)>,
     shared: Arc<Shared>,
-}
-
-/// Binds one control listener. `[::]` is made dual-stack so IPv4 clients reach it too, and
-/// falls back to `0.0.0.0` on a host without IPv6.
-fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
-    let l = match bind(addr) {
-        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
-            tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
-            bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
-        }
-        other => other,
-    };
-    l.map_err(|e| format!("cannot listen on {addr}: {e}"))
-}
-
-fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    if let SocketAddr::V6(v6) = addr {
-        socket.set_only_v6(!v6.ip().is_unspecified())?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }
 
 impl Server {
@@ -542,11 +172,7 @@ impl Server {
         }
         let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
         if !self.activated {
-            *self
-                .shared
-                .listener_changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(changes_tx);
+            self.shared.route_listener_changes(Some(changes_tx));
         }
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -578,25 +204,19 @@ impl Server {
                 }
             }
         }
-        self.shared
-            .listener_changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.shared.route_listener_changes(None);
         tasks.abort_all();
         let shared = self.shared;
         shared.tracker.close();
         tracing::info!(sessions = shared.sessions.total(), "shutting down");
-        shared.stop.send_replace(Stopping::Draining);
-        shared.wake_sessions();
+        shared.set_stopping(Stopping::Draining);
         let grace = Duration::from_secs(shared.config().shutdown_grace);
         if tokio::time::timeout(grace, shared.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("shutdown grace over; aborting transfers");
-            shared.stop.send_replace(Stopping::Abort);
-            shared.wake_sessions();
+            shared.set_stopping(Stopping::Abort);
             let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
         }
         if let Some(path) = admin_path {

@@ -107,7 +107,7 @@ impl Session {
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         if let Ok(mut v) = self.listed.view.transfer.lock() {
-            *v = Some(crate::admin::TransferView {
+            *v = Some(crate::observe::TransferView {
                 direction: direction.as_str(),
                 path: lossy(path.as_bytes()),
                 progress: progress.clone(),

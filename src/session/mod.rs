@@ -42,7 +42,7 @@ use crate::config::{Collision, ListenerConfig, Sendfile, TlsData, TlsMode, TlsRe
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op};
 use crate::limits::{self, Refusal, SessionSlot};
-use crate::server::{Shared, Stopping};
+use crate::shared::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Jail, Sink, Source, VPath, WriteMode};
 use transfer::{Job, Outcome, Params, TransferError};
@@ -185,9 +185,9 @@ struct Session {
     /// (a reload applies from the next login on).
     cfg: Arc<crate::config::Config>,
     /// This session as the admin interface shows it (removed when the session ends).
-    listed: crate::admin::Listed,
+    listed: crate::observe::Listed,
     /// The server's shutdown level.
-    stopping: tokio::sync::watch::Receiver<crate::server::Stopping>,
+    stopping: tokio::sync::watch::Receiver<crate::shared::Stopping>,
     ctrl: ControlReader,
     /// PBSZ was sent (RFC 4217 requires it before PROT).
     pbsz: bool,

@@ -29,7 +29,7 @@ pub struct TestServer {
     /// The first implicit-TLS listener, when `implicit_listen` was configured.
     pub implicit: Option<SocketAddr>,
     /// The running server's shared state (certificate reload and the like).
-    pub shared: std::sync::Arc<wharf::server::Shared>,
+    pub shared: std::sync::Arc<wharf::shared::Shared>,
     root: tempfile::TempDir,
     /// Outside the root: the generated TLS certificate lives here.
     state: tempfile::TempDir,

@@ -14,6 +14,12 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+mod metrics;
+mod registry;
+
+pub use metrics::Metrics;
+pub use registry::{Listed, SessionInfo, SessionView, Trace, TransferInfo, TransferView, Who};
+
 /// A log file that can be reopened in place (after logrotate moved it).
 #[derive(Debug, Clone)]
 pub struct LogFile {
