@@ -18,7 +18,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpStream, UnixStream};
 
 use crate::observe::SessionInfo;
 use crate::shared::{Shared, Stopping};
@@ -376,14 +375,8 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let request = self.request(method, path, body);
-        rt.block_on(async {
-            match tokio::time::timeout(Duration::from_secs(10), request).await {
-                Ok(r) => r,
-                Err(_) => Err("no answer within 10 s".to_string()),
-            }
-        })
-        .map_err(|e| format!("admin endpoint {}: {e}", self.endpoint))
+        rt.block_on(self.request(method, path, body))
+            .map_err(|e| format!("admin endpoint {}: {e}", self.endpoint))
     }
 
     async fn request(
@@ -392,58 +385,29 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> Result<(u16, String), String> {
-        // Over TCP the address itself (a loopback one passes the Host check without a
-        // token); over the socket, whose Host nobody checks, the usual `localhost`.
-        let host = match &self.endpoint {
-            Endpoint::Tcp(a) => a.to_string(),
-            Endpoint::Unix(_) => "localhost".to_string(),
+        // Over TCP the address itself is the Host (a loopback one passes the Host check
+        // without a token); over the socket, whose Host nobody checks, `localhost`.
+        let builder = crate::http::client().timeout(Duration::from_secs(10));
+        let (builder, base) = match &self.endpoint {
+            Endpoint::Tcp(a) => (builder, format!("http://{a}")),
+            Endpoint::Unix(p) => (builder.unix_socket(p.clone()), "http://localhost".into()),
         };
-        let mut req = axum::http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", host);
+        let http = builder.build().map_err(|e| crate::http::error_text(&e))?;
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = http.request(method, format!("{base}{path}"));
         if let Some(t) = &self.token {
-            req = req.header("authorization", format!("Bearer {t}"));
+            req = req.bearer_auth(t);
         }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
-        let req = req
-            .body(http_body_util::Full::new(hyper::body::Bytes::from(
-                body.unwrap_or_default().to_string(),
-            )))
-            .map_err(|e| e.to_string())?;
-        let text = |e: std::io::Error| e.to_string();
-        match &self.endpoint {
-            Endpoint::Tcp(a) => exchange(TcpStream::connect(a).await.map_err(text)?, req).await,
-            Endpoint::Unix(p) => exchange(UnixStream::connect(p).await.map_err(text)?, req).await,
-        }
+        let res = req.send().await.map_err(|e| crate::http::error_text(&e))?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(|e| crate::http::error_text(&e))?;
+        Ok((status, text))
     }
-}
-
-/// One HTTP/1.1 request and its answer over an established connection.
-async fn exchange<S>(
-    io: S,
-    req: axum::http::Request<http_body_util::Full<hyper::body::Bytes>>,
-) -> Result<(u16, String), String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use http_body_util::BodyExt;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let res = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = res.status().as_u16();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]

@@ -28,17 +28,28 @@ pub struct UploadEvent {
 pub struct Hooks {
     command: Vec<String>,
     url: Option<String>,
+    /// Built once with the hooks (reused across POSTs, so connections are too).
+    http: Option<reqwest::Client>,
     slots: Arc<Semaphore>,
     timeout: Duration,
 }
 
 impl Hooks {
     pub fn new(config: &Config) -> Hooks {
+        let timeout = Duration::from_secs(config.hook_timeout.max(1));
+        let http = config.upload_hook_url.as_ref().and_then(|_| {
+            crate::http::client()
+                .timeout(timeout)
+                .build()
+                .inspect_err(|e| tracing::error!(error = %e, "upload hook URL: no HTTP client"))
+                .ok()
+        });
         Hooks {
             command: config.upload_hook.clone(),
             url: config.upload_hook_url.clone(),
+            http,
             slots: Arc::new(Semaphore::new(config.hook_concurrency.max(1))),
-            timeout: Duration::from_secs(config.hook_timeout.max(1)),
+            timeout,
         }
     }
 
@@ -52,7 +63,7 @@ impl Hooks {
             return;
         }
         let command = self.command.clone();
-        let url = self.url.clone();
+        let post_to = self.url.clone().zip(self.http.clone());
         let slots = self.slots.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
@@ -65,8 +76,8 @@ impl Hooks {
             if !command.is_empty() {
                 run_command(&command, &event, timeout).await;
             }
-            if let Some(url) = url {
-                post(url, &event, timeout).await;
+            if let Some((url, http)) = post_to {
+                post(&http, &url, &event).await;
             }
         });
     }
@@ -106,29 +117,22 @@ async fn run_command(argv: &[String], ev: &UploadEvent, timeout: Duration) {
     tracing::warn!(command = %argv[0], path = %ev.path, error = %result, "upload hook failed");
 }
 
-async fn post(url: String, ev: &UploadEvent, timeout: Duration) {
+async fn post(http: &reqwest::Client, url: &str, ev: &UploadEvent) {
     let body = match serde_json::to_vec(ev) {
         Ok(b) => b,
         Err(_) => return,
     };
-    // A token in the URL's query or user-info stays out of the log.
-    let shown = crate::vfs::s3::redact(&url);
-    let result = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
-        agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(&body[..])
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
+    let result = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status());
     if let Err(e) = result {
-        let error = crate::vfs::s3::redact(&e);
+        // A token in the URL's query or user-info stays out of the log.
+        let error = crate::http::error_text(&e);
+        let shown = crate::http::redact(url);
         tracing::warn!(url = %shown, path = %ev.path, %error, "upload hook POST failed");
     }
 }

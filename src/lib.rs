@@ -8,6 +8,7 @@ pub mod config;
 pub mod datachan;
 pub mod error;
 pub mod hooks;
+pub mod http;
 pub mod limits;
 pub mod observe;
 pub mod proxy;

@@ -10,9 +10,10 @@ use backon::BackoffBuilder;
 use bytes::Bytes;
 use rusty_s3::S3Action;
 
-use super::creds::{Secret, redact};
+use super::creds::Secret;
 use crate::config::StorageConfig;
 use crate::error::Error;
+use crate::http::redact;
 
 /// How long a presigned multipart request stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
@@ -55,7 +56,7 @@ impl Policy {
 
     /// The HTTP client of every request, opendal's and the signed ones.
     pub(super) fn http_client(&self) -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
+        crate::http::client()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(self.timeout)
             .pool_idle_timeout(POOL_IDLE)
@@ -212,7 +213,7 @@ impl S3Api {
                 Ok(r) if !r.status().is_server_error() => return Ok(r),
                 Ok(r) => format!("status {}", r.status()),
                 // The URL is presigned; the log line shows it without its query.
-                Err(e) => with_causes(&e.without_url()),
+                Err(e) => crate::http::error_text(&e.without_url()),
             };
             let Some(delay) = backoff.next() else {
                 tracing::warn!(%method, url = %redact(url.as_str()), error = %failure, "object storage request failed");
@@ -235,7 +236,7 @@ impl S3Api {
         if status.is_success() {
             let h = r.headers().clone();
             let body = r.bytes().await.map_err(|e| {
-                tracing::warn!(error = %with_causes(&e.without_url()), "object storage reply cut short");
+                tracing::warn!(error = %crate::http::error_text(&e.without_url()), "object storage reply cut short");
                 Error::Storage
             })?;
             return Ok((h, body));
@@ -388,6 +389,7 @@ impl S3Api {
                 query.push(("upload-id-marker", u));
             }
             query.sort();
+            // rusty-s3's signer takes jiff's clock; the only place wharf names jiff.
             let url = rusty_s3::signing::sign(
                 &jiff::Timestamp::now(),
                 rusty_s3::Method::Get,
@@ -407,11 +409,7 @@ impl S3Api {
                     Error::Storage
                 })?;
             for u in page.uploads {
-                let initiated = u
-                    .initiated
-                    .parse::<jiff::Timestamp>()
-                    .map(SystemTime::from)
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                let initiated = parse_initiated(&u.initiated);
                 out.push(UploadInfo {
                     key: u.key,
                     upload_id: u.upload_id,
@@ -432,6 +430,13 @@ impl S3Api {
 }
 
 /// A client error from S3 in the reply table's terms.
+/// An upload's `Initiated` time (RFC 3339); unreadable ones count as oldest.
+fn parse_initiated(text: &str) -> SystemTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(SystemTime::from)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 fn refusal(status: reqwest::StatusCode) -> Error {
     match status.as_u16() {
         404 => Error::NotFound,
@@ -463,23 +468,24 @@ const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-/// An error and its causes on one line (reqwest's text leaves the cause out: a timeout,
-/// a refused connection), redacted.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    redact(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vfs::s3::install_once;
+
+    #[test]
+    fn initiated_times_parse_with_and_without_fractions() {
+        let at =
+            |secs: u64, nanos: u32| SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+        assert_eq!(
+            parse_initiated("2024-05-01T10:20:30Z"),
+            at(1_714_558_830, 0)
+        );
+        assert_eq!(
+            parse_initiated("2024-05-01T10:20:30.123Z"),
+            at(1_714_558_830, 123_000_000)
+        );
+        assert_eq!(parse_initiated("yesterday"), SystemTime::UNIX_EPOCH);
+    }
 
     #[test]
     fn refusal_text_keeps_code_and_message_only() {
@@ -501,7 +507,6 @@ mod tests {
     /// `without_url` (what `S3Api::request` logs) does not.
     #[tokio::test]
     async fn failed_presigned_request_hides_its_url() {
-        install_once();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
@@ -514,13 +519,15 @@ mod tests {
         .unwrap();
         let creds = rusty_s3::Credentials::new("GKKEY", "SECRETSECRET");
         let url = rusty_s3::actions::GetObject::new(&bucket, Some(&creds), "k").sign(SIGNED_FOR);
-        let e = reqwest::Client::new()
+        let e = crate::http::client()
+            .build()
+            .unwrap()
             .get(url.clone())
             .send()
             .await
             .unwrap_err();
         assert!(e.to_string().contains("X-Amz-Credential=GKKEY"), "{e}");
-        let shown = with_causes(&e.without_url());
+        let shown = crate::http::error_text(&e.without_url());
         assert!(
             shown.contains("error sending request: "),
             "the cause is named: {shown}"

@@ -13,14 +13,14 @@
 //! S3 (invisible) so that it can be resumed; S3 itself is the record of its parts
 //! (ListMultipartUploads, ListParts), so no second bookkeeping can disagree with it.
 //!
-//! Logs: an error's text goes through [`redact`] first, since request URLs (a presigned
-//! one carries the access key id and a signature valid for an hour) end up in it.
+//! Logs: an error's text goes through [`crate::http::redact`] first, since request URLs (a
+//! presigned one carries the access key id and a signature valid for an hour) end up in it.
 //!
 //! - `store.rs`: [`ObjectStore`] and the namespace operations (stat, list, MKD, RMD,
 //!   DELE, rename, RETR, SIZE).
 //! - `upload.rs`: [`Upload`] and how one starts, resumes or appends; the janitor.
 //! - `api.rs`: the signed multipart calls and [`api::Policy`].
-//! - `creds.rs`: [`Secret`], the key given to opendal, [`redact`].
+//! - `creds.rs`: [`Secret`] and the key given to opendal.
 
 mod api;
 mod creds;
@@ -29,16 +29,12 @@ mod upload;
 
 #[cfg(doc)]
 use super::VPath;
-pub use creds::{Secret, redact};
+pub use creds::Secret;
 pub use store::{ByteStream, Entries, MIN_PART, ObjectStore};
 pub use upload::{Pending, Upload, UploadStart};
 
-/// Installs what opendal and reqwest need once per process: the services registry and
-/// rustls's ring provider (reqwest is built without a provider of its own).
+/// Installs opendal's services registry once per process.
 fn install_once() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        opendal::install_default();
-    });
+    ONCE.call_once(opendal::install_default);
 }

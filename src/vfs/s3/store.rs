@@ -10,10 +10,11 @@ use opendal::{ErrorKind, Operator};
 use wharf_proto::listing::{Entry, Kind};
 
 use super::api::{self, Policy, S3Api};
-use super::creds::{Secret, StaticKey, redact};
+use super::creds::{Secret, StaticKey};
 use super::install_once;
 use crate::config::StorageConfig;
 use crate::error::Error;
+use crate::http::redact;
 use crate::vfs::VPath;
 
 /// The smallest part S3 accepts (all but the last part of an upload).
