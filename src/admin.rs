@@ -387,7 +387,7 @@ impl Client {
     ) -> Result<(u16, String), String> {
         // Over TCP the address itself is the Host (a loopback one passes the Host check
         // without a token); over the socket, whose Host nobody checks, `localhost`.
-        let builder = crate::http::client().timeout(Duration::from_secs(10));
+        let builder = crate::http::client().timeout(crate::limits::ADMIN_CLIENT_WITHIN);
         let (builder, base) = match &self.endpoint {
             Endpoint::Tcp(a) => (builder, format!("http://{a}")),
             Endpoint::Unix(p) => (builder.unix_socket(p.clone()), "http://localhost".into()),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Object, Pool};
 
 use crate::error::Error;
+use crate::limits::CLUSTER_OP_WITHIN;
 use crate::limits::Refusal;
 
 pub use crate::config::{ClusterConfig, Unavailable};
@@ -80,6 +81,8 @@ pub struct Cluster {
     ready: AtomicBool,
     /// Bans this node took from the database (lifted here when lifted there).
     learned: Mutex<HashSet<IpAddr>>,
+    /// Where the polls and the background lock releases run.
+    tasks: crate::tasks::Tasks,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -88,12 +91,9 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// Each database call's bound.
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
 impl Cluster {
     /// Builds the pool (no connection yet: the database may come later).
-    pub fn new(c: &ClusterConfig) -> Result<Arc<Cluster>, String> {
+    pub fn new(c: &ClusterConfig, tasks: crate::tasks::Tasks) -> Result<Arc<Cluster>, String> {
         let url = c
             .database_url
             .clone()
@@ -103,9 +103,9 @@ impl Cluster {
         pg.pool = Some(deadpool_postgres::PoolConfig {
             max_size: c.pool_size.max(2),
             timeouts: deadpool_postgres::Timeouts {
-                wait: Some(OP_TIMEOUT),
-                create: Some(OP_TIMEOUT),
-                recycle: Some(OP_TIMEOUT),
+                wait: Some(CLUSTER_OP_WITHIN),
+                create: Some(CLUSTER_OP_WITHIN),
+                recycle: Some(CLUSTER_OP_WITHIN),
             },
             ..Default::default()
         });
@@ -129,6 +129,7 @@ impl Cluster {
             heartbeat: Duration::from_secs(c.heartbeat.max(1)),
             ready: AtomicBool::new(false),
             learned: Mutex::new(HashSet::new()),
+            tasks,
         }))
     }
 
@@ -157,7 +158,7 @@ impl Cluster {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Option<u64> {
         let c = self.client().await?;
-        match tokio::time::timeout(OP_TIMEOUT, c.execute(sql, params)).await {
+        match tokio::time::timeout(CLUSTER_OP_WITHIN, c.execute(sql, params)).await {
             Ok(Ok(n)) => Some(n),
             Ok(Err(e)) => {
                 self.schema_lost(&e);
@@ -177,7 +178,7 @@ impl Cluster {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Option<i64> {
         let c = self.client().await?;
-        match tokio::time::timeout(OP_TIMEOUT, c.query_one(sql, params)).await {
+        match tokio::time::timeout(CLUSTER_OP_WITHIN, c.query_one(sql, params)).await {
             Ok(Ok(row)) => row.try_get(0).ok(),
             Ok(Err(e)) => {
                 self.schema_lost(&e);
@@ -227,7 +228,7 @@ impl Cluster {
 
     /// Connects and migrates now if it can (start-up says whether it could).
     pub async fn start(&self) -> Result<(), String> {
-        let r = tokio::time::timeout(Duration::from_secs(10), self.prepare())
+        let r = tokio::time::timeout(crate::limits::CLUSTER_JOIN_WITHIN, self.prepare())
             .await
             .unwrap_or_else(|_| Err("timed out".into()));
         if r.is_ok() {
@@ -242,7 +243,7 @@ impl Cluster {
     pub fn spawn_tasks(self: &Arc<Self>, guard: Weak<crate::limits::Guard>) {
         let me = self.clone();
         let alive = guard.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn_until_ending(async move {
             let mut tick = tokio::time::interval(me.heartbeat);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -271,8 +272,8 @@ impl Cluster {
             }
         });
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
+        self.tasks.spawn_until_ending(async move {
+            let mut tick = tokio::time::interval(crate::limits::CLUSTER_BAN_POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -292,7 +293,7 @@ impl Cluster {
             return;
         };
         let rows = match tokio::time::timeout(
-            OP_TIMEOUT,
+            CLUSTER_OP_WITHIN,
             c.query(
                 "SELECT client, extract(epoch FROM until - now())::float8 FROM wharf_bans
                  WHERE until > now()",
@@ -495,7 +496,7 @@ impl Cluster {
         };
         let id = lock_id(key);
         let got = tokio::time::timeout(
-            OP_TIMEOUT,
+            CLUSTER_OP_WITHIN,
             c.query_one("SELECT pg_try_advisory_lock($1)", &[&id]),
         )
         .await;
@@ -503,6 +504,7 @@ impl Cluster {
             Ok(Ok(row)) if row.try_get::<_, bool>(0).unwrap_or(false) => Ok(Some(UploadLock {
                 client: Some(c),
                 id,
+                tasks: self.tasks.clone(),
             })),
             Ok(Ok(_)) => Err(Error::Busy),
             _ => unavailable(),
@@ -524,6 +526,7 @@ fn lock_id(key: &str) -> i64 {
 pub struct UploadLock {
     client: Option<Object>,
     id: i64,
+    tasks: crate::tasks::Tasks,
 }
 
 impl std::fmt::Debug for UploadLock {
@@ -544,7 +547,7 @@ impl UploadLock {
 
 async fn unlock(c: Object, id: i64) {
     let unlocked = tokio::time::timeout(
-        OP_TIMEOUT,
+        CLUSTER_OP_WITHIN,
         c.execute("SELECT pg_advisory_unlock($1)", &[&id]),
     )
     .await;
@@ -560,8 +563,8 @@ impl Drop for UploadLock {
         let (Some(c), id) = (self.client.take(), self.id) else {
             return;
         };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(unlock(c, id));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.tasks.spawn(unlock(c, id));
         }
     }
 }

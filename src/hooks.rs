@@ -32,10 +32,11 @@ pub struct Hooks {
     http: Option<reqwest::Client>,
     slots: Arc<Semaphore>,
     timeout: Duration,
+    tasks: crate::tasks::Tasks,
 }
 
 impl Hooks {
-    pub fn new(config: &Config) -> Hooks {
+    pub fn new(config: &Config, tasks: crate::tasks::Tasks) -> Hooks {
         let timeout = Duration::from_secs(config.hook_timeout.max(1));
         let http = config.upload_hook_url.as_ref().and_then(|_| {
             crate::http::client()
@@ -50,6 +51,7 @@ impl Hooks {
             http,
             slots: Arc::new(Semaphore::new(config.hook_concurrency.max(1))),
             timeout,
+            tasks,
         }
     }
 
@@ -66,7 +68,7 @@ impl Hooks {
         let post_to = self.url.clone().zip(self.http.clone());
         let slots = self.slots.clone();
         let timeout = self.timeout;
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // Waiting for a slot is part of the hook's time, so a backlog cannot grow
             // without bound behind a stuck hook.
             let Ok(Ok(_permit)) = tokio::time::timeout(timeout, slots.acquire_owned()).await else {

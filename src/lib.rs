@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod tasks;
 pub mod tls;
 pub mod vfs;
 

@@ -183,7 +183,10 @@ pub fn accept_passive(listener: TcpListener, o: PassiveOptions) -> DataSetup {
             loop {
                 let (mut stream, mut from) = listener.accept().await.map_err(DataError::Connect)?;
                 if let Some(p) = &proxy {
-                    match p.read(&mut stream, from, Duration::from_secs(5)).await {
+                    match p
+                        .read(&mut stream, from, crate::limits::PROXY_HEADER_WITHIN)
+                        .await
+                    {
                         Ok(client) => from = client.unwrap_or(from),
                         Err(e) => {
                             tracing::warn!(%from, error = %e, "refused passive data connection");

@@ -213,11 +213,20 @@ impl std::fmt::Debug for XferMsg {
 
 impl XferLog {
     /// Opens `path` (append) and starts the writer task.
-    pub fn start(path: &Path) -> std::io::Result<XferLog> {
+    /// When the server ends, lines already queued are written, then the task ends.
+    pub fn start(path: &Path, tasks: &crate::tasks::Tasks) -> std::io::Result<XferLog> {
         let file = LogFile::open(path)?;
         let (tx, mut rx) = mpsc::unbounded_channel::<XferMsg>();
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
+        let ending = tasks.ending();
+        tasks.spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    msg = rx.recv() => msg,
+                    _ = ending.cancelled() => rx.try_recv().ok(),
+                };
+                let Some(msg) = msg else {
+                    return;
+                };
                 let file = file.clone();
                 let _ = tokio::task::spawn_blocking(move || match msg {
                     XferMsg::Line(mut l) => {

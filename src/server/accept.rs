@@ -23,9 +23,10 @@ pub(super) async fn accept_loop(
                     continue;
                 }
                 // The header is read in its own task: a slow balancer never stalls accepting.
+                let tracker = shared.tracker.clone();
                 let shared = shared.clone();
-                tokio::spawn(async move {
-                    match proxy.read(&mut stream, peer, Duration::from_secs(5)).await {
+                tracker.spawn(async move {
+                    match proxy.read(&mut stream, peer, crate::limits::PROXY_HEADER_WITHIN).await {
                         // A LOCAL header is the balancer's health check: never banned.
                         Ok(Some(client)) => admit(stream, client, &shared, policy, false),
                         Ok(None) => admit(stream, peer, &shared, policy, true),
@@ -40,12 +41,12 @@ pub(super) async fn accept_loop(
                 // Out of file descriptors and the like: back off instead of spinning; the
                 // connection waits in the backlog until sessions end and free some.
                 failed += 1;
-                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                if warned.is_none_or(|t| t.elapsed() >= crate::limits::ACCEPT_WARN_EVERY) {
                     tracing::warn!(error = %e, failed, "accept failed; backing off");
                     warned = Some(std::time::Instant::now());
                     failed = 0;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(crate::limits::ACCEPT_RETRY_AFTER).await;
             }
         }
     }
@@ -82,7 +83,9 @@ fn admit(
         Err(refusal) => {
             tracing::info!(client = %ip, reason = %refusal.0, "connection refused");
             // Answer from a task so a slow client never stalls accepting.
-            tokio::spawn(session::refuse(stream, refusal, policy.implicit));
+            shared
+                .tracker
+                .spawn(session::refuse(stream, refusal, policy.implicit));
             return;
         }
     };

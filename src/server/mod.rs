@@ -217,7 +217,11 @@ impl Server {
         {
             tracing::warn!("shutdown grace over; aborting transfers");
             shared.set_stopping(Stopping::Abort);
-            let _ = tokio::time::timeout(Duration::from_secs(5), shared.tracker.wait()).await;
+            let _ = tokio::time::timeout(crate::limits::STOP_WITHIN, shared.tracker.wait()).await;
+        }
+        // Background work ends after the sessions that feed it (hooks, xferlog lines).
+        if !shared.tasks.stop(crate::limits::STOP_WITHIN).await {
+            tracing::warn!("background tasks still running at exit");
         }
         if let Some(path) = admin_path {
             let _ = std::fs::remove_file(path);

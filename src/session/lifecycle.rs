@@ -283,7 +283,7 @@ impl Session {
         // An upload first writes out what it has received (bounded); anything else, and
         // an upload that does not stop in time, ends at once.
         let stopped = t.direction == Direction::Upload
-            && tokio::time::timeout(Duration::from_secs(2), &mut t.handle)
+            && tokio::time::timeout(crate::limits::UPLOAD_STOP_WITHIN, &mut t.handle)
                 .await
                 .is_ok();
         if !stopped {

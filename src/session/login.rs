@@ -78,7 +78,9 @@ impl Session {
             self.shared.guard.succeeded(self.peer, &name);
             if let Some(c) = self.shared.cluster.clone() {
                 let (ip, user) = (self.peer, name.clone());
-                tokio::spawn(async move { c.forgive(ip, &user).await });
+                self.shared
+                    .tasks
+                    .spawn(async move { c.forgive(ip, &user).await });
             }
         }
         self.admit_login(&grant).await?;
@@ -140,7 +142,9 @@ impl Session {
         self.shared.metrics.bans.inc();
         if let Some(c) = self.shared.cluster.clone() {
             let (ip, ban_for) = (self.peer, policy.ban_for);
-            tokio::spawn(async move { c.publish_ban(ip, ban_for).await });
+            self.shared
+                .tasks
+                .spawn(async move { c.publish_ban(ip, ban_for).await });
         }
         warn!(
             ban_seconds = policy.ban_for.as_secs(),

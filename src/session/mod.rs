@@ -167,7 +167,8 @@ pub async fn refuse(mut stream: TcpStream, refusal: Refusal, implicit: bool) {
     if !implicit {
         let mut out = Vec::new();
         Reply::new(Code::ServiceNotAvailable, refusal.0).encode(&mut out);
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
+        let _ =
+            tokio::time::timeout(crate::limits::REFUSAL_WRITE_WITHIN, stream.write_all(&out)).await;
     }
 }
 
@@ -334,7 +335,11 @@ impl Session {
         }
         Box::pin(self.cancel_transfer("aborted: connection closed", true)).await;
         // Ends TLS with close_notify (RFC 8446 section 6.1) before the TCP close.
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ctrl.stream.shutdown()).await;
+        let _ = tokio::time::timeout(
+            crate::limits::CONTROL_CLOSE_WITHIN,
+            self.ctrl.stream.shutdown(),
+        )
+        .await;
         info!("disconnect");
     }
 

@@ -68,6 +68,8 @@ pub struct Shared {
     stop: tokio::sync::watch::Sender<Stopping>,
     /// Every session task, to wait for them on shutdown.
     pub tracker: tokio_util::task::TaskTracker,
+    /// Every other task (janitor, cluster, hooks, xferlog writer), stopped after sessions.
+    pub tasks: crate::tasks::Tasks,
     pub metrics: crate::observe::Metrics,
     /// Passive ports held, per client address.
     pub leases: Arc<crate::datachan::Leases>,
@@ -153,6 +155,7 @@ impl Shared {
             None => None,
         };
         let metrics = crate::observe::Metrics::default();
+        let tasks = crate::tasks::Tasks::default();
         let who: Arc<crate::observe::Who> = Arc::default();
         Ok(Shared {
             auth: RwLock::new(Arc::new(Authenticator::new(
@@ -181,7 +184,7 @@ impl Shared {
             ),
             password_checks: crate::limits::PasswordChecks::per_core(),
             buckets: Default::default(),
-            hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config))),
+            hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config, tasks.clone()))),
             ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
             roots: Default::default(),
             stores: RwLock::new(Arc::new(
@@ -190,19 +193,20 @@ impl Shared {
             )),
             cluster: match &config.cluster.database_url {
                 Some(_) => Some(
-                    crate::cluster::Cluster::new(&config.cluster)
+                    crate::cluster::Cluster::new(&config.cluster, tasks.clone())
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
                 ),
                 None => None,
             },
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
+            tasks: tasks.clone(),
             leases: Arc::new(crate::datachan::Leases::new(metrics.passive_ports.clone())),
             metrics,
             who,
             trace: Default::default(),
             xferlog: match &config.xferlog {
-                Some(path) => Some(crate::observe::XferLog::start(path).map_err(|e| {
+                Some(path) => Some(crate::observe::XferLog::start(path, &tasks).map_err(|e| {
                     io::Error::new(e.kind(), format!("xferlog {}: {e}", path.display()))
                 })?),
                 None => None,
@@ -273,8 +277,8 @@ impl Shared {
     /// Aborts, now and hourly, the interrupted uploads nobody resumed in time.
     pub fn start_janitor(self: &Arc<Shared>) {
         let shared = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        self.tasks.spawn_until_ending(async move {
+            let mut tick = tokio::time::interval(crate::limits::JANITOR_EVERY);
             loop {
                 tick.tick().await;
                 let Some(shared) = shared.upgrade() else {

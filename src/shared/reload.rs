@@ -64,7 +64,10 @@ impl Shared {
         write(&self.auth, auth);
         write(&self.tls, tls);
         write(&self.tls_source, source);
-        write(&self.hooks, Arc::new(crate::hooks::Hooks::new(&fresh)));
+        write(
+            &self.hooks,
+            Arc::new(crate::hooks::Hooks::new(&fresh, self.tasks.clone())),
+        );
         write(&self.ownership, crate::vfs::Ownership::from_config(&fresh));
         write(&self.stores, Arc::new(stores));
         write(&self.config, Arc::new(fresh));

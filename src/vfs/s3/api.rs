@@ -15,16 +15,12 @@ use crate::config::StorageConfig;
 use crate::error::Error;
 use crate::http::redact;
 
-/// How long a presigned multipart request stays valid.
-const SIGNED_FOR: Duration = Duration::from_secs(3600);
-/// The wait before the first retry; each next one waits twice as long, up to
-/// [`MAX_BACKOFF`], plus a random part of that (jitter).
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+use crate::limits::{
+    S3_CONNECT_WITHIN, S3_FIRST_BACKOFF, S3_MAX_BACKOFF, S3_POOL_IDLE, S3_SIGNED_FOR,
+};
+
+/// Each retry waits this many times longer than the one before.
 const BACKOFF_FACTOR: f32 = 2.0;
-/// Connecting to the endpoint, and keeping an idle connection for the next request.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const POOL_IDLE: Duration = Duration::from_secs(30);
 
 /// The one retry and timeout policy of S3 requests, whoever sends them: opendal (its
 /// timeout and retry layers, see [`Policy::layers`]) and [`S3Api`] (its request loop)
@@ -57,9 +53,9 @@ impl Policy {
     /// The HTTP client of every request, opendal's and the signed ones.
     pub(super) fn http_client(&self) -> Result<reqwest::Client, String> {
         crate::http::client()
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(S3_CONNECT_WITHIN)
             .read_timeout(self.timeout)
-            .pool_idle_timeout(POOL_IDLE)
+            .pool_idle_timeout(S3_POOL_IDLE)
             .build()
             .map_err(|e| format!("http client: {e}"))
     }
@@ -67,8 +63,8 @@ impl Policy {
     /// The waits between tries: `retries` of them, then none (give up).
     fn backoff(&self) -> backon::ExponentialBackoff {
         backon::ExponentialBuilder::default()
-            .with_min_delay(FIRST_BACKOFF)
-            .with_max_delay(MAX_BACKOFF)
+            .with_min_delay(S3_FIRST_BACKOFF)
+            .with_max_delay(S3_MAX_BACKOFF)
             .with_factor(BACKOFF_FACTOR)
             .with_max_times(self.retries as usize)
             .with_jitter()
@@ -84,8 +80,8 @@ impl Policy {
         )
         .layer(
             opendal::layers::RetryLayer::new()
-                .with_min_delay(FIRST_BACKOFF)
-                .with_max_delay(MAX_BACKOFF)
+                .with_min_delay(S3_FIRST_BACKOFF)
+                .with_max_delay(S3_MAX_BACKOFF)
                 .with_factor(BACKOFF_FACTOR)
                 .with_max_times(self.retries as usize)
                 .with_jitter()
@@ -249,7 +245,7 @@ impl S3Api {
     pub(super) async fn create(&self, key: &str) -> Result<String, Error> {
         let url =
             rusty_s3::actions::CreateMultipartUpload::new(&self.bucket, Some(&self.creds), key)
-                .sign(SIGNED_FOR);
+                .sign(S3_SIGNED_FOR);
         let (_, body) = self.send(reqwest::Method::POST, url, &[], None).await?;
         let text = String::from_utf8_lossy(&body);
         rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
@@ -266,7 +262,7 @@ impl S3Api {
     ) -> Result<String, Error> {
         let n = u16::try_from(n).map_err(|_| Error::NoSpace)?;
         let url = rusty_s3::actions::UploadPart::new(&self.bucket, Some(&self.creds), key, n, id)
-            .sign(SIGNED_FOR);
+            .sign(S3_SIGNED_FOR);
         let (headers, _) = self
             .send(reqwest::Method::PUT, url, &[], Some(data))
             .await?;
@@ -301,7 +297,7 @@ impl S3Api {
         action
             .headers_mut()
             .insert("x-amz-copy-source-range", range.clone());
-        let url = action.sign(SIGNED_FOR);
+        let url = action.sign(S3_SIGNED_FOR);
         let (_, body) = self
             .send(
                 reqwest::Method::PUT,
@@ -331,7 +327,7 @@ impl S3Api {
             id,
             etags.iter().map(String::as_str),
         );
-        let url = action.sign(SIGNED_FOR);
+        let url = action.sign(S3_SIGNED_FOR);
         let body = Bytes::from(action.body());
         self.send(reqwest::Method::POST, url, &[], Some(&body))
             .await
@@ -341,7 +337,7 @@ impl S3Api {
     pub(super) async fn abort(&self, key: &str, id: &str) -> Result<(), Error> {
         let url =
             rusty_s3::actions::AbortMultipartUpload::new(&self.bucket, Some(&self.creds), key, id)
-                .sign(SIGNED_FOR);
+                .sign(S3_SIGNED_FOR);
         match self.send(reqwest::Method::DELETE, url, &[], None).await {
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
@@ -362,7 +358,7 @@ impl S3Api {
             if let Some(m) = marker {
                 action.set_part_number_marker(m);
             }
-            let url = action.sign(SIGNED_FOR);
+            let url = action.sign(S3_SIGNED_FOR);
             let (_, body) = self.send(reqwest::Method::GET, url, &[], None).await?;
             let page =
                 rusty_s3::actions::ListParts::parse_response(&String::from_utf8_lossy(&body))
@@ -398,7 +394,7 @@ impl S3Api {
                 self.creds.secret(),
                 self.creds.token(),
                 self.bucket.region(),
-                SIGNED_FOR.as_secs(),
+                S3_SIGNED_FOR.as_secs(),
                 query.iter().copied(),
                 std::iter::empty(),
             );
@@ -518,7 +514,7 @@ mod tests {
         )
         .unwrap();
         let creds = rusty_s3::Credentials::new("GKKEY", "SECRETSECRET");
-        let url = rusty_s3::actions::GetObject::new(&bucket, Some(&creds), "k").sign(SIGNED_FOR);
+        let url = rusty_s3::actions::GetObject::new(&bucket, Some(&creds), "k").sign(S3_SIGNED_FOR);
         let e = crate::http::client()
             .build()
             .unwrap()
