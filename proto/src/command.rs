@@ -1,7 +1,8 @@
 //! Commands as typed values, parsed from one control line (no IO).
 //!
-//! Owns the verb table (RFC 959, 2228, 2389, 2428, 3659, 2640, 7151 and the common
-//! extensions clients send), argument syntax, and the errors a malformed line yields.
+//! Owns the commands (RFC 959, 2228, 2389, 2428, 3659, 2640, 7151 and the common
+//! extensions clients send), argument syntax, and the errors a malformed line yields;
+//! which verb parses how is [`crate::verbs`]' table.
 //! Pathnames stay bytes: non-UTF-8 names survive untouched.
 
 use std::fmt;
@@ -230,15 +231,6 @@ impl Command {
     }
 }
 
-/// Every verb wharf answers, for HELP.
-pub const VERBS: &[&str] = &[
-    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CLNT", "CWD", "DELE", "EPRT", "EPSV",
-    "FEAT", "HELP", "HOST", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP",
-    "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD",
-    "RNFR", "RNTO", "SITE", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP",
-    "XCWD", "XMKD", "XPWD", "XRMD",
-];
-
 /// Parses one control line (without its line ending).
 pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     if line.iter().all(|b| *b == b' ') {
@@ -258,83 +250,17 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         *d = s.to_ascii_uppercase();
     }
     let verb_up = &upper[..verb.len()];
-    let need = |a: Option<&[u8]>| {
-        a.map(<[u8]>::to_vec)
-            .ok_or(ParseError::BadArgument("argument required"))
-    };
-    let opt = |a: Option<&[u8]>| a.map(<[u8]>::to_vec);
-    use Command as C;
-    Ok(match verb_up {
-        b"USER" => C::User(need(arg)?),
-        b"PASS" => C::Pass(Password(arg.map(<[u8]>::to_vec).unwrap_or_default())),
-        b"ACCT" => C::Acct,
-        b"REIN" => C::Rein,
-        b"CWD" | b"XCWD" => C::Cwd(need(arg)?),
-        b"CDUP" | b"XCUP" => C::Cdup,
-        b"PWD" | b"XPWD" => C::Pwd,
-        b"LIST" => C::List(list_args(arg)),
-        b"NLST" => C::Nlst(list_args(arg)),
-        b"MLSD" => C::Mlsd(opt(arg)),
-        b"MLST" => C::Mlst(opt(arg)),
-        b"RETR" => C::Retr(need(arg)?),
-        b"STOR" => C::Stor(need(arg)?),
-        b"STOU" => C::Stou(opt(arg)),
-        b"APPE" => C::Appe(need(arg)?),
-        b"REST" => C::Rest(
-            decimal(trim(need(arg)?.as_slice()))
-                .ok_or(ParseError::BadArgument("REST needs a byte offset"))?,
-        ),
-        b"DELE" => C::Dele(need(arg)?),
-        b"RMD" | b"XRMD" => C::Rmd(need(arg)?),
-        b"MKD" | b"XMKD" => C::Mkd(need(arg)?),
-        b"RNFR" => C::Rnfr(need(arg)?),
-        b"RNTO" => C::Rnto(need(arg)?),
-        b"ABOR" => C::Abor,
-        b"QUIT" => C::Quit,
-        b"SYST" => C::Syst,
-        b"STAT" => C::Stat(opt(arg)),
-        b"HELP" => C::Help(opt(arg)),
-        b"NOOP" => C::Noop,
-        b"SITE" => C::Site(site(
-            arg.ok_or(ParseError::BadArgument("SITE needs a subcommand"))?,
-        )?),
-        b"ALLO" => C::Allo,
-        b"TYPE" => C::Type(transfer_type(
-            arg.ok_or(ParseError::BadArgument("TYPE needs a type"))?,
-        )?),
-        b"MODE" => mode(arg)?,
-        b"STRU" => stru(arg)?,
-        b"PORT" => C::Port(port(
-            arg.ok_or(ParseError::BadArgument("PORT needs h1,h2,h3,h4,p1,p2"))?,
-        )?),
-        b"PASV" => C::Pasv,
-        b"EPRT" => C::Eprt(eprt(
-            arg.ok_or(ParseError::BadArgument("EPRT needs |proto|addr|port|"))?,
-        )?),
-        b"EPSV" => C::Epsv(epsv(arg)?),
-        b"LPRT" | b"LPSV" => return Err(ParseError::NotImplemented("use EPRT/EPSV")),
-        b"SIZE" => C::Size(need(arg)?),
-        b"MDTM" => C::Mdtm(need(arg)?),
-        b"MFMT" => mfmt(arg.ok_or(ParseError::BadArgument("MFMT needs a time and a path"))?)?,
-        b"FEAT" => C::Feat,
-        b"OPTS" => C::Opts(opts(
-            arg.ok_or(ParseError::BadArgument("OPTS needs an option"))?,
-        )?),
-        b"HOST" => C::Host(need(arg)?),
-        b"CLNT" => C::Clnt,
-        b"AUTH" => C::Auth(need(arg)?),
-        b"PBSZ" => C::Pbsz(need(arg)?),
-        b"PROT" => C::Prot(need(arg)?),
-        b"CCC" => C::Ccc,
-        _ => return Err(ParseError::Unknown(verb.to_vec())),
-    })
+    match crate::verbs::lookup(verb_up) {
+        Some(v) => v.parse(arg),
+        None => Err(ParseError::Unknown(verb.to_vec())),
+    }
 }
 
 fn trim(s: &[u8]) -> &[u8] {
     s.trim_ascii()
 }
 
-fn decimal(s: &[u8]) -> Option<u64> {
+pub(crate) fn decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -342,7 +268,7 @@ fn decimal(s: &[u8]) -> Option<u64> {
 }
 
 /// Leading words that look like `ls` options (`-la`, `-CF`) are flags; the rest is the path.
-fn list_args(arg: Option<&[u8]>) -> ListArgs {
+pub(crate) fn list_args(arg: Option<&[u8]>) -> ListArgs {
     let mut out = ListArgs::default();
     let Some(mut rest) = arg else { return out };
     loop {
@@ -366,7 +292,7 @@ fn list_args(arg: Option<&[u8]>) -> ListArgs {
     out
 }
 
-fn transfer_type(arg: &[u8]) -> Result<TransferType, ParseError> {
+pub(crate) fn transfer_type(arg: &[u8]) -> Result<TransferType, ParseError> {
     let words: Vec<Vec<u8>> = arg
         .split(|b| *b == b' ')
         .filter(|w| !w.is_empty())
@@ -383,7 +309,7 @@ fn transfer_type(arg: &[u8]) -> Result<TransferType, ParseError> {
     }
 }
 
-fn mode(arg: Option<&[u8]>) -> Result<Command, ParseError> {
+pub(crate) fn mode(arg: Option<&[u8]>) -> Result<Command, ParseError> {
     match arg.map(trim) {
         Some(m) if m.eq_ignore_ascii_case(b"S") => Ok(Command::Mode),
         Some(m)
@@ -397,7 +323,7 @@ fn mode(arg: Option<&[u8]>) -> Result<Command, ParseError> {
     }
 }
 
-fn stru(arg: Option<&[u8]>) -> Result<Command, ParseError> {
+pub(crate) fn stru(arg: Option<&[u8]>) -> Result<Command, ParseError> {
     match arg.map(trim) {
         Some(s) if s.eq_ignore_ascii_case(b"F") => Ok(Command::Stru),
         Some(s) if s.eq_ignore_ascii_case(b"R") || s.eq_ignore_ascii_case(b"P") => {
@@ -407,7 +333,7 @@ fn stru(arg: Option<&[u8]>) -> Result<Command, ParseError> {
     }
 }
 
-fn port(arg: &[u8]) -> Result<SocketAddr, ParseError> {
+pub(crate) fn port(arg: &[u8]) -> Result<SocketAddr, ParseError> {
     const BAD: ParseError = ParseError::BadArgument("PORT needs h1,h2,h3,h4,p1,p2");
     let mut n = [0u8; 6];
     let mut parts = trim(arg).split(|b| *b == b',');
@@ -426,7 +352,7 @@ fn port(arg: &[u8]) -> Result<SocketAddr, ParseError> {
     ))
 }
 
-fn eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
+pub(crate) fn eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
     const BAD: ParseError = ParseError::BadArgument("EPRT needs |proto|address|port|");
     let arg = trim(arg);
     let delim = *arg.first().ok_or(BAD)?;
@@ -452,7 +378,7 @@ fn eprt(arg: &[u8]) -> Result<SocketAddr, ParseError> {
     Ok(SocketAddr::new(ip, port))
 }
 
-fn epsv(arg: Option<&[u8]>) -> Result<EpsvArg, ParseError> {
+pub(crate) fn epsv(arg: Option<&[u8]>) -> Result<EpsvArg, ParseError> {
     match arg.map(trim) {
         None | Some(b"") => Ok(EpsvArg::Any),
         Some(a) if a.eq_ignore_ascii_case(b"ALL") => Ok(EpsvArg::All),
@@ -517,7 +443,7 @@ pub fn split_time_prefix(arg: &[u8]) -> Option<(OffsetDateTime, &[u8])> {
     Some((time, path))
 }
 
-fn mfmt(arg: &[u8]) -> Result<Command, ParseError> {
+pub(crate) fn mfmt(arg: &[u8]) -> Result<Command, ParseError> {
     let (mtime, path) = split_time_prefix(arg).ok_or(ParseError::BadArgument(
         "MFMT needs YYYYMMDDHHMMSS and a path",
     ))?;
@@ -527,7 +453,7 @@ fn mfmt(arg: &[u8]) -> Result<Command, ParseError> {
     })
 }
 
-fn opts(arg: &[u8]) -> Result<Opts, ParseError> {
+pub(crate) fn opts(arg: &[u8]) -> Result<Opts, ParseError> {
     let (name, value) = match arg.iter().position(|b| *b == b' ') {
         Some(i) => (&arg[..i], trim(&arg[i + 1..])),
         None => (arg, &b""[..]),
@@ -550,7 +476,7 @@ fn opts(arg: &[u8]) -> Result<Opts, ParseError> {
     Err(ParseError::BadArgument("unknown option"))
 }
 
-fn site(arg: &[u8]) -> Result<Site, ParseError> {
+pub(crate) fn site(arg: &[u8]) -> Result<Site, ParseError> {
     let (sub, rest) = match arg.iter().position(|b| *b == b' ') {
         Some(i) => (&arg[..i], &arg[i + 1..]),
         None => (arg, &b""[..]),

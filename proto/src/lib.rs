@@ -9,6 +9,7 @@ pub mod glob;
 pub mod line;
 pub mod listing;
 pub mod reply;
+pub mod verbs;
 
 pub use code::Code;
 pub use command::{Command, ParseError};

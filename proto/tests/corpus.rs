@@ -6,10 +6,11 @@
 //! must hold: keep it free of inner attributes and of anything but `std` and `wharf_proto`.
 
 use wharf_proto::code::Code;
-use wharf_proto::command::{self, Command, ParseError, Site, VERBS};
+use wharf_proto::command::{self, Command, ParseError, Site};
 use wharf_proto::line::{Frame, LineFramer, MAX_LINE};
 use wharf_proto::listing::{self, Entry, Facts, Kind};
 use wharf_proto::reply::{self, Reply};
+use wharf_proto::verbs;
 
 /// Everything that must hold for one arbitrary control-connection byte stream.
 ///
@@ -141,20 +142,10 @@ fn check_command(line: &[u8]) {
         .map_or(&b""[..], |i| &line[i + 1..]);
     let verb = cmd.verb();
     assert!(!verb.is_empty());
-    assert!(
-        VERBS.contains(&verb),
-        "{verb}: VERBS disagrees with the parser"
-    );
     let up = verb_tok.to_ascii_uppercase();
-    let canon: &[u8] = match up.as_slice() {
-        b"XCWD" => b"CWD",
-        b"XCUP" => b"CDUP",
-        b"XPWD" => b"PWD",
-        b"XMKD" => b"MKD",
-        b"XRMD" => b"RMD",
-        other => other,
-    };
-    assert_eq!(canon, verb.as_bytes(), "verb token vs verb()");
+    let row = verbs::lookup(&up).expect("a parsed verb has a row in the table");
+    assert_eq!(row.name, verb, "verb token vs verb()");
+    assert_eq!(cmd.spec().name, verb, "verb() vs its row");
     let dbg = format!("{cmd:?}");
     let suffix = |p: &[u8]| {
         assert!(!p.is_empty(), "{verb}: empty path");

@@ -2,19 +2,28 @@
 //! argument, HELP.
 
 use super::*;
+use wharf_proto::verbs::{self, Feat};
 
 pub(super) fn help(topic: Option<&[u8]>) -> Reply {
+    let known = || {
+        verbs::VERBS
+            .iter()
+            .filter(|v| v.implemented)
+            .flat_map(|v| std::iter::once(v.name).chain(v.aliases.iter().copied()))
+    };
     if let Some(t) = topic {
         let t = t.trim_ascii().to_ascii_uppercase();
-        if command::VERBS.iter().any(|v| v.as_bytes() == t.as_slice()) {
+        if known().any(|v| v.as_bytes() == t.as_slice()) {
             let mut text = t;
             text.extend_from_slice(b" is supported.");
             return Reply::new(Code::Help, text);
         }
         return reply(Code::ArgumentError, "Unknown command.");
     }
+    let mut names: Vec<&str> = known().collect();
+    names.sort_unstable();
     let mut lines = vec![b"The following commands are recognized:".to_vec()];
-    for chunk in command::VERBS.chunks(8) {
+    for chunk in names.chunks(8) {
         let mut l = Vec::new();
         for v in chunk {
             l.extend_from_slice(format!(" {v:<5}").as_bytes());
@@ -27,31 +36,24 @@ pub(super) fn help(topic: Option<&[u8]>) -> Reply {
 
 impl Session {
     pub(super) fn feat(&self) -> Reply {
-        let mut lines: Vec<Vec<u8>> = vec![b"Features:".to_vec()];
-        for f in [
-            " EPRT".to_string(),
-            " EPSV".into(),
-            " HOST".into(),
-            " MDTM".into(),
-            " MFMT".into(),
-            format!(" MLST {}", self.facts.feat()),
-            " REST STREAM".into(),
-            " SIZE".into(),
-            " TVFS".into(),
-            " UTF8".into(),
-        ] {
-            lines.push(f.into_bytes());
-        }
-        if self.shared.tls().is_some()
-            && (self.listener_tls() != TlsMode::Off || self.ctrl.stream.is_tls())
-        {
-            // RFC 4217 section 6: AUTH TLS, PBSZ and PROT.
-            let end = lines.len() - 1;
-            lines.splice(end..end, [b" PBSZ".to_vec(), b" PROT".to_vec()]);
-            lines.insert(1, b" AUTH TLS".to_vec());
-        }
-        lines.push(b"End".to_vec());
-        Reply::multi(Code::SystemStatus, lines)
+        // RFC 4217 section 6: AUTH TLS, PBSZ and PROT only where TLS is offered.
+        let tls = self.shared.tls().is_some()
+            && (self.listener_tls() != TlsMode::Off || self.ctrl.stream.is_tls());
+        let mut features: Vec<String> = verbs::VERBS
+            .iter()
+            .filter_map(|v| match v.feat {
+                Feat::None => None,
+                Feat::Line(l) => Some(l.to_string()),
+                Feat::Tls(l) => tls.then(|| l.to_string()),
+                Feat::Facts => Some(format!("MLST {}", self.facts.feat())),
+            })
+            .chain(verbs::EXTRA_FEATURES.iter().map(|l| l.to_string()))
+            .collect();
+        features.sort_unstable();
+        let lines = std::iter::once(b"Features:".to_vec())
+            .chain(features.into_iter().map(|f| format!(" {f}").into_bytes()))
+            .chain(std::iter::once(b"End".to_vec()));
+        Reply::multi(Code::SystemStatus, lines.collect())
     }
 
     pub(super) fn status(&self) -> Reply {

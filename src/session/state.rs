@@ -19,24 +19,6 @@ pub enum Phase {
 pub fn gate(phase: &Phase, cmd: &Command) -> Result<(), Reply> {
     use Command as C;
     match cmd {
-        // Always allowed: session control, capability discovery, and what clients are
-        // known to send before logging in (OPTS UTF8 from Windows ftp.exe; PBSZ/PROT).
-        C::Quit
-        | C::Noop
-        | C::Feat
-        | C::Opts(_)
-        | C::Help(_)
-        | C::Syst
-        | C::Stat(None)
-        | C::Clnt
-        | C::Rein
-        | C::Acct
-        | C::Abor
-        | C::Auth(_)
-        | C::Pbsz(_)
-        | C::Prot(_)
-        | C::Ccc
-        | C::User(_) => Ok(()),
         C::Pass(_) => match phase {
             Phase::NeedPass { .. } => Ok(()),
             Phase::LoggedIn => Err(Reply::new(Code::BadSequence, "Already logged in.")),
@@ -47,14 +29,17 @@ pub fn gate(phase: &Phase, cmd: &Command) -> Result<(), Reply> {
             Phase::Fresh => Ok(()),
             _ => Err(Reply::new(Code::BadSequence, "HOST must come before USER.")),
         },
-        _ => match phase {
-            Phase::LoggedIn => Ok(()),
-            _ => Err(Reply::new(
-                Code::NotLoggedIn,
-                "Please login with USER and PASS.",
-            )),
-        },
+        // STAT with a path reads the file system; without one it describes the session.
+        C::Stat(Some(_)) if *phase != Phase::LoggedIn => Err(not_logged_in()),
+        // The table's list: session control, capability discovery, and what clients are
+        // known to send before logging in (OPTS UTF8 from Windows ftp.exe; PBSZ/PROT).
+        _ if cmd.spec().before_login || *phase == Phase::LoggedIn => Ok(()),
+        _ => Err(not_logged_in()),
     }
+}
+
+fn not_logged_in() -> Reply {
+    Reply::new(Code::NotLoggedIn, "Please login with USER and PASS.")
 }
 
 #[cfg(test)]
