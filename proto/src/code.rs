@@ -7,8 +7,6 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum Code {
-    /// 125: data connection already open; transfer starting.
-    DataAlreadyOpen = 125,
     /// 150: file status okay; about to open data connection.
     OpeningData = 150,
     /// 200: command okay.
@@ -29,8 +27,6 @@ pub enum Code {
     ServiceReady = 220,
     /// 221: service closing control connection (QUIT).
     Closing = 221,
-    /// 225: data connection open; no transfer in progress.
-    DataOpenNoTransfer = 225,
     /// 226: closing data connection; transfer complete or aborted.
     ClosingData = 226,
     /// 227: entering passive mode (PASV).
@@ -86,8 +82,6 @@ pub enum Code {
     ProtNotSupported = 536,
     /// 550: file unavailable (not found, no access, not a directory).
     FileUnavailable = 550,
-    /// 552: exceeded storage allocation.
-    ExceededStorage = 552,
     /// 553: file name not allowed.
     NameNotAllowed = 553,
     /// 554: invalid REST parameter (RFC 3659 section 5.4).

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::PortRange;
+pub use crate::error::DataError;
 use crate::tls::Stream;
 
 /// An address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) turned back into IPv4, so that a
@@ -147,19 +148,6 @@ impl std::fmt::Debug for Stream {
             "Stream(plain)"
         })
     }
-}
-
-/// Why a data connection could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("the client did not connect in time")]
-    Timeout,
-    #[error("cannot connect: {0}")]
-    Connect(io::Error),
-    #[error("TLS handshake on the data connection failed: {0}")]
-    Tls(io::Error),
-    #[error("the data connection did not resume the control connection's TLS session")]
-    NotResumed,
 }
 
 /// Starts accepting on a passive listener: the first connection from the peer (any

@@ -13,15 +13,12 @@ impl Session {
                 held = cap,
                 "passive ports refused: this address holds its share"
             );
-            return Err(reply(
-                Code::CantOpenData,
-                "Too many passive ports held by your address; try again later.",
-            ));
+            return Err(replies::TOO_MANY_PASSIVE_PORTS.reply());
         };
         let listener =
             datachan::listen_passive(self.local, self.cfg.passive_ports).map_err(|e| {
                 warn!(error = %e, "cannot open a passive port");
-                reply(Code::CantOpenData, "Cannot open a passive port; try again.")
+                replies::NO_PASSIVE_PORT.reply()
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         self.data = Some(datachan::accept_passive(
@@ -40,23 +37,17 @@ impl Session {
 
     pub(super) fn pasv(&mut self) -> Reply {
         if self.epsv_all {
-            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+            return replies::EPSV_ALL_IN_EFFECT.reply();
         }
         let announce = match (self.cfg.public_address, self.local) {
             (Some(IpAddr::V4(public)), _) => public,
             (_, IpAddr::V4(local)) => local,
             _ => {
-                return reply(
-                    Code::ArgumentError,
-                    "PASV is for IPv4; use EPSV on IPv6 connections.",
-                );
+                return replies::PASV_NEEDS_IPV4.reply();
             }
         };
         if !self.local.is_ipv4() {
-            return reply(
-                Code::ArgumentError,
-                "PASV is for IPv4; use EPSV on IPv6 connections.",
-            );
+            return replies::PASV_NEEDS_IPV4.reply();
         }
         let port = match self.open_passive() {
             Ok(p) => p,
@@ -82,7 +73,7 @@ impl Session {
         match arg {
             EpsvArg::All => {
                 self.epsv_all = true;
-                return reply(Code::Ok, "EPSV ALL ok.");
+                return replies::EPSV_ALL_OK.reply();
             }
             EpsvArg::Family(f) if f != family => {
                 return Reply::new(
@@ -104,15 +95,12 @@ impl Session {
 
     pub(super) fn port(&mut self, target: SocketAddr) -> Reply {
         if self.epsv_all {
-            return reply(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
+            return replies::EPSV_ALL_IN_EFFECT.reply();
         }
         if !datachan::active_target_allowed(target, self.peer, self.cfg.active_peer_check) {
-            return reply(
-                Code::ParameterNotImplemented,
-                "Refused: data connections go only to your own address, on port 1024 or above.",
-            );
+            return replies::PORT_REFUSED.reply();
         }
         self.data = Some(DataSetup::Active(target));
-        reply(Code::Ok, "PORT command successful.")
+        replies::PORT_OK.reply()
     }
 }

@@ -14,10 +14,7 @@ pub(super) fn perm_fact(e: &Entry, perms: Perms) -> Vec<u8> {
 /// SIZE in TYPE A: the bytes a download would send (every LF becomes CRLF).
 pub(super) async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply> {
     if size > limits::MAX_ASCII_SIZE_SCAN {
-        return Err(reply(
-            Code::FileUnavailable,
-            "SIZE in TYPE A is not offered for files this large; use TYPE I.",
-        ));
+        return Err(replies::ASCII_SIZE_TOO_LARGE.reply());
     }
     let (source, _) = jail
         .open_read(target, 0)
@@ -49,7 +46,7 @@ pub(super) async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result
         }
     })
     .await
-    .unwrap_or_else(|_| Err(reply(Code::LocalError, "Local error in processing.")))
+    .unwrap_or_else(|_| Err(replies::LOCAL_ERROR.reply()))
 }
 
 impl Session {
@@ -106,7 +103,7 @@ impl Session {
     pub(super) async fn rmd(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
         let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.rmdir)?;
         jail.rmdir(&target).await.map_err(|e| e.reply(Op::Other))?;
-        Ok(reply(Code::FileActionOk, "Directory removed."))
+        Ok(replies::DIRECTORY_REMOVED.reply())
     }
 
     pub(super) async fn dele(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
@@ -114,7 +111,7 @@ impl Session {
         jail.remove_file(&target)
             .await
             .map_err(|e| e.reply(Op::Other))?;
-        Ok(reply(Code::FileActionOk, "File deleted."))
+        Ok(replies::DELETED.reply())
     }
 
     pub(super) async fn rnfr(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
@@ -123,14 +120,14 @@ impl Session {
             return Err(Error::NotFound.reply(Op::Other));
         }
         self.rename_from = Some(target);
-        Ok(reply(Code::PendingFurtherInfo, "Ready for RNTO."))
+        Ok(replies::READY_FOR_RNTO.reply())
     }
 
     /// RNTO: judged against every rule at or below both names (see `Rules::may_rename`).
     pub(super) async fn rnto(&mut self, arg: &[u8], from: Option<VPath>) -> Result<Reply, Reply> {
         let (jail, rules) = self.access()?;
         let Some(from) = from else {
-            return Err(reply(Code::BadSequence, "RNFR required first."));
+            return Err(replies::RNFR_FIRST.reply());
         };
         let to = self.resolve(arg, Op::Store)?;
         if !rules.may_rename(&from, &to) {
@@ -139,7 +136,7 @@ impl Session {
         jail.rename(&from, &to)
             .await
             .map_err(|e| e.reply(Op::Store))?;
-        Ok(reply(Code::FileActionOk, "Rename successful."))
+        Ok(replies::RENAMED.reply())
     }
 
     /// SIZE (RFC 3659): the bytes a RETR in the current TYPE would send.
@@ -155,7 +152,7 @@ impl Session {
         }
         let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
         if e.kind != Kind::File {
-            return Err(reply(Code::FileUnavailable, "Not a regular file."));
+            return Err(replies::NOT_A_REGULAR_FILE.reply());
         }
         let size = match self.ty {
             TransferType::Image => e.size,
@@ -199,14 +196,14 @@ impl Session {
                 jail.chmod(&target, mode)
                     .await
                     .map_err(|e| e.reply(Op::Other))?;
-                Ok(reply(Code::Ok, "SITE CHMOD command ok."))
+                Ok(replies::CHMOD_OK.reply())
             }
             Site::Utime { mtime, path } => {
                 let (jail, target, _) = self.allowed(&path, Op::Other, |p| p.mtime)?;
                 jail.set_mtime(&target, SystemTime::from(mtime))
                     .await
                     .map_err(|e| e.reply(Op::Other))?;
-                Ok(reply(Code::Ok, "Modification time set."))
+                Ok(replies::MTIME_SET.reply())
             }
         }
     }
@@ -265,7 +262,7 @@ impl Session {
             return Err(Error::NotADirectory.reply(Op::Other));
         }
         self.cwd = target;
-        Ok(reply(Code::FileActionOk, "Directory successfully changed."))
+        Ok(replies::DIRECTORY_CHANGED.reply())
     }
 
     pub(super) async fn mdtm(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
@@ -347,7 +344,7 @@ impl Session {
             opening,
             Direction::Download,
             target,
-            reply(Code::ClosingData, "Transfer complete."),
+            replies::TRANSFER_COMPLETE.reply(),
             None,
         )
         .await

@@ -18,7 +18,7 @@ pub(super) fn help(topic: Option<&[u8]>) -> Reply {
             text.extend_from_slice(b" is supported.");
             return Reply::new(Code::Help, text);
         }
-        return reply(Code::ArgumentError, "Unknown command.");
+        return replies::HELP_UNKNOWN.reply();
     }
     let mut names: Vec<&str> = known().collect();
     names.sort_unstable();
@@ -103,12 +103,12 @@ impl Session {
     /// OPTS (RFC 2389): UTF8 is always on; MLST picks the facts (RFC 3659 section 7.9).
     pub(super) fn opts(&mut self, o: Opts) -> Reply {
         match o {
-            Opts::Utf8(_) => reply(Code::Ok, "UTF8 mode is always on."),
+            Opts::Utf8(_) => replies::UTF8_ALWAYS_ON.reply(),
             Opts::Mlst(names) => {
                 self.facts = Facts::select(&names);
                 let enabled = self.facts.enabled();
                 if enabled.is_empty() {
-                    reply(Code::Ok, "MLST OPTS")
+                    replies::MLST_OPTS_NONE.reply()
                 } else {
                     Reply::new(Code::Ok, format!("MLST OPTS {enabled}"))
                 }
@@ -120,8 +120,8 @@ impl Session {
     pub(super) fn set_type(&mut self, t: TransferType) -> Reply {
         self.ty = t;
         match t {
-            TransferType::Ascii => reply(Code::Ok, "Type set to A."),
-            TransferType::Image => reply(Code::Ok, "Type set to I."),
+            TransferType::Ascii => replies::TYPE_ASCII.reply(),
+            TransferType::Image => replies::TYPE_IMAGE.reply(),
         }
     }
 }

@@ -59,16 +59,10 @@ impl Session {
         commit: Option<Commit>,
     ) -> Result<Option<Reply>, Reply> {
         if !self.prot_private && self.data_policy() == TlsData::Required {
-            return Err(reply(
-                Code::ProtRefused,
-                "Data connections must be encrypted: send PBSZ 0 and PROT P (tls_data = \"required\").",
-            ));
+            return Err(replies::DATA_TLS_REQUIRED.reply());
         }
         let Some(setup) = self.data.take() else {
-            return Err(reply(
-                Code::CantOpenData,
-                "Use PASV, EPSV, PORT or EPRT first.",
-            ));
+            return Err(replies::NO_DATA_CONNECTION.reply());
         };
         // A failed write means the control connection is gone; the loop notices on read.
         let _ = self.send(opening).await;
@@ -264,7 +258,7 @@ impl Session {
             }
             Err(_) => {
                 self.log_transfer(&t, bytes, "failed", None);
-                reply(Code::LocalError, "Local error in processing.")
+                replies::LOCAL_ERROR.reply()
             }
         };
         self.send(r).await
@@ -310,26 +304,18 @@ impl Session {
 
     pub(super) async fn abort_transfer(&mut self) -> std::io::Result<()> {
         let Some(mut t) = self.transfer.take() else {
-            return self
-                .send(reply(Code::ClosingData, "No transfer to abort."))
-                .await;
+            return self.send(replies::NO_TRANSFER_TO_ABORT.reply()).await;
         };
         if t.handle.is_finished() {
             let res = (&mut t.handle).await;
             self.transfer = Some(t);
             self.finish_transfer(res).await?;
-            return self
-                .send(reply(Code::ClosingData, "No transfer to abort."))
-                .await;
+            return self.send(replies::NO_TRANSFER_TO_ABORT.reply()).await;
         }
         self.transfer = Some(t);
         self.cancel_transfer("aborted", false).await;
-        self.send(reply(
-            Code::TransferAborted,
-            "Connection closed; transfer aborted.",
-        ))
-        .await?;
-        self.send(reply(Code::ClosingData, "ABOR successful."))
-            .await
+        self.send(replies::CONNECTION_CLOSED_ABORTED.reply())
+            .await?;
+        self.send(replies::ABORTED.reply()).await
     }
 }

@@ -174,10 +174,7 @@ impl Session {
 
     pub(super) fn need_data(&self) -> Result<(), Reply> {
         if self.data.is_none() {
-            return Err(reply(
-                Code::CantOpenData,
-                "Use PASV, EPSV, PORT or EPRT first.",
-            ));
+            return Err(replies::NO_DATA_CONNECTION.reply());
         }
         Ok(())
     }
@@ -205,14 +202,14 @@ impl Session {
             && jail.stat(&target).await.is_ok_and(|e| e.kind == Kind::Dir)
         {
             let job = self.streamed_listing(store.clone(), target.clone(), format);
-            let opening = reply(Code::OpeningData, "Here comes the directory listing.");
+            let opening = replies::LISTING_FOLLOWS.reply();
             return self
                 .start(
                     job,
                     opening,
                     Direction::Listing,
                     target,
-                    reply(Code::ClosingData, "Directory send OK."),
+                    replies::LISTING_SENT.reply(),
                     None,
                 )
                 .await;
@@ -220,17 +217,17 @@ impl Session {
         let body = match self.listing(jail, &target, format, &prefix).await {
             Ok(b) => b,
             Err(Error::NotADirectory) if format == ListFormat::Mlsd => {
-                return Err(reply(Code::ArgumentError, "Not a directory; use MLST."));
+                return Err(replies::MLSD_NOT_A_DIRECTORY.reply());
             }
             Err(e) => return Err(e.reply(Op::Other)),
         };
-        let opening = reply(Code::OpeningData, "Here comes the directory listing.");
+        let opening = replies::LISTING_FOLLOWS.reply();
         self.start(
             Job::Listing(body),
             opening,
             Direction::Listing,
             target,
-            reply(Code::ClosingData, "Directory send OK."),
+            replies::LISTING_SENT.reply(),
             None,
         )
         .await

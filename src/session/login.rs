@@ -3,17 +3,11 @@
 
 use super::*;
 
-/// The 421 of a banned address, at any point of its sessions.
-pub(super) const BANNED: &str = "Too many failed logins; your address is banned for a while.";
-
 /// The 421 for a session or login the cluster refused.
 fn cluster_refusal(denied: crate::cluster::Denied) -> Reply {
     match denied {
-        crate::cluster::Denied::Limit(r) => Reply::new(Code::ServiceNotAvailable, r.0),
-        crate::cluster::Denied::Unavailable => reply(
-            Code::ServiceNotAvailable,
-            "Service unavailable: shared state unreachable; try again later.",
-        ),
+        crate::cluster::Denied::Limit(r) => crate::error::refused(r.0),
+        crate::cluster::Denied::Unavailable => replies::SHARED_STATE_DOWN.reply(),
     }
 }
 
@@ -50,7 +44,7 @@ impl Session {
     /// PASS. `Err` carries a 421 after which the session closes (ban, session limit).
     pub(super) async fn pass(&mut self, password: &[u8]) -> Result<Reply, Reply> {
         let Phase::NeedPass { user } = std::mem::replace(&mut self.phase, Phase::Fresh) else {
-            return Ok(reply(Code::BadSequence, "Login with USER first."));
+            return Ok(replies::USER_FIRST.reply());
         };
         self.cfg = self.shared.config();
         let name = lossy(&user);
@@ -58,7 +52,7 @@ impl Session {
         // was banned gets no more guesses.
         if self.address_banned() {
             info!(user = %name, "login refused: address banned");
-            return Err(reply(Code::ServiceNotAvailable, BANNED));
+            return Err(replies::BANNED.reply());
         }
         let locked = self.shared.guard.locked(&name, Instant::now());
         let granted = if locked {
@@ -69,7 +63,7 @@ impl Session {
         // The check may have waited its turn while another session got the address
         // banned: its answer, right or wrong, is not told.
         if self.address_banned() {
-            return Err(reply(Code::ServiceNotAvailable, BANNED));
+            return Err(replies::BANNED.reply());
         }
         let Some(grant) = granted else {
             return self.login_failed(&name, locked).await;
@@ -92,7 +86,7 @@ impl Session {
             }
         };
         self.enter(grant, jail, password).await;
-        Ok(reply(Code::LoggedIn, "Login successful."))
+        Ok(replies::LOGGED_IN.reply())
     }
 
     /// The password check, in its turn; 421 when too many wait.
@@ -105,10 +99,7 @@ impl Session {
             Ok(g) => Ok(g),
             Err(limits::Busy) => {
                 warn!(user = %lossy(user), "login refused: too many password checks waiting");
-                Err(reply(
-                    Code::ServiceNotAvailable,
-                    "Too many logins being checked; try again shortly.",
-                ))
+                Err(replies::TOO_MANY_PASSWORD_CHECKS.reply())
             }
         }
     }
@@ -137,7 +128,7 @@ impl Session {
         // Slows password guessing; other sessions are not held up.
         tokio::time::sleep(delay).await;
         if !banned {
-            return Ok(reply(Code::NotLoggedIn, "Login incorrect."));
+            return Ok(replies::LOGIN_INCORRECT.reply());
         }
         self.shared.metrics.bans.inc();
         if let Some(c) = self.shared.cluster.clone() {
@@ -150,7 +141,7 @@ impl Session {
             ban_seconds = policy.ban_for.as_secs(),
             "address banned after repeated login failures"
         );
-        Err(reply(Code::ServiceNotAvailable, BANNED))
+        Err(replies::BANNED.reply())
     }
 
     /// Counts the login against the per-user limits, here and across the nodes.
@@ -162,7 +153,7 @@ impl Session {
             .unwrap_or(self.cfg.max_sessions_per_user);
         if let Err(refusal) = self.slot.login(&grant.user, max) {
             info!(user = %grant.user, reason = %refusal.0, "login refused");
-            return Err(Reply::new(Code::ServiceNotAvailable, refusal.0));
+            return Err(crate::error::refused(refusal.0));
         }
         if let Some(c) = self.shared.cluster.clone() {
             // Boxed, like every rare and big future here: the session's task stays small.
@@ -189,12 +180,9 @@ impl Session {
                     e.raw_os_error(),
                     Some(nix::libc::ENFILE | nix::libc::EMFILE)
                 ) {
-                    return Err(Err(reply(
-                        Code::ServiceNotAvailable,
-                        "Server busy (out of resources); try again later.",
-                    )));
+                    return Err(Err(replies::OUT_OF_RESOURCES.reply()));
                 }
-                Err(Ok(reply(Code::NotLoggedIn, "Login incorrect.")))
+                Err(Ok(replies::LOGIN_INCORRECT.reply()))
             }
         }
     }
@@ -239,10 +227,7 @@ impl Session {
     pub(super) fn user(&mut self, name: Vec<u8>) -> Reply {
         self.logout();
         if !self.ctrl.stream.is_tls() && self.control_policy(&name) == TlsMode::Required {
-            return reply(
-                Code::PolicyDenied,
-                "TLS required: send AUTH TLS first (tls = \"required\").",
-            );
+            return replies::TLS_REQUIRED.reply();
         }
         let text = if crate::auth::is_anonymous_name(&name) {
             "Anonymous login okay, send your e-mail address as password."
@@ -250,6 +235,6 @@ impl Session {
             "Password required."
         };
         self.phase = Phase::NeedPass { user: name };
-        reply(Code::NeedPassword, text)
+        Reply::new(Code::NeedPassword, text)
     }
 }

@@ -40,18 +40,17 @@ use wharf_proto::{Code, Frame, LineFramer, Reply, glob};
 use crate::auth::{Grant, Perms, Rules};
 use crate::config::{Collision, ListenerConfig, Sendfile, TlsData, TlsMode, TlsReuse};
 use crate::datachan::{self, DataError, DataSetup};
-use crate::error::{Error, Op};
+use crate::error::{Error, Op, TransferError, replies};
 use crate::limits::{self, Refusal, SessionSlot};
 use crate::shared::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Jail, Sink, Source, VPath, WriteMode};
-use transfer::{Job, Outcome, Params, TransferError};
+use transfer::{Job, Outcome, Params};
 
 use files::perm_fact;
 use info::help;
 use lifecycle::{Commit, Direction, Running};
 use list::{ListFormat, command_list_args};
-use login::BANNED;
 use reader::{ControlReader, Event};
 use upload::{Store, done_reply};
 
@@ -166,7 +165,7 @@ async fn open(
 pub async fn refuse(mut stream: TcpStream, refusal: Refusal, implicit: bool) {
     if !implicit {
         let mut out = Vec::new();
-        Reply::new(Code::ServiceNotAvailable, refusal.0).encode(&mut out);
+        crate::error::refused(refusal.0).encode(&mut out);
         let _ =
             tokio::time::timeout(crate::limits::REFUSAL_WRITE_WITHIN, stream.write_all(&out)).await;
     }
@@ -230,10 +229,6 @@ enum Flow {
     Quit,
 }
 
-fn reply(code: Code, text: &str) -> Reply {
-    Reply::new(code, text)
-}
-
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -257,12 +252,7 @@ impl Session {
         }
         loop {
             if self.transfer.is_none() && *self.stopping.borrow() != Stopping::No {
-                let _ = self
-                    .send(reply(
-                        Code::ServiceNotAvailable,
-                        "Server shutting down; please reconnect later.",
-                    ))
-                    .await;
+                let _ = self.send(replies::SHUTTING_DOWN.reply()).await;
                 break;
             }
             let line = match self.queued.pop_front() {
@@ -274,7 +264,7 @@ impl Session {
                     match self.next_event().await {
                         Event::Line(l) => l,
                         Event::TooLong => {
-                            let r = reply(Code::SyntaxError, "Command line too long.");
+                            let r = replies::LINE_TOO_LONG.reply();
                             if self.send(r).await.is_err() {
                                 break;
                             }
@@ -282,12 +272,7 @@ impl Session {
                         }
                         Event::Closed => break,
                         Event::Idle => {
-                            let _ = self
-                                .send(reply(
-                                    Code::ServiceNotAvailable,
-                                    "Idle timeout; closing control connection.",
-                                ))
-                                .await;
+                            let _ = self.send(replies::IDLE_TIMEOUT.reply()).await;
                             break;
                         }
                         Event::Done(res) => {
@@ -297,28 +282,20 @@ impl Session {
                             continue;
                         }
                         Event::Kick => {
-                            let (why, text) = if self.address_banned() {
-                                ("aborted: address banned", BANNED)
+                            let (why, told) = if self.address_banned() {
+                                ("aborted: address banned", replies::BANNED)
                             } else {
-                                (
-                                    "aborted: session kicked",
-                                    "Disconnected by the administrator.",
-                                )
+                                ("aborted: session kicked", replies::KICKED)
                             };
                             Box::pin(self.cancel_transfer(why, true)).await;
-                            let _ = self.send(reply(Code::ServiceNotAvailable, text)).await;
+                            let _ = self.send(told.reply()).await;
                             break;
                         }
                         Event::Stop => {
                             if *self.stopping.borrow() == Stopping::Abort
                                 && Box::pin(self.cancel_transfer("aborted at shutdown", true)).await
                             {
-                                let _ = self
-                                    .send(reply(
-                                        Code::TransferAborted,
-                                        "Server shutting down; transfer aborted.",
-                                    ))
-                                    .await;
+                                let _ = self.send(replies::SHUTDOWN_ABORTED_TRANSFER.reply()).await;
                             }
                             // The loop's head says goodbye once no transfer runs.
                             continue;
@@ -427,26 +404,9 @@ impl Session {
             Err(e) => {
                 self.verb = "";
                 self.rename_from = None;
-                let r = match e {
-                    ParseError::Empty => return Ok(Flow::Continue),
-                    ParseError::Unknown(_) => reply(Code::SyntaxError, "Unknown command."),
-                    ParseError::NotImplemented(why) => Reply::new(
-                        Code::NotImplemented,
-                        format!("Command not implemented; {why}."),
-                    ),
-                    ParseError::BadArgument(why) => Reply::new(
-                        Code::ArgumentError,
-                        format!("Syntax error in arguments: {why}."),
-                    ),
-                    ParseError::Unsupported(why) => {
-                        Reply::new(Code::ParameterNotImplemented, format!("{why}."))
-                    }
-                    ParseError::UnsupportedFamily => reply(
-                        Code::NetworkProtocolNotSupported,
-                        "Network protocol not supported, use (1,2)",
-                    ),
-                };
-                self.send(r).await?;
+                if let Some(r) = crate::error::parse_failure(&e) {
+                    self.send(r).await?;
+                }
                 return Ok(Flow::Continue);
             }
         };
@@ -481,7 +441,7 @@ impl Session {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(Flow::Continue),
             Err(Stop::Quit) => {
-                self.send(reply(Code::Closing, "Goodbye.")).await?;
+                self.send(replies::GOODBYE.reply()).await?;
                 return Ok(Flow::Quit);
             }
             Err(Stop::Drop) => return Ok(Flow::Quit),
@@ -492,11 +452,7 @@ impl Session {
 
     async fn enqueue(&mut self, line: Vec<u8>) -> std::io::Result<Flow> {
         if self.queued.len() >= limits::MAX_QUEUED_COMMANDS {
-            self.send(reply(
-                Code::ServiceNotAvailable,
-                "Too many commands queued during a transfer; closing.",
-            ))
-            .await?;
+            self.send(replies::TOO_MANY_QUEUED.reply()).await?;
             return Ok(Flow::Quit);
         }
         self.queued.push_back(line);
@@ -506,7 +462,7 @@ impl Session {
     fn login(&self) -> Result<&Login, Reply> {
         self.login
             .as_ref()
-            .ok_or_else(|| reply(Code::NotLoggedIn, "Please login with USER and PASS."))
+            .ok_or_else(|| replies::LOGIN_FIRST.reply())
     }
 
     fn resolve(&self, arg: &[u8], op: Op) -> Result<VPath, Reply> {
@@ -546,19 +502,19 @@ impl Session {
         let maybe = |r: Result<Option<Reply>, Reply>| r.unwrap_or_else(Some);
         Ok(match cmd {
             C::Quit => return Err(Stop::Quit),
-            C::Noop => Some(reply(Code::Ok, "NOOP ok.")),
-            C::Syst => Some(reply(Code::SystemType, "UNIX Type: L8")),
+            C::Noop => Some(replies::NOOP_OK.reply()),
+            C::Syst => Some(replies::SYSTEM_TYPE.reply()),
             C::Feat => Some(self.feat()),
             C::Help(topic) => Some(help(topic.as_deref())),
-            C::Clnt => Some(reply(Code::Ok, "Noted.")),
-            C::Acct => Some(reply(Code::Superfluous, "No account needed.")),
-            C::Allo => Some(reply(Code::Superfluous, "ALLO not needed.")),
-            C::Mode => Some(reply(Code::Ok, "Mode set to S.")),
-            C::Stru => Some(reply(Code::Ok, "Structure set to F.")),
-            C::Host(_) => Some(reply(Code::ServiceReady, "Host accepted.")),
+            C::Clnt => Some(replies::NOTED.reply()),
+            C::Acct => Some(replies::NO_ACCOUNT_NEEDED.reply()),
+            C::Allo => Some(replies::ALLO_NOT_NEEDED.reply()),
+            C::Mode => Some(replies::MODE_STREAM.reply()),
+            C::Stru => Some(replies::STRUCTURE_FILE.reply()),
+            C::Host(_) => Some(replies::HOST_ACCEPTED.reply()),
             C::Abor => {
                 self.data = None;
-                Some(reply(Code::ClosingData, "No transfer to abort."))
+                Some(replies::NO_TRANSFER_TO_ABORT.reply())
             }
             C::Auth(mech) => return self.auth(&mech).await,
             C::Pbsz(_) => Some(self.pbsz()),
@@ -568,7 +524,7 @@ impl Session {
             C::Type(t) => Some(self.set_type(t)),
             C::Rein => {
                 self.logout();
-                Some(reply(Code::ServiceReady, "Service ready for new user."))
+                Some(replies::REINITIALIZED.reply())
             }
             C::User(name) => Some(self.user(name)),
             C::Pass(pw) => match self.pass(pw.expose()).await {

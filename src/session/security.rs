@@ -7,32 +7,20 @@ impl Session {
     /// AUTH TLS (RFC 4217): 234, then the handshake on the same socket.
     pub(super) async fn auth(&mut self, mech: &[u8]) -> Result<Option<Reply>, Stop> {
         let Some(tls) = self.shared.tls() else {
-            return Ok(Some(reply(
-                Code::NotImplemented,
-                "TLS is not enabled on this server.",
-            )));
+            return Ok(Some(replies::TLS_OFF.reply()));
         };
         if self.listener_tls() == TlsMode::Off {
-            return Ok(Some(reply(
-                Code::NotImplemented,
-                "AUTH TLS is not enabled on this listener.",
-            )));
+            return Ok(Some(replies::TLS_OFF_HERE.reply()));
         }
         if self.ctrl.stream.is_tls() {
-            return Ok(Some(reply(Code::BadSequence, "TLS is already active.")));
+            return Ok(Some(replies::TLS_ALREADY_ACTIVE.reply()));
         }
         let mech = mech.trim_ascii().to_ascii_uppercase();
         // curl sends AUTH SSL first; TLS-C and TLS-P are old spellings of the same.
         if !matches!(mech.as_slice(), b"TLS" | b"SSL" | b"TLS-C" | b"TLS-P") {
-            return Ok(Some(reply(
-                Code::ParameterNotImplemented,
-                "Unknown security mechanism; use AUTH TLS.",
-            )));
+            return Ok(Some(replies::UNKNOWN_MECHANISM.reply()));
         }
-        let r = reply(
-            Code::AuthOk,
-            "AUTH TLS successful; start the TLS handshake.",
-        );
+        let r = replies::AUTH_TLS_OK.reply();
         if self.send(r).await.is_err() {
             return Err(Stop::Drop);
         }
@@ -118,48 +106,39 @@ impl Session {
     /// PBSZ (RFC 4217 section 9): only 0 is meaningful over TLS.
     pub(super) fn pbsz(&mut self) -> Reply {
         if !self.ctrl.stream.is_tls() {
-            return reply(Code::BadSequence, "Use AUTH TLS first.");
+            return replies::AUTH_TLS_FIRST.reply();
         }
         self.pbsz = true;
-        reply(Code::Ok, "PBSZ=0")
+        replies::PBSZ_ZERO.reply()
     }
 
     /// PROT (RFC 4217 section 9): C or P, after PBSZ.
     pub(super) fn prot(&mut self, level: &[u8]) -> Reply {
         if !self.ctrl.stream.is_tls() {
-            return reply(Code::BadSequence, "Use AUTH TLS first.");
+            return replies::AUTH_TLS_FIRST.reply();
         }
         if !self.pbsz {
-            return reply(Code::BadSequence, "Send PBSZ 0 before PROT.");
+            return replies::PBSZ_FIRST.reply();
         }
         match level.trim_ascii().to_ascii_uppercase().as_slice() {
             b"C" => {
                 self.prot_private = false;
-                reply(Code::Ok, "Protection level set to Clear.")
+                replies::PROT_CLEAR.reply()
             }
             b"P" => {
                 self.prot_private = true;
-                reply(Code::Ok, "Protection level set to Private.")
+                replies::PROT_PRIVATE.reply()
             }
-            b"S" | b"E" => reply(
-                Code::ProtNotSupported,
-                "Only PROT C and PROT P are supported.",
-            ),
-            _ => reply(Code::ParameterNotImplemented, "PROT takes C or P."),
+            b"S" | b"E" => replies::PROT_UNSUPPORTED.reply(),
+            _ => replies::PROT_LEVELS.reply(),
         }
     }
 
     /// CCC (RFC 4217 section 6): refused; the control connection stays encrypted.
     pub(super) fn ccc(&self) -> Reply {
         if !self.ctrl.stream.is_tls() {
-            return reply(
-                Code::BadSequence,
-                "The control connection is not encrypted.",
-            );
+            return replies::NOT_ENCRYPTED.reply();
         }
-        reply(
-            Code::PolicyDenied,
-            "CCC refused: the control connection stays encrypted.",
-        )
+        replies::CCC_REFUSED.reply()
     }
 }

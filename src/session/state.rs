@@ -1,7 +1,9 @@
 //! The command gate: which commands a session may run in which login phase. One pure
 //! function, tested over every (phase, command) pair.
 
-use wharf_proto::{Code, Command, Reply};
+use wharf_proto::{Command, Reply};
+
+use crate::error::replies;
 
 /// Where a session is in the login sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +23,13 @@ pub fn gate(phase: &Phase, cmd: &Command) -> Result<(), Reply> {
     match cmd {
         C::Pass(_) => match phase {
             Phase::NeedPass { .. } => Ok(()),
-            Phase::LoggedIn => Err(Reply::new(Code::BadSequence, "Already logged in.")),
-            Phase::Fresh => Err(Reply::new(Code::BadSequence, "Login with USER first.")),
+            Phase::LoggedIn => Err(replies::ALREADY_LOGGED_IN.reply()),
+            Phase::Fresh => Err(replies::USER_FIRST.reply()),
         },
         // RFC 7151: HOST comes before USER.
         C::Host(_) => match phase {
             Phase::Fresh => Ok(()),
-            _ => Err(Reply::new(Code::BadSequence, "HOST must come before USER.")),
+            _ => Err(replies::HOST_BEFORE_USER.reply()),
         },
         // STAT with a path reads the file system; without one it describes the session.
         C::Stat(Some(_)) if *phase != Phase::LoggedIn => Err(not_logged_in()),
@@ -39,12 +41,13 @@ pub fn gate(phase: &Phase, cmd: &Command) -> Result<(), Reply> {
 }
 
 fn not_logged_in() -> Reply {
-    Reply::new(Code::NotLoggedIn, "Please login with USER and PASS.")
+    replies::LOGIN_FIRST.reply()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wharf_proto::Code;
     use wharf_proto::command::parse;
 
     /// One sample line per command variant.

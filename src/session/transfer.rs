@@ -17,12 +17,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsReuse;
-use crate::datachan::{DataError, DataSetup};
-use crate::error::{Error, Op};
+use crate::datachan::DataSetup;
+use crate::error::{DataError, Error, TransferError};
 use crate::limits::{Bucket, FIRST_TRANSFER_BUFFER, TRANSFER_BUFFER};
 use crate::tls::{SessionToken, Stream, TokenOwners};
 use wharf_proto::ascii;
-use wharf_proto::{Code, Reply};
 
 /// What to move.
 pub enum Job {
@@ -67,52 +66,6 @@ impl std::fmt::Debug for Job {
             Job::SendStream { .. } => "SendStream",
             Job::ReceiveObject { .. } => "ReceiveObject",
         })
-    }
-}
-
-/// How a transfer ended.
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    #[error("{0}")]
-    Data(#[from] DataError),
-    #[error("no progress for {0:?}")]
-    Stalled(Duration),
-    #[error("data connection lost: {0}")]
-    Network(std::io::Error),
-    #[error("file error: {0}")]
-    File(Error),
-    /// The session asked the transfer to stop (ABOR, kick, shutdown).
-    #[error("cancelled")]
-    Cancelled,
-}
-
-impl TransferError {
-    /// The reply that ends a failed transfer (the mapping of the error table for transfers).
-    pub fn reply(&self, upload: bool) -> Reply {
-        let (code, text) = match self {
-            TransferError::Data(DataError::Timeout | DataError::Connect(_)) => {
-                (Code::CantOpenData, "Can't open data connection.")
-            }
-            TransferError::Data(DataError::Tls(_)) => (
-                Code::TlsDataFailed,
-                "TLS negotiation on the data connection failed.",
-            ),
-            TransferError::Data(DataError::NotResumed) => (
-                Code::CantOpenData,
-                "Data connection refused: it must resume a TLS session of this login (tls_data_reuse = \"require\").",
-            ),
-            TransferError::Stalled(_) => (
-                Code::TransferAborted,
-                "Transfer aborted: no progress on the data connection.",
-            ),
-            TransferError::Network(_) | TransferError::Cancelled => (
-                Code::TransferAborted,
-                "Connection closed; transfer aborted.",
-            ),
-            TransferError::File(e) if upload => return e.reply(Op::Store),
-            TransferError::File(_) => (Code::LocalError, "Local error reading the file."),
-        };
-        Reply::new(code, text)
     }
 }
 

@@ -12,7 +12,7 @@ pub(super) enum Store {
 /// The 226 of an upload; names the stored file when it is not the one asked for.
 pub(super) fn done_reply(target: &VPath, name_it: bool) -> Reply {
     if !name_it {
-        return reply(Code::ClosingData, "Transfer complete.");
+        return replies::TRANSFER_COMPLETE.reply();
     }
     let mut text = b"Transfer complete; stored as ".to_vec();
     text.extend_from_slice(target.file_name().unwrap_or(b""));
@@ -110,7 +110,7 @@ impl Session {
             text.extend_from_slice(target.file_name().unwrap_or(b""));
             Reply::new(Code::OpeningData, text)
         } else {
-            reply(Code::OpeningData, "Ok to send data.")
+            replies::SEND_DATA.reply()
         };
         let done = done_reply(&target, stou || target != requested);
         let ascii = self.ty == TransferType::Ascii;
@@ -150,10 +150,7 @@ impl Session {
                         return Err(deny());
                     }
                     if self.ty == TransferType::Ascii {
-                        return Err(reply(
-                            Code::InvalidRestart,
-                            "Resuming an upload needs TYPE I.",
-                        ));
+                        return Err(replies::RESUME_NEEDS_IMAGE.reply());
                     }
                     Ok((target, WriteMode::At(rest), false))
                 } else if perms.overwrite && (exists || perms.upload) {

@@ -1,11 +1,18 @@
-//! Runtime errors and the one mapping from an error to a reply.
+//! Runtime errors and THE mapping from every failure to a reply: file and storage errors
+//! ([`Error::reply`]), transfers ([`TransferError::reply`]), unparsable lines
+//! ([`parse_failure`]), refusals by limits, bans or the cluster ([`refused`]); fixed
+//! replies are named in [`replies`].
 //!
-//! Handlers return [`Error`]; [`Error::reply`] turns it into the code and text a client
-//! sees. No Rust debug text and no server path ever reaches the wire.
+//! No Rust debug text and no server path ever reaches the wire.
 
 use std::io;
 
-use wharf_proto::{Code, Reply};
+use wharf_proto::{Code, ParseError, Reply};
+
+pub mod replies;
+mod transfer;
+
+pub use transfer::{DataError, TransferError};
 
 /// What went wrong with a file operation, in the terms the reply table needs.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +170,36 @@ impl Error {
         };
         Reply::new(code, text)
     }
+}
+
+/// The reply to a line that is not a command wharf can act on; `None` for an empty line,
+/// which gets no reply (vsftpd and ProFTPD do the same, for NATs' keepalives).
+pub fn parse_failure(e: &ParseError) -> Option<Reply> {
+    Some(match e {
+        ParseError::Empty => return None,
+        ParseError::Unknown(_) => replies::UNKNOWN_COMMAND.reply(),
+        ParseError::NotImplemented(why) => Reply::new(
+            Code::NotImplemented,
+            format!("Command not implemented; {why}."),
+        ),
+        ParseError::BadArgument(why) => Reply::new(
+            Code::ArgumentError,
+            format!("Syntax error in arguments: {why}."),
+        ),
+        ParseError::Unsupported(why) => {
+            Reply::new(Code::ParameterNotImplemented, format!("{why}."))
+        }
+        ParseError::UnsupportedFamily => Reply::new(
+            Code::NetworkProtocolNotSupported,
+            "Network protocol not supported, use (1,2)",
+        ),
+    })
+}
+
+/// A refusal that closes the connection (421): a session limit, a full password queue,
+/// the cluster's limits; the text says which.
+pub fn refused(text: impl Into<Vec<u8>>) -> Reply {
+    Reply::new(Code::ServiceNotAvailable, text)
 }
 
 #[cfg(test)]
