@@ -12,7 +12,7 @@ pub(super) fn perm_fact(e: &Entry, perms: Perms) -> Vec<u8> {
 }
 
 /// SIZE in TYPE A: the bytes a download would send (every LF becomes CRLF).
-pub(super) async fn ascii_size(jail: &Jail, target: &VPath, size: u64) -> Result<u64, Reply> {
+pub(super) async fn ascii_size(jail: &Jail, target: &Authorized, size: u64) -> Result<u64, Reply> {
     if size > limits::MAX_ASCII_SIZE_SCAN {
         return Err(replies::ASCII_SIZE_TOO_LARGE.reply());
     }
@@ -64,14 +64,11 @@ impl Session {
         arg: &[u8],
         op: Op,
         may: impl Fn(&Perms) -> bool,
-    ) -> Result<(Jail, VPath, Perms), Reply> {
+    ) -> Result<(Jail, Authorized), Reply> {
         let (jail, rules) = self.access()?;
         let target = self.resolve(arg, op)?;
-        let perms = rules.at(&target);
-        if !may(&perms) {
-            return Err(Error::Denied.reply(op));
-        }
-        Ok((jail, target, perms))
+        let target = rules.authorize(target, may).map_err(|e| e.reply(op))?;
+        Ok((jail, target))
     }
 
     /// PWD (RFC 959): 257 and the quoted directory.
@@ -93,7 +90,7 @@ impl Session {
     }
 
     pub(super) async fn mkd(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.mkdir)?;
+        let (jail, target) = self.allowed(arg, Op::Other, |p| p.mkdir)?;
         jail.mkdir(&target).await.map_err(|e| e.reply(Op::Other))?;
         let mut text = quote_path(target.as_bytes());
         text.extend_from_slice(b" created.");
@@ -101,13 +98,13 @@ impl Session {
     }
 
     pub(super) async fn rmd(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.rmdir)?;
+        let (jail, target) = self.allowed(arg, Op::Other, |p| p.rmdir)?;
         jail.rmdir(&target).await.map_err(|e| e.reply(Op::Other))?;
         Ok(replies::DIRECTORY_REMOVED.reply())
     }
 
     pub(super) async fn dele(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.delete)?;
+        let (jail, target) = self.allowed(arg, Op::Other, |p| p.delete)?;
         jail.remove_file(&target)
             .await
             .map_err(|e| e.reply(Op::Other))?;
@@ -115,11 +112,11 @@ impl Session {
     }
 
     pub(super) async fn rnfr(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.rename)?;
+        let (jail, target) = self.allowed(arg, Op::Other, |p| p.rename)?;
         if !jail.exists(&target).await.map_err(|e| e.reply(Op::Other))? {
             return Err(Error::NotFound.reply(Op::Other));
         }
-        self.rename_from = Some(target);
+        self.rename_from = Some(target.path().clone());
         Ok(replies::READY_FOR_RNTO.reply())
     }
 
@@ -130,9 +127,9 @@ impl Session {
             return Err(replies::RNFR_FIRST.reply());
         };
         let to = self.resolve(arg, Op::Store)?;
-        if !rules.may_rename(&from, &to) {
-            return Err(Error::Denied.reply(Op::Store));
-        }
+        let (from, to) = rules
+            .authorize_rename(from, to)
+            .map_err(|e| e.reply(Op::Store))?;
         jail.rename(&from, &to)
             .await
             .map_err(|e| e.reply(Op::Store))?;
@@ -141,22 +138,18 @@ impl Session {
 
     /// SIZE (RFC 3659): the bytes a RETR in the current TYPE would send.
     pub(super) async fn size(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(arg, Op::Other, |p| p.read || p.list)?;
-        if let (Some(store), TransferType::Image) = (jail.object(), self.ty) {
-            // On S3, what an interrupted upload of this name has stored, so that
-            // `curl -C -` and lftp resume it.
-            let size = Box::pin(store.size(&target))
-                .await
-                .map_err(|e| e.reply(Op::Other))?;
-            return Ok(Reply::new(Code::FileStatus, size.to_string()));
-        }
-        let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
-        if e.kind != Kind::File {
-            return Err(replies::NOT_A_REGULAR_FILE.reply());
-        }
+        let (jail, target) = self.allowed(arg, Op::Other, |p| p.read || p.list)?;
         let size = match self.ty {
-            TransferType::Image => e.size,
-            TransferType::Ascii => ascii_size(&jail, &target, e.size).await?,
+            // On S3 this is what an interrupted upload of the name has stored, so that
+            // `curl -C -` and lftp resume it.
+            TransferType::Image => jail.size(&target).await.map_err(|e| e.reply(Op::Other))?,
+            TransferType::Ascii => {
+                let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
+                if e.kind != Kind::File {
+                    return Err(replies::NOT_A_REGULAR_FILE.reply());
+                }
+                ascii_size(&jail, &target, e.size).await?
+            }
         };
         Ok(Reply::new(Code::FileStatus, size.to_string()))
     }
@@ -167,7 +160,7 @@ impl Session {
         mtime: time::OffsetDateTime,
         path: &[u8],
     ) -> Result<Reply, Reply> {
-        let (jail, target, _) = self.allowed(path, Op::Other, |p| p.mtime)?;
+        let (jail, target) = self.allowed(path, Op::Other, |p| p.mtime)?;
         let now = jail
             .set_mtime(&target, SystemTime::from(mtime))
             .await
@@ -192,14 +185,14 @@ impl Session {
                 ],
             )),
             Site::Chmod { mode, path } => {
-                let (jail, target, _) = self.allowed(&path, Op::Other, |p| p.chmod)?;
+                let (jail, target) = self.allowed(&path, Op::Other, |p| p.chmod)?;
                 jail.chmod(&target, mode)
                     .await
                     .map_err(|e| e.reply(Op::Other))?;
                 Ok(replies::CHMOD_OK.reply())
             }
             Site::Utime { mtime, path } => {
-                let (jail, target, _) = self.allowed(&path, Op::Other, |p| p.mtime)?;
+                let (jail, target) = self.allowed(&path, Op::Other, |p| p.mtime)?;
                 jail.set_mtime(&target, SystemTime::from(mtime))
                     .await
                     .map_err(|e| e.reply(Op::Other))?;
@@ -212,7 +205,7 @@ impl Session {
     pub(super) async fn stat_path(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
         let args = command_list_args(arg);
         let path = args.path.as_deref().unwrap_or(b"");
-        let (jail, target, _) = self.allowed(path, Op::Status, |p| p.list)?;
+        let (jail, target) = self.allowed(path, Op::Status, |p| p.list)?;
         let top = jail.stat(&target).await.map_err(|e| e.reply(Op::Status))?;
         let body = self
             .listing(&jail, &target, ListFormat::List, b"")
@@ -236,13 +229,13 @@ impl Session {
 
     /// MLST (RFC 3659): one entry's facts on the control connection.
     pub(super) async fn mlst(&mut self, arg: Option<&[u8]>) -> Result<Reply, Reply> {
-        let (jail, target, perms) = self.allowed(arg.unwrap_or(b""), Op::Other, |p| p.list)?;
+        let (jail, target) = self.allowed(arg.unwrap_or(b""), Op::Other, |p| p.list)?;
         let e = jail.stat(&target).await.map_err(|e| e.reply(Op::Other))?;
         let mut line = b" ".to_vec();
         listing::facts_line(
             &e,
             self.facts,
-            &perm_fact(&e, perms),
+            &perm_fact(&e, target.perms()),
             target.as_bytes(),
             &mut line,
         );
@@ -275,9 +268,9 @@ impl Session {
             && let Some((mtime, path)) = command::split_time_prefix(arg)
         {
             let target = self.resolve(path, Op::Other)?;
-            if !rules.at(&target).mtime {
-                return Err(Error::Denied.reply(Op::Other));
-            }
+            let target = rules
+                .authorize(target, |p| p.mtime)
+                .map_err(|e| e.reply(Op::Other))?;
             let now = jail
                 .set_mtime(&target, SystemTime::from(mtime))
                 .await
@@ -286,10 +279,9 @@ impl Session {
             listing::time_val(now, &mut text);
             return Ok(Reply::new(Code::FileStatus, text));
         }
-        let perms = rules.at(&whole);
-        if !(perms.read || perms.list) {
-            return Err(Error::Denied.reply(Op::Other));
-        }
+        rules
+            .authorize(whole, |p| p.read || p.list)
+            .map_err(|e| e.reply(Op::Other))?;
         let e = existing.map_err(|e| e.reply(Op::Other))?;
         let mut text = Vec::new();
         listing::time_val(e.mtime, &mut text);
@@ -301,9 +293,9 @@ impl Session {
         let (jail, rules) = (&jail, &*rules);
         let rest = std::mem::take(&mut self.rest);
         let target = self.resolve(arg, Op::Other)?;
-        if !rules.at(&target).read {
-            return Err(Error::Denied.reply(Op::Other));
-        }
+        let target = rules
+            .authorize(target, |p| p.read)
+            .map_err(|e| e.reply(Op::Other))?;
         self.need_data()?;
         let ascii = self.ty == TransferType::Ascii;
         let offset = if ascii { 0 } else { rest };
@@ -343,7 +335,7 @@ impl Session {
             job,
             opening,
             Direction::Download,
-            target,
+            target.path().clone(),
             replies::TRANSFER_COMPLETE.reply(),
             None,
         )

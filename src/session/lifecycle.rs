@@ -39,8 +39,8 @@ pub(super) struct Running {
 /// Where an atomic upload goes when it completes.
 #[derive(Debug, Clone)]
 pub(super) struct Commit {
-    pub(super) temp: VPath,
-    pub(super) target: VPath,
+    pub(super) temp: Authorized,
+    pub(super) target: Authorized,
     /// Replace an existing file (the login may overwrite), else never overwrite.
     pub(super) replace: bool,
     /// On a name collision, take the next free `name.N` instead of refusing.
@@ -220,7 +220,7 @@ impl Session {
         let mut done = t.done.clone();
         if let Some(commit) = t.commit.take() {
             match self.settle_upload(&commit, ok).await {
-                Ok(Some(stored)) if stored != commit.target => {
+                Ok(Some(stored)) if stored != *commit.target.path() => {
                     t.path = stored.clone();
                     done = done_reply(&stored, true);
                 }

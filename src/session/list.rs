@@ -189,9 +189,11 @@ impl Session {
         self.rest = 0;
         let arg = args.path.as_deref().unwrap_or(b"");
         let target = self.resolve(arg, Op::Other)?;
-        if !rules.at(&target).list {
-            return Err(Error::Denied.reply(Op::Other));
-        }
+        let target = rules
+            .authorize(target, |p| p.list)
+            .map_err(|e| e.reply(Op::Other))?
+            .path()
+            .clone();
         self.need_data()?;
         // The directory part the client typed, kept on NLST names of a pattern match.
         let prefix = match arg.iter().rposition(|b| *b == b'/') {

@@ -44,7 +44,7 @@ use crate::error::{Error, Op, TransferError, replies};
 use crate::limits::{self, Refusal, SessionSlot};
 use crate::shared::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
-use crate::vfs::{Jail, Sink, Source, VPath, WriteMode};
+use crate::vfs::{Authorized, Jail, Sink, Source, VPath, WriteMode};
 use transfer::{Job, Outcome, Params};
 
 use files::perm_fact;

@@ -21,7 +21,7 @@ pub(super) fn done_reply(target: &VPath, name_it: bool) -> Reply {
 }
 
 /// The first of `name.1`, `name.2`, … next to `target` that does not exist.
-async fn free_name(jail: &Jail, target: &VPath) -> Result<VPath, Reply> {
+async fn free_name(jail: &Jail, target: &Authorized) -> Result<Authorized, Reply> {
     let base = target.file_name().unwrap_or(b"file").to_vec();
     for i in 1..=limits::MAX_UNIQUE_TRIES {
         let mut name = base.clone();
@@ -40,7 +40,7 @@ async fn free_name(jail: &Jail, target: &VPath) -> Result<VPath, Reply> {
 
 /// The name a no-overwrite upload goes to: `target` if free, else (with `unique`) the
 /// first free `name.N`, else refused.
-async fn claim_name(jail: &Jail, target: VPath, unique: bool) -> Result<VPath, Reply> {
+async fn claim_name(jail: &Jail, target: Authorized, unique: bool) -> Result<Authorized, Reply> {
     if !jail.exists(&target).await.map_err(|e| e.reply(Op::Store))? {
         return Ok(target);
     }
@@ -56,7 +56,7 @@ async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
         jail.rename(&c.temp, &c.target)
             .await
             .map_err(|e| e.reply(Op::Store))?;
-        return Ok(c.target.clone());
+        return Ok(c.target.path().clone());
     }
     // A hard link never replaces: a name taken meanwhile is refused or skipped.
     let mut target = c.target.clone();
@@ -71,11 +71,11 @@ async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
         }
     }
     let _ = jail.remove_file(&c.temp).await;
-    Ok(target)
+    Ok(target.path().clone())
 }
 
 /// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.
-async fn unique_create(jail: &Jail, target: &VPath) -> Result<(Sink, VPath), Reply> {
+async fn unique_create(jail: &Jail, target: &Authorized) -> Result<(Sink, Authorized), Reply> {
     let base = target.file_name().unwrap_or(b"file").to_vec();
     for i in 1..=limits::MAX_UNIQUE_TRIES {
         let mut name = base.clone();
@@ -121,7 +121,8 @@ impl Session {
                 Job::ReceiveObject { upload, ascii }
             }
         };
-        self.start(job, opening, Direction::Upload, target, done, commit)
+        let path = target.path().clone();
+        self.start(job, opening, Direction::Upload, path, done, commit)
             .await
     }
 
@@ -132,7 +133,7 @@ impl Session {
         jail: &Jail,
         rules: &Rules,
         how: &Store,
-    ) -> Result<(VPath, WriteMode, bool), Reply> {
+    ) -> Result<(Authorized, WriteMode, bool), Reply> {
         let rest = std::mem::take(&mut self.rest);
         let collision = self
             .login
@@ -143,7 +144,10 @@ impl Session {
         match how {
             Store::Stor(arg) => {
                 let target = self.resolve(arg, Op::Store)?;
-                let perms = rules.at(&target);
+                let target = rules
+                    .authorize(target, |p| p.resume || p.overwrite || p.upload)
+                    .map_err(|e| e.reply(Op::Store))?;
+                let perms = target.perms();
                 let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
                 if rest > 0 {
                     if !perms.resume {
@@ -164,16 +168,18 @@ impl Session {
             }
             Store::Appe(arg) => {
                 let target = self.resolve(arg, Op::Store)?;
-                let perms = rules.at(&target);
+                let target = rules
+                    .authorize(target, |p| p.append)
+                    .map_err(|e| e.reply(Op::Store))?;
                 let exists = jail.exists(&target).await.map_err(|e| e.reply(Op::Store))?;
-                if !perms.append || (!exists && !perms.upload) {
+                if !exists && !target.perms().upload {
                     return Err(deny());
                 }
                 Ok((target, WriteMode::Append, false))
             }
             Store::Stou(hint) => {
                 let base = hint.as_deref().filter(|h| !h.is_empty()).unwrap_or(b"stou");
-                let (_, target, _) = self.allowed(base, Op::Store, |p| p.upload)?;
+                let (_, target) = self.allowed(base, Op::Store, |p| p.upload)?;
                 Ok((target, WriteMode::CreateNew, true))
             }
         }
@@ -184,15 +190,15 @@ impl Session {
     async fn open_sink(
         &self,
         jail: &Jail,
-        target: VPath,
+        target: Authorized,
         mode: WriteMode,
         unique: bool,
-    ) -> Result<(Sink, VPath, Option<Commit>), Reply> {
-        let object = jail.object().is_some();
+    ) -> Result<(Sink, Authorized, Option<Commit>), Reply> {
+        let whole = jail.uploads_appear_whole();
         let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
             && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
-            && !object;
-        if object && mode == WriteMode::CreateNew {
+            && !whole;
+        if whole && mode == WriteMode::CreateNew {
             let target = claim_name(jail, target, unique).await?;
             let sink = jail
                 .open_write(&target, mode)

@@ -5,6 +5,9 @@
 //! [`ObjectStore`]. Both implement [`Storage`], the operations every root offers; what
 //! only one of them can do (sendfile from a descriptor, hard links, multipart uploads)
 //! is reached through the jail's own methods.
+//!
+//! Whatever reads or changes a file takes an [`Authorized`] path, which only the login's
+//! rules make: the permission check comes with the path, and cannot be forgotten.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,7 +15,7 @@ use std::time::SystemTime;
 use wharf_proto::listing::Entry;
 
 use super::s3::{ByteStream, ObjectStore, Upload, UploadStart};
-use super::{Disk, Ownership, VPath, WriteMode};
+use super::{Authorized, Disk, Ownership, VPath, WriteMode};
 use crate::error::Error;
 
 /// What every root offers, on any backend.
@@ -110,6 +113,12 @@ impl Jail {
         }
     }
 
+    /// Whether an upload appears under its name only once complete, by the backend's
+    /// nature (S3 objects do; a local file needs the temporary name and a commit).
+    pub fn uploads_appear_whole(&self) -> bool {
+        matches!(self, Jail::Object(_))
+    }
+
     /// The object store behind this root, if it is one.
     pub fn object(&self) -> Option<&Arc<ObjectStore>> {
         match self {
@@ -148,33 +157,41 @@ impl Jail {
         each!(self, s => Storage::exists(s, path))
     }
 
-    pub async fn mkdir(&self, path: &VPath) -> Result<(), Error> {
+    pub async fn mkdir(&self, path: &Authorized) -> Result<(), Error> {
+        let path = path.path();
         each!(self, s => Storage::mkdir(s, path))
     }
 
-    pub async fn rmdir(&self, path: &VPath) -> Result<(), Error> {
+    pub async fn rmdir(&self, path: &Authorized) -> Result<(), Error> {
+        let path = path.path();
         each!(self, s => Storage::rmdir(s, path))
     }
 
-    pub async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
+    pub async fn remove_file(&self, path: &Authorized) -> Result<(), Error> {
+        let path = path.path();
         each!(self, s => Storage::remove_file(s, path))
     }
 
-    pub async fn rename(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
+    pub async fn rename(&self, from: &Authorized, to: &Authorized) -> Result<(), Error> {
+        let (from, to) = (from.path(), to.path());
         each!(self, s => Storage::rename(s, from, to))
     }
 
-    /// SIZE in TYPE I: a file's size; on S3, the bytes an interrupted upload of that name
-    /// has stored, so that clients resume it.
+    /// SIZE in TYPE I: a file's size (`NotRegular` for anything else); on S3, the bytes an
+    /// interrupted upload of that name has stored, so that clients resume it.
     pub async fn size(&self, path: &VPath) -> Result<u64, Error> {
         match self {
-            Jail::Disk(d) => d.stat(path).await.map(|e| e.size),
+            Jail::Disk(d) => match d.stat(path).await? {
+                e if e.kind == wharf_proto::listing::Kind::File => Ok(e.size),
+                _ => Err(Error::NotRegular),
+            },
             Jail::Object(o) => Box::pin(o.size(path)).await,
         }
     }
 
     /// Opens a file for reading from `offset`; returns it with its whole length.
-    pub async fn open_read(&self, path: &VPath, offset: u64) -> Result<(Source, u64), Error> {
+    pub async fn open_read(&self, path: &Authorized, offset: u64) -> Result<(Source, u64), Error> {
+        let path = path.path();
         match self {
             Jail::Disk(d) => {
                 let (f, len) = d.open_read(path, offset).await?;
@@ -190,7 +207,8 @@ impl Jail {
     /// Opens `path` for an upload as `mode` says. On S3, `Truncate` and `CreateNew` start
     /// a new upload (the caller checked the name), `At(n)` resumes an interrupted one,
     /// `Append` adds to what is there.
-    pub async fn open_write(&self, path: &VPath, mode: WriteMode) -> Result<Sink, Error> {
+    pub async fn open_write(&self, path: &Authorized, mode: WriteMode) -> Result<Sink, Error> {
+        let path = path.path();
         match self {
             Jail::Disk(d) => d.open_write(path, mode).await.map(Sink::File),
             Jail::Object(o) => {
@@ -207,7 +225,8 @@ impl Jail {
     }
 
     /// A second name for a local file (the no-overwrite commit of an atomic upload).
-    pub async fn link(&self, from: &VPath, to: &VPath) -> Result<(), Error> {
+    pub async fn link(&self, from: &Authorized, to: &Authorized) -> Result<(), Error> {
+        let (from, to) = (from.path(), to.path());
         match self {
             Jail::Disk(d) => d.link(from, to).await,
             Jail::Object(_) => Err(Error::Unsupported),
@@ -215,7 +234,8 @@ impl Jail {
     }
 
     /// SITE CHMOD: S3 stores no permission bits.
-    pub async fn chmod(&self, path: &VPath, mode: u32) -> Result<(), Error> {
+    pub async fn chmod(&self, path: &Authorized, mode: u32) -> Result<(), Error> {
+        let path = path.path();
         match self {
             Jail::Disk(d) => d.chmod(path, mode).await,
             Jail::Object(_) => Err(Error::Unsupported),
@@ -225,7 +245,8 @@ impl Jail {
     /// MFMT and MDTM with a time; returns the time the file has now (Unix seconds). S3
     /// sets an object's time itself: there this changes nothing, and the reply reports
     /// the time the object has.
-    pub async fn set_mtime(&self, path: &VPath, mtime: SystemTime) -> Result<i64, Error> {
+    pub async fn set_mtime(&self, path: &Authorized, mtime: SystemTime) -> Result<i64, Error> {
+        let path = path.path();
         match self {
             Jail::Disk(d) => {
                 d.set_mtime(path, mtime).await?;

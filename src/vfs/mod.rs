@@ -8,9 +8,11 @@
 
 mod disk;
 mod jail;
+mod rules;
 pub mod s3;
 mod vpath;
 
 pub use disk::{Disk, Ownership, Roots, WriteMode};
 pub use jail::{Jail, Sink, Source, Storage};
+pub use rules::{Authorized, Perms, Rules};
 pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};
