@@ -309,16 +309,10 @@ impl Session {
             format!("Opening {mode} mode data connection ({size} bytes)."),
         );
         let skip = if ascii { rest } else { 0 };
-        let job = match source {
-            Source::Stream(stream) => Job::SendStream {
-                stream,
-                ascii,
-                skip,
-            },
-            Source::File(file) => Job::Send {
+        let from = match source {
+            Source::Stream(stream) => Sending::Stream(stream),
+            Source::File(file) => Sending::File {
                 file,
-                ascii,
-                skip,
                 left: size.saturating_sub(offset),
                 // On loopback the kernel saves no copy with sendfile and a buffered copy of a
                 // big file measured faster; a small one is still best sent in one call.
@@ -331,6 +325,7 @@ impl Session {
                 },
             },
         };
+        let job = Job::Send { from, ascii, skip };
         self.start(
             job,
             opening,

@@ -96,7 +96,10 @@ impl Session {
             }),
         };
         let upload = match &job {
-            Job::ReceiveObject { upload, .. } => Some(upload.clone()),
+            Job::Receive {
+                into: Receiving::Object(upload),
+                ..
+            } => Some(upload.clone()),
             _ => None,
         };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());

@@ -169,7 +169,7 @@ impl Session {
             }
             let _ = tx.send(Ok(out)).await;
         });
-        Job::ListingStream(rx)
+        Job::Listing(Listing::Pieces(rx))
     }
 
     pub(super) fn need_data(&self) -> Result<(), Reply> {
@@ -225,7 +225,7 @@ impl Session {
         };
         let opening = replies::LISTING_FOLLOWS.reply();
         self.start(
-            Job::Listing(body),
+            Job::Listing(Listing::Whole(body)),
             opening,
             Direction::Listing,
             target,

@@ -45,7 +45,7 @@ use crate::limits::{self, Refusal, SessionSlot};
 use crate::shared::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Authorized, Jail, Sink, Source, VPath, WriteMode};
-use transfer::{Job, Outcome, Params};
+use transfer::{Job, Listing, Outcome, Params, Receiving, Sending};
 
 use files::perm_fact;
 use info::help;

@@ -23,51 +23,60 @@ use crate::limits::{Bucket, FIRST_TRANSFER_BUFFER, TRANSFER_BUFFER};
 use crate::tls::{SessionToken, Stream, TokenOwners};
 use wharf_proto::ascii;
 
-/// What to move.
+/// What to move: one kind per command family; where the bytes come from or go to
+/// (a local file or S3) is the job's data, not its kind.
+#[derive(Debug)]
 pub enum Job {
-    /// RETR: file to client. `skip` drops that many bytes of the converted TYPE A stream
-    /// (REST in ASCII mode); in TYPE I the file is already positioned.
+    /// RETR: to the client. `skip` drops that many bytes of the converted TYPE A stream
+    /// (REST in ASCII mode); in TYPE I the source is already positioned.
     Send {
-        file: std::fs::File,
+        from: Sending,
         ascii: bool,
         skip: u64,
+    },
+    /// LIST/NLST/MLSD: a formatted listing.
+    Listing(Listing),
+    /// STOR/APPE/STOU: from the client.
+    Receive { into: Receiving, ascii: bool },
+}
+
+/// Where a download's bytes come from.
+pub enum Sending {
+    File {
+        file: std::fs::File,
         /// Bytes of the file from its position on, as it was opened.
         left: u64,
         /// Plain binary sends may use sendfile(2).
         sendfile: bool,
     },
-    /// LIST/NLST/MLSD: a formatted listing.
-    Listing(Vec<u8>),
-    /// LIST/NLST/MLSD of a big remote directory: formatted pieces as they are listed.
-    ListingStream(tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>),
-    /// STOR/APPE/STOU: client to file.
-    Receive { file: std::fs::File, ascii: bool },
-    /// RETR of an object: its bytes as S3 streams them.
-    SendStream {
-        stream: crate::vfs::s3::ByteStream,
-        ascii: bool,
-        skip: u64,
-    },
-    /// STOR/APPE/STOU to S3: parts go out as they fill; the session completes the upload
-    /// (or keeps it resumable, or aborts it) when the transfer has ended.
-    ReceiveObject {
-        upload: Arc<tokio::sync::Mutex<crate::vfs::s3::Upload>>,
-        ascii: bool,
-    },
+    /// An object's bytes as S3 streams them.
+    Stream(crate::vfs::s3::ByteStream),
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Job::Send { .. } => "Send",
-            Job::Listing(_) => "Listing",
-            Job::ListingStream(_) => "ListingStream",
-            Job::Receive { .. } => "Receive",
-            Job::SendStream { .. } => "SendStream",
-            Job::ReceiveObject { .. } => "ReceiveObject",
-        })
-    }
+/// A listing: whole, or (a big remote directory) in formatted pieces as they are listed.
+pub enum Listing {
+    Whole(Vec<u8>),
+    Pieces(tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>>),
 }
+
+/// Where an upload's bytes go.
+pub enum Receiving {
+    File(std::fs::File),
+    /// S3: parts go out as they fill; the session completes the upload (or keeps it
+    /// resumable, or aborts it) when the transfer has ended.
+    Object(Arc<tokio::sync::Mutex<crate::vfs::s3::Upload>>),
+}
+
+macro_rules! opaque_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(stringify!($t))
+            }
+        }
+    )*};
+}
+opaque_debug!(Sending, Listing, Receiving);
 
 /// Everything the task needs besides the job.
 pub struct Params {
@@ -157,14 +166,14 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         cancel,
     };
     let moved = match job {
-        Job::Listing(bytes) => {
+        Job::Listing(Listing::Whole(bytes)) => {
             io_stall(p.stall, stream.write_all(&bytes))
                 .await?
                 .map_err(TransferError::Network)?;
             p.progress.store(bytes.len() as u64, Ordering::Relaxed);
             bytes.len() as u64
         }
-        Job::ListingStream(mut pieces) => {
+        Job::Listing(Listing::Pieces(mut pieces)) => {
             let mut total = 0u64;
             loop {
                 let piece = tokio::select! {
@@ -182,11 +191,14 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             total
         }
         Job::Send {
-            file,
+            from:
+                Sending::File {
+                    file,
+                    left,
+                    sendfile,
+                },
             ascii,
             skip,
-            left,
-            sendfile,
         } => match &stream {
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
@@ -199,13 +211,19 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
             }
             _ => send(file, left, &mut stream, ascii, skip, &p).await?,
         },
-        Job::Receive { file, ascii } => receive(&mut stream, file, ascii, &p).await?,
-        Job::SendStream {
-            stream: source,
+        Job::Send {
+            from: Sending::Stream(source),
             ascii,
             skip,
         } => send_stream(source, &mut stream, ascii, skip, &p).await?,
-        Job::ReceiveObject { upload, ascii } => {
+        Job::Receive {
+            into: Receiving::File(file),
+            ascii,
+        } => receive(&mut stream, file, ascii, &p).await?,
+        Job::Receive {
+            into: Receiving::Object(upload),
+            ascii,
+        } => {
             let mut upload = upload.lock().await;
             receive_object(&mut stream, &mut upload, ascii, &p).await?
         }

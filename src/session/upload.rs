@@ -114,13 +114,11 @@ impl Session {
         };
         let done = done_reply(&target, stou || target != requested);
         let ascii = self.ty == TransferType::Ascii;
-        let job = match sink {
-            Sink::File(file) => Job::Receive { file, ascii },
-            Sink::Object(upload) => {
-                let upload = Arc::new(tokio::sync::Mutex::new(*upload));
-                Job::ReceiveObject { upload, ascii }
-            }
+        let into = match sink {
+            Sink::File(file) => Receiving::File(file),
+            Sink::Object(upload) => Receiving::Object(Arc::new(tokio::sync::Mutex::new(*upload))),
         };
+        let job = Job::Receive { into, ascii };
         let path = target.path().clone();
         self.start(job, opening, Direction::Upload, path, done, commit)
             .await
