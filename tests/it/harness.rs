@@ -148,6 +148,22 @@ impl TestServer {
         c.login(USER, PASS);
         c
     }
+
+    /// A client killed mid-upload, in an order that cannot pass for a finished file: its
+    /// control connection closes first, and only once the server has ended that session
+    /// (the upload settled as interrupted) its data connection.
+    pub fn kill_client(&self, control: Ctrl, data: TcpStream) {
+        let before = self.shared.sessions.total();
+        drop(control);
+        let ended = wait_for(Duration::from_secs(20), || {
+            self.shared.sessions.total() < before
+        });
+        assert!(
+            ended.is_some(),
+            "the session outlived its control connection"
+        );
+        drop(data);
+    }
 }
 
 impl Drop for TestServer {

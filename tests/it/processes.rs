@@ -1,11 +1,11 @@
 //! Child processes: the `wharf` binary serving (the addresses it bound read from its start
-//! line, signals, a bounded wait for its exit), a socket bound here and handed to it
-//! (systemd's socket activation), the `wharf` CLI, and raw HTTP for the admin endpoint.
-//! Knows nothing of any one test.
+//! line, signals, a bounded wait for its exit), sockets bound here and handed to a child
+//! (systemd's socket activation, HAProxy's `fd@`), the `wharf` CLI, and raw HTTP for the
+//! admin endpoint. Knows nothing of any one test.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -144,6 +144,25 @@ pub fn cli(dir: &Path, args: &[&str]) -> Output {
         .expect("run the wharf CLI")
 }
 
+/// Lets the child of `cmd` inherit `fds` under their own numbers. This process keeps them
+/// close-on-exec, so that no other child gets them; only this child's copies lose the flag.
+pub fn inherit_fds(cmd: &mut Command, fds: Vec<RawFd>) {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    use std::os::fd::BorrowedFd;
+    // SAFETY: between fork and exec only fcntl runs, on descriptors open in this process.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                fcntl(
+                    BorrowedFd::borrow_raw(fd),
+                    FcntlArg::F_SETFD(FdFlag::empty()),
+                )?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Hands `listener` to the child of `cmd` as systemd's socket activation does: descriptor
 /// 3, `LISTEN_FDS=1`, and `LISTEN_PID` the child's own pid (set by a shell that then execs
 /// `program`, keeping its pid). The socket is bound and listening before the child starts,
@@ -171,6 +190,36 @@ pub fn socket_activated(listener: &TcpListener, program: &str) -> Command {
         });
     }
     cmd
+}
+
+/// Whether process `pid` itself has a socket listening on TCP `port` (any address): a
+/// daemon is up, and on the port it was told, not merely the port answering.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    // /proc/net/tcp: "sl local_address rem_address st … inode", a listener's st is 0A.
+    let port = format!("{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 9
+                    && f[3] == "0A"
+                    && f[1].rsplit(':').next() == Some(port.as_str())
+                    && inodes.contains(f[9])
+            })
+    })
 }
 
 /// Sends one raw HTTP/1.1 request to `addr` (`Content-Length` and `Connection: close` are
