@@ -1,10 +1,10 @@
 //! The `wharf` binary itself: `serve` on the embedded default, `check-config`,
 //! `hash-password`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
-const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
+use crate::processes::{WHARF, Wharf, serve};
 
 #[test]
 fn check_config_accepts_the_example_and_explains() {
@@ -65,19 +65,14 @@ fn hash_password_reads_stdin() {
 fn serve_on_the_embedded_default_creates_ftp_and_says_how_to_connect() {
     let dir = tempfile::tempdir().unwrap();
     // Port 0 keeps tests parallel; everything else is the embedded default.
-    let mut child = Command::new(WHARF)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let wharf = Wharf::start(
+        serve()
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path()),
+        &dir.path().join("stderr.log"),
+    );
+    let line = wharf.line.clone();
+    drop(wharf);
     assert!(line.contains("curl ftp://127.0.0.1:"), "{line}");
     assert!(line.contains("anonymous: read"), "{line}");
     assert!(dir.path().join("ftp").is_dir());

@@ -5,33 +5,14 @@
 //! names. Every result is checked byte for byte against the server's disk, and every
 //! refusal by curl's exit code (which names the FTP step that failed).
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use wharf::config::AnonymousMode;
 
 use crate::clients_util::*;
 use crate::harness::*;
 
-/// `curl -sS --max-time 60` plus `args`, with a private HOME.
-fn curl(home: &Path, args: &[&str]) -> Output {
-    let mut c: Command = client("curl", home);
-    c.args(["-sS", "--max-time", "60", "--connect-timeout", "10"])
-        .args(args);
-    exec0(&mut c)
-}
-
 /// An anonymous URL (no credentials: curl logs in as `anonymous`).
 fn anon_url(s: &TestServer, rel: &str) -> String {
     format!("ftp://127.0.0.1:{}/{rel}", s.v4.port())
-}
-
-/// The lines of a listing, without their CRLF.
-fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 #[test]

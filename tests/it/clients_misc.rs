@@ -398,36 +398,6 @@ fn wget_recursive_download() {
 // ---------------------------------------------------------------------------------------
 // rclone
 
-/// The on-the-fly remote for judge on `host`, e.g. `:ftp,host=127.0.0.1,port=P,...:`.
-fn rclone_remote(home: &Path, host: &str, port: u16, extra: &str) -> String {
-    let mut c = client("rclone", home);
-    c.args(["obscure", PASS]);
-    let obscured = ok(&exec0(&mut c), "rclone obscure");
-    format!(
-        ":ftp,host='{host}',port={port},user={USER},pass={}{extra}:",
-        obscured.trim()
-    )
-}
-
-fn rclone(home: &Path, args: &[&str]) -> Output {
-    let mut c = client("rclone", home);
-    c.args([
-        "--config",
-        "/dev/null",
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "1",
-        "--contimeout",
-        "10s",
-        "--timeout",
-        "30s",
-    ])
-    .args(args)
-    .current_dir(home);
-    exec0(&mut c)
-}
-
 fn rclone_round_trip(host: &str, port: u16, s: &TestServer, extra: &str) {
     let home = scratch();
     let remote = rclone_remote(home.path(), host, port, extra);

@@ -22,7 +22,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use wharf::config::{TlsData, TlsMode, TlsReuse};
 
@@ -31,14 +31,6 @@ use crate::harness::*;
 
 // ---------------------------------------------------------------------------------------
 // curl
-
-/// `curl -sS --max-time 60` plus `args`, with a private HOME.
-fn curl(home: &Path, args: &[&str]) -> Output {
-    let mut c: Command = client("curl", home);
-    c.args(["-sS", "--max-time", "60", "--connect-timeout", "10"])
-        .args(args);
-    exec0(&mut c)
-}
 
 /// curl arguments for explicit FTPS to `addr` under the name `localhost`, verified against
 /// the server's certificate, and the URL prefix `ftp://judge:pw@localhost:PORT/`.
@@ -94,14 +86,6 @@ fn curl_does_active_tls() -> bool {
         );
     }
     !broken
-}
-
-/// The lines of a listing, without their CRLF.
-fn lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.trim_end_matches('\r').to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 /// Download, upload and listings over one data-connection style (`extra`), checked on disk.
@@ -848,39 +832,14 @@ fn ftplib_tls_prot_p_plaintext_upload_refused_active() {
 // ---------------------------------------------------------------------------------------
 // rclone
 
-/// The on-the-fly remote for judge at 127.0.0.1:`port` with `extra` options.
-fn rclone_remote(home: &Path, port: u16, extra: &str) -> String {
-    let mut c = client("rclone", home);
-    c.args(["obscure", PASS]);
-    let obscured = ok(&exec0(&mut c), "rclone obscure");
-    format!(
-        ":ftp,host=127.0.0.1,port={port},user={USER},pass={},no_check_certificate=true{extra}:",
-        obscured.trim()
-    )
-}
-
-fn rclone(home: &Path, args: &[&str]) -> Output {
-    let mut c = client("rclone", home);
-    c.args([
-        "--config",
-        "/dev/null",
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "1",
-        "--contimeout",
-        "10s",
-        "--timeout",
-        "30s",
-    ])
-    .args(args)
-    .current_dir(home);
-    exec0(&mut c)
-}
-
 fn rclone_round_trip(s: &TestServer, port: u16, extra: &str) {
     let home = scratch();
-    let remote = rclone_remote(home.path(), port, extra);
+    let remote = rclone_remote(
+        home.path(),
+        "127.0.0.1",
+        port,
+        &format!(",no_check_certificate=true{extra}"),
+    );
     let local = home.path().join("local");
     make_tree(&local, 30, true);
     ok(

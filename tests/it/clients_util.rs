@@ -1,13 +1,14 @@
 //! Helpers shared by the real-client tests (curl, ftplib, lftp, tnftp, ncftp, wget, rclone):
-//! running a client under a time limit with a private HOME, writing trees of test files and
-//! checking files and whole trees byte for byte. Knows nothing of any one client.
+//! running a client under a time limit with a private HOME (curl and rclone with the
+//! options every test gives them), writing trees of test files and checking files and
+//! whole trees byte for byte.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::harness::bytes;
+use crate::harness::{PASS, USER, bytes};
 
 /// Seconds one client run may take before coreutils `timeout` kills it.
 pub const CLIENT_LIMIT: u64 = 60;
@@ -82,6 +83,54 @@ pub fn exit_code(out: &Output, code: i32, what: &str) {
         "{what}: expected exit code {code}\n{}",
         show(out)
     );
+}
+
+/// `curl -sS --max-time 60 --connect-timeout 10` plus `args`, with a private HOME.
+pub fn curl(home: &Path, args: &[&str]) -> Output {
+    let mut c = client("curl", home);
+    c.args(["-sS", "--max-time", "60", "--connect-timeout", "10"])
+        .args(args);
+    exec0(&mut c)
+}
+
+/// rclone's on-the-fly remote for judge on `host`, e.g. `:ftp,host=127.0.0.1,port=P,...:`,
+/// with `extra` options (`,explicit_tls=true` …).
+pub fn rclone_remote(home: &Path, host: &str, port: u16, extra: &str) -> String {
+    let mut c = client("rclone", home);
+    c.args(["obscure", PASS]);
+    let obscured = ok(&exec0(&mut c), "rclone obscure");
+    format!(
+        ":ftp,host='{host}',port={port},user={USER},pass={}{extra}:",
+        obscured.trim()
+    )
+}
+
+/// rclone with no config file, one try, and short timeouts, run in `home`.
+pub fn rclone(home: &Path, args: &[&str]) -> Output {
+    let mut c = client("rclone", home);
+    c.args([
+        "--config",
+        "/dev/null",
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+        "--contimeout",
+        "10s",
+        "--timeout",
+        "30s",
+    ])
+    .args(args)
+    .current_dir(home);
+    exec0(&mut c)
+}
+
+/// The lines of a listing, without their CRLF, empty ones dropped.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Writes `data` to `path`, creating parent directories.

@@ -2,7 +2,7 @@
 //! one directory: bans, per-user and per-address limits, upload locks, and what happens
 //! while the database is away. Clients are named by PROXY headers, as a balancer would.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,40 +24,20 @@ fn node(pg: &Postgres, name: &str, root: &Path, f: impl FnOnce(&mut wharf::Confi
     })
 }
 
-/// A control connection to `addr` for the client `client` (a v1 header names it).
-fn from(addr: SocketAddr, client: &str) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let h = format!("PROXY TCP4 {client} 127.0.0.1 40100 {}\r\n", addr.port());
-    s.write_all(h.as_bytes()).unwrap();
-    s
+/// The greeting of a connection from `client` (named by a PROXY header).
+fn greeting_of(addr: SocketAddr, client: &str) -> String {
+    first_line(proxied_as(addr, client))
 }
 
-fn greeting(addr: SocketAddr, client: &str) -> String {
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(from(addr, client)).read_line(&mut line);
-    line
+/// Whether `client` is turned away as banned (not merely as one session too many).
+fn banned(addr: SocketAddr, client: &str) -> bool {
+    let line = greeting_of(addr, client);
+    line.starts_with("421") && line.contains("banned")
 }
 
+/// A control connection from `client` (named by a PROXY header).
 fn client(addr: SocketAddr, ip: &str) -> Ctrl {
-    Ctrl::from_stream(from(addr, ip))
-}
-
-/// Logs in; returns the reply to PASS.
-fn login(c: &mut Ctrl) -> Reply {
-    assert_eq!(c.cmd(&format!("USER {USER}")).code, 331);
-    c.cmd(&format!("PASS {PASS}"))
-}
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    Ctrl::from_stream(proxied_as(addr, ip))
 }
 
 #[test]
@@ -66,20 +46,18 @@ fn a_ban_on_one_node_refuses_the_address_on_the_others() {
     let root = tempfile::tempdir().unwrap();
     let a = node(&pg, "a", root.path(), |c| c.max_login_failures = 1);
     let b = node(&pg, "b", root.path(), |c| c.max_login_failures = 1);
-    assert!(greeting(b.v4, "192.0.2.50").starts_with("220"));
+    assert!(greeting_of(b.v4, "192.0.2.50").starts_with("220"));
     let mut bad = client(a.v4, "192.0.2.50");
     bad.cmd("USER judge");
     bad.cmd("PASS wrong");
     bad.cmd("USER judge");
     let r = bad.cmd("PASS wrong");
     assert_eq!(r.code, 421, "{}", r.text());
-    let took = eventually(Duration::from_secs(5), || {
-        greeting(b.v4, "192.0.2.50").starts_with("421")
-    });
+    let took = wait_for(Duration::from_secs(5), || banned(b.v4, "192.0.2.50"));
     let took = took.expect("the ban reached node b");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
     assert!(
-        greeting(b.v4, "192.0.2.51").starts_with("220"),
+        greeting_of(b.v4, "192.0.2.51").starts_with("220"),
         "others still welcome"
     );
 }
@@ -95,19 +73,19 @@ fn session_limits_hold_across_nodes() {
     let a = node(&pg, "a", root.path(), limits);
     let b = node(&pg, "b", root.path(), limits);
     let mut one = client(a.v4, "192.0.2.1");
-    assert_eq!(login(&mut one).code, 230);
+    one.login(USER, PASS);
     let mut two = client(b.v4, "192.0.2.2");
-    assert_eq!(login(&mut two).code, 230);
+    two.login(USER, PASS);
     let mut three = client(b.v4, "192.0.2.3");
-    let r = login(&mut three);
+    let r = three.try_login(USER, PASS);
     assert_eq!(r.code, 421, "third session of the user: {}", r.text());
     // One ends on node a: node b lets the next one in.
     one.cmd("QUIT");
     drop(one);
     assert!(
-        eventually(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(5), || {
             let mut c = client(b.v4, "192.0.2.4");
-            login(&mut c).code == 230
+            c.try_login(USER, PASS).code == 230
         })
         .is_some()
     );
@@ -115,17 +93,14 @@ fn session_limits_hold_across_nodes() {
     let held: Vec<TcpStream> = (0..3)
         .map(|i| {
             let addr = if i % 2 == 0 { a.v4 } else { b.v4 };
-            let s = from(addr, "192.0.2.9");
-            let mut line = String::new();
-            std::io::BufReader::new(s.try_clone().unwrap())
-                .read_line(&mut line)
-                .unwrap();
+            let s = proxied_as(addr, "192.0.2.9");
+            let line = first_line(s.try_clone().unwrap());
             assert!(line.starts_with("220"), "{line}");
             s
         })
         .collect();
     assert!(
-        greeting(b.v4, "192.0.2.9").starts_with("421"),
+        greeting_of(b.v4, "192.0.2.9").starts_with("421"),
         "fourth from one address"
     );
     drop(held);
@@ -140,12 +115,12 @@ fn one_writer_per_name_across_nodes() {
     let a = node(&pg, "a", root.path(), direct);
     let b = node(&pg, "b", root.path(), direct);
     let mut first = Ctrl::connect(a.v4);
-    assert_eq!(login(&mut first).code, 230);
+    first.login(USER, PASS);
     let mut conn = first.epsv();
     assert_eq!(first.cmd("STOR same.bin").code, 150);
     conn.write_all(&bytes(100_000, 1)).unwrap();
     let mut second = Ctrl::connect(b.v4);
-    assert_eq!(login(&mut second).code, 230);
+    second.login(USER, PASS);
     let _data = second.epsv();
     let r = second.cmd("STOR same.bin");
     assert_eq!(r.code, 450, "{}", r.text());
@@ -183,10 +158,10 @@ fn failed_logins_count_across_the_nodes() {
         [530, 530, 421],
         "the 6th failure, on any node, bans"
     );
-    let banned = eventually(Duration::from_secs(5), || {
-        greeting(a.v4, "192.0.2.60").starts_with("421")
-    });
-    assert!(banned.is_some(), "the ban reached node a");
+    assert!(
+        wait_for(Duration::from_secs(5), || banned(a.v4, "192.0.2.60")).is_some(),
+        "the ban reached node a"
+    );
 }
 
 #[test]
@@ -209,7 +184,7 @@ fn database_away_follows_the_policy_and_recovers() {
     pg.halt();
     let start = Instant::now();
     let mut c = client(strict.v4, "192.0.2.1");
-    let r = login(&mut c);
+    let r = c.try_login(USER, PASS);
     assert_eq!(r.code, 421, "{}", r.text());
     assert!(
         start.elapsed() < Duration::from_secs(10),
@@ -217,12 +192,12 @@ fn database_away_follows_the_policy_and_recovers() {
         start.elapsed()
     );
     let mut c = client(lenient.v4, "192.0.2.1");
-    assert_eq!(login(&mut c).code, 230, "policy local: allowed");
+    assert_eq!(c.try_login(USER, PASS).code, 230, "policy local: allowed");
     pg.resume();
     assert!(
-        eventually(Duration::from_secs(15), || {
+        wait_for(Duration::from_secs(15), || {
             let mut c = client(strict.v4, "192.0.2.1");
-            login(&mut c).code == 230
+            c.try_login(USER, PASS).code == 230
         })
         .is_some(),
         "logins work again once the database is back"
@@ -251,9 +226,13 @@ fn a_dead_nodes_sessions_stop_counting() {
         .unwrap();
     });
     let mut c = client(a.v4, "192.0.2.1");
-    assert_eq!(login(&mut c).code, 230, "the ghost's sessions do not count");
+    assert_eq!(
+        c.try_login(USER, PASS).code,
+        230,
+        "the ghost's sessions do not count"
+    );
     let mut d = client(a.v4, "192.0.2.1");
-    assert_eq!(login(&mut d).code, 230);
+    d.login(USER, PASS);
     let mut e = client(a.v4, "192.0.2.1");
-    assert_eq!(login(&mut e).code, 421, "the live node's own do");
+    assert_eq!(e.try_login(USER, PASS).code, 421, "the live node's own do");
 }

@@ -1,88 +1,91 @@
 //! Three wharf nodes (separate processes) behind HAProxy with PROXY v2, sharing a Garage
 //! bucket and PostgreSQL, driven through the balancer by real clients. HAProxy runs the
-//! shipped `dist/haproxy/wharf.cfg`, with this machine's loopback addresses and free ports
-//! put in place of the example ones.
+//! shipped `dist/haproxy/wharf.cfg`, with this machine's addresses put in place of the
+//! example ones: each node on a loopback address of its own and port 0, and the balancer's
+//! ports bound by the test and handed to HAProxy (`fd@`), so no port is guessed.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use wharf::config::PortRange;
 
 use crate::clients_util::*;
 use crate::harness::*;
 use crate::pg::Postgres;
-use crate::s3::{Garage, block, free_port, visible};
+use crate::processes::{Wharf, inherit_fds, serve};
+use crate::s3::{Garage, await_parts, block, visible};
 
-const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
 const PORTS: u16 = 40; // passive ports per node
 
 struct Node {
-    ip: String,
-    port: u16,
-    passive: (u16, u16),
-    child: Option<Child>,
-    config: PathBuf,
-    log: PathBuf,
+    /// A loopback address of its own: its passive ports are bound there too.
+    ip: IpAddr,
+    passive: PortRange,
+    wharf: Wharf,
 }
 
 impl Node {
-    fn start(&mut self) {
-        let log = std::fs::File::create(&self.log).unwrap();
-        self.child = Some(
-            Command::new(WHARF)
-                .args(["serve", "--config"])
-                .arg(&self.config)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-        wait_for(&format!("{}:{}", self.ip, self.port), &self.log);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
+    /// Starts a node on `ip`, port 0, with the configuration `config`.
+    fn start(ip: IpAddr, passive: PortRange, config: &Path, log: &Path) -> Node {
+        let wharf = Wharf::start(serve().arg("--config").arg(config), log);
+        Node { ip, passive, wharf }
     }
 
     fn addr(&self) -> SocketAddr {
-        format!("{}:{}", self.ip, self.port).parse().unwrap()
+        self.wharf.ftp()
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The balancer's listening sockets, bound here before HAProxy starts: the control port
+/// and `3 × PORTS` consecutive passive ports on 127.0.0.1 (the nodes announce 127.0.0.1).
+struct Frontends {
+    control: TcpListener,
+    passive: Vec<TcpListener>,
 }
 
-fn wait_for(addr: &str, log: &Path) {
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{addr} did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+impl Frontends {
+    fn bind() -> Frontends {
+        let control = TcpListener::bind("127.0.0.1:0").unwrap();
+        for _ in 0..20 {
+            let range = quiet_ports(3 * PORTS);
+            let passive: Result<Vec<TcpListener>, _> = (range.low..=range.high)
+                .map(|p| TcpListener::bind(("127.0.0.1", p)))
+                .collect();
+            if let Ok(passive) = passive {
+                return Frontends { control, passive };
+            }
+        }
+        panic!("no run of {} ports to bind", 3 * PORTS);
     }
-}
 
-/// A run of `3 × PORTS` ports free on 127.0.0.1 (the balancer's side).
-fn passive_base() -> u16 {
-    for _ in 0..50 {
-        let base = 20_000 + free_port() % 10_000;
-        let all_free =
-            (base..base + 3 * PORTS).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if all_free {
-            return base;
+    /// Node `i`'s passive ports (consecutive).
+    fn of_node(&self, i: usize) -> &[TcpListener] {
+        let n = usize::from(PORTS);
+        &self.passive[i * n..(i + 1) * n]
+    }
+
+    /// Node `i`'s passive port range.
+    fn range(&self, i: usize) -> PortRange {
+        let port = |l: &TcpListener| l.local_addr().unwrap().port();
+        let ports = self.of_node(i);
+        PortRange {
+            low: port(&ports[0]),
+            high: port(&ports[ports.len() - 1]),
         }
     }
-    panic!("no free passive port range");
+
+    /// `bind fd@N` lines for node `i`'s passive ports.
+    fn binds(&self, i: usize) -> String {
+        self.of_node(i)
+            .iter()
+            .map(|l| format!("bind fd@{}", l.as_raw_fd()))
+            .collect::<Vec<_>>()
+            .join("\n    ")
+    }
 }
 
 struct Cluster {
@@ -103,20 +106,19 @@ impl Drop for Cluster {
 impl Cluster {
     fn start(pg: &Postgres, g: &Garage) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let base = passive_base();
+        let frontends = Frontends::bind();
         let hash = wharf::auth::hash_password(PASS.as_bytes());
         let mut nodes = Vec::new();
-        for i in 0..3u16 {
-            let ip = format!("127.0.0.{}", 11 + i);
-            let port = free_port();
-            let passive = (base + i * PORTS, base + i * PORTS + PORTS - 1);
+        for i in 0..3 {
+            let ip = own_loopback();
+            let passive = frontends.range(i);
             let mut limited = wharf::config::UserConfig::new("limited", hash.clone());
             limited.max_sessions = Some(2);
             let config = wharf::Config {
-                listen: vec![format!("{ip}:{port}").parse().unwrap()],
+                listen: vec![SocketAddr::new(ip, 0)],
                 root: "storage:shared".into(),
                 anonymous: wharf::config::AnonymousMode::Off,
-                passive_ports: Some(format!("{}-{}", passive.0, passive.1).parse().unwrap()),
+                passive_ports: Some(passive),
                 public_address: Some("127.0.0.1".parse().unwrap()),
                 proxy_protocol: wharf::proxy::ProxyProtocol::V2,
                 proxy_trusted: vec!["127.0.0.1/32".parse().unwrap()],
@@ -135,60 +137,69 @@ impl Cluster {
             };
             let path = dir.path().join(format!("node{i}.toml"));
             std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
-            let mut n = Node {
-                ip,
-                port,
-                passive,
-                child: None,
-                config: path,
-                log: dir.path().join(format!("node{i}.log")),
-            };
-            n.start();
-            nodes.push(n);
+            let log = dir.path().join(format!("node{i}.log"));
+            nodes.push(Node::start(ip, passive, &path, &log));
         }
-        // The shipped balancer configuration, pointed at this machine.
-        let port = free_port();
+        // The shipped balancer configuration, pointed at this machine, with a stats socket
+        // to see the health checks by.
+        let port = frontends.control.local_addr().unwrap().port();
+        let stats = dir.path().join("haproxy.sock");
         let mut cfg = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/dist/haproxy/wharf.cfg"
         ))
         .unwrap()
-        .replace("bind :21\n", &format!("bind 127.0.0.1:{port}\n"))
+        .replace(
+            "global\n",
+            &format!("global\n    stats socket {}\n", stats.display()),
+        )
+        .replace(
+            "bind :21\n",
+            &format!("bind fd@{}\n", frontends.control.as_raw_fd()),
+        )
         .replace("inter 2s fall 2 rise 2", "inter 500ms fall 1 rise 1")
         // The test's descriptor limit, not a production one.
         .replace("maxconn 50000", "maxconn 2000");
         for (i, n) in nodes.iter().enumerate() {
             let (lo, hi) = (50_000 + 1000 * i as u16, 50_999 + 1000 * i as u16);
             cfg = cfg
-                .replace(
-                    &format!("bind :{lo}-{hi}"),
-                    &format!("bind 127.0.0.1:{}-{}", n.passive.0, n.passive.1),
-                )
+                .replace(&format!("bind :{lo}-{hi}"), &frontends.binds(i))
                 .replace(&format!("10.0.0.{}:2121", 11 + i), &n.addr().to_string())
-                .replace(&format!("10.0.0.{}", 11 + i), &n.ip);
+                .replace(&format!("10.0.0.{}", 11 + i), &n.ip.to_string());
         }
         assert!(
-            !cfg.contains("10.0.0."),
+            !cfg.contains("10.0.0.") && !cfg.contains("bind :"),
             "every example address replaced:\n{cfg}"
         );
         let cfg_path = dir.path().join("haproxy.cfg");
         std::fs::write(&cfg_path, &cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
-        let haproxy = Command::new("haproxy")
-            .arg("-db")
+        let mut cmd = Command::new("haproxy");
+        cmd.arg("-db")
             .arg("-f")
             .arg(&cfg_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start haproxy");
-        wait_for(
-            &format!("127.0.0.1:{port}"),
-            &dir.path().join("haproxy.log"),
-        );
-        // Let the first health checks mark every node up.
-        std::thread::sleep(Duration::from_millis(1200));
+            .stderr(log);
+        let mut fds = vec![frontends.control.as_raw_fd()];
+        fds.extend(frontends.passive.iter().map(|l| l.as_raw_fd()));
+        inherit_fds(&mut cmd, fds);
+        let mut haproxy = cmd.spawn().expect("start haproxy");
+        // HAProxy holds them now.
+        drop(frontends);
+        // Up once its health checks have marked every node up.
+        let mut ended = false;
+        wait_for(Duration::from_secs(20), || {
+            ended = haproxy.try_wait().ok().flatten().is_some();
+            ended || nodes_up(&stats) == 3
+        });
+        if ended || nodes_up(&stats) != 3 {
+            let _ = haproxy.kill();
+            panic!(
+                "haproxy did not see the nodes up: {}",
+                std::fs::read_to_string(dir.path().join("haproxy.log")).unwrap_or_default()
+            );
+        }
         Cluster {
             nodes,
             haproxy,
@@ -209,16 +220,32 @@ impl Cluster {
     fn node_of(&self, port: u16) -> usize {
         self.nodes
             .iter()
-            .position(|n| (n.passive.0..=n.passive.1).contains(&port))
+            .position(|n| (n.passive.low..=n.passive.high).contains(&port))
             .expect("a port of some node")
     }
+}
+
+/// How many of the control backend's servers HAProxy's health checks mark up, as its
+/// stats socket at `stats` says (`show stat`: CSV, the status in field 17).
+fn nodes_up(stats: &Path) -> usize {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(stats) else {
+        return 0;
+    };
+    let mut csv = String::new();
+    if s.write_all(b"show stat\n").is_err() || s.read_to_string(&mut csv).is_err() {
+        return 0;
+    }
+    csv.lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.len() > 17 && f[0] == "wharf_control" && f[1].starts_with("node"))
+        .filter(|f| f[17] == "UP")
+        .count()
 }
 
 /// Logs in through the balancer in TYPE I.
 fn session(c: &Cluster, user: &str) -> (Ctrl, Reply) {
     let mut s = Ctrl::connect(c.lb());
-    assert_eq!(s.cmd(&format!("USER {user}")).code, 331);
-    let r = s.cmd(&format!("PASS {PASS}"));
+    let r = s.try_login(user, PASS);
     if r.code == 230 {
         assert_eq!(s.cmd("TYPE I").code, 200);
     }
@@ -336,23 +363,24 @@ fn three_nodes_behind_haproxy() {
     let victim = c.node_of(p3);
     assert_eq!(s3.cmd("STOR killed.bin").code, 150);
     d3.write_all(&bytes(crate::s3::PART + 1000, 2)).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    c.nodes[victim].kill();
+    await_parts(&g, "cluster", "/killed.bin", crate::s3::PART);
+    c.nodes[victim].wharf.kill();
     let _ = s3.drain(); // the balancer closes the session of the dead node
     assert!(
         !visible(&g, "cluster", "/killed.bin"),
         "a partial object appeared"
     );
-    let start = Instant::now();
-    let stored = loop {
+    // Refused (450) while the dead node's lock stands, until its node_timeout.
+    let mut stored = None;
+    wait_for(Duration::from_secs(15), || {
         let (mut s4, r) = session(&c, USER);
         assert_eq!(r.code, 230, "{}", r.text());
         let (_, done) = s4.stor("STOR killed.bin", b"whole");
-        if done.code == 226 || start.elapsed() > Duration::from_secs(15) {
-            break done;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        let code = done.code;
+        stored = Some(done);
+        code == 226
+    });
+    let stored = stored.expect("one STOR tried");
     assert_eq!(
         stored.code,
         226,
@@ -401,18 +429,13 @@ fn three_nodes_behind_haproxy() {
     bad.cmd("USER judge");
     let r = bad.cmd("PASS wrong");
     assert_eq!(r.code, 421, "{}", r.text());
-    std::thread::sleep(Duration::from_millis(1200));
-    for _ in 0..3 {
-        let s = first_line(c.lb());
-        assert!(s.starts_with("421"), "banned everywhere: {s}");
-    }
-}
-
-fn first_line(addr: SocketAddr) -> String {
-    use std::io::BufRead;
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(s).read_line(&mut line);
-    line
+    // Three connections in a row (one per node, least connections first) all refused.
+    let mut seen = Vec::new();
+    let everywhere = wait_for(Duration::from_secs(5), || {
+        seen = (0..3).map(|_| greeting(c.lb())).collect();
+        seen.iter()
+            .all(|l| l.starts_with("421") && l.contains("banned"))
+    });
+    let took = everywhere.unwrap_or_else(|| panic!("not banned everywhere: {seen:?}"));
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
 }

@@ -8,23 +8,13 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use wharf::config::{DirRule, Permission as P, PortRange, UserConfig};
+use wharf::config::{DirRule, Permission as P, UserConfig};
 
 use crate::harness::*;
+use crate::processes::{Wharf, serve};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
-}
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 const OTHER: &str = "127.0.0.2";
@@ -217,11 +207,7 @@ fn a_flood_of_wrong_passwords_is_checked_a_few_at_a_time() {
     // The real binary, whose memory is measured alone; never banning, so that every one
     // of the 200 costs a check.
     let hash = wharf::auth::hash_password(PASS.as_bytes());
-    let Wharf {
-        mut child,
-        addr,
-        _dir,
-    } = Wharf::spawn(
+    let (_dir, mut wharf) = spawn(
         &format!(
             "max_login_failures = 0\nmax_sessions_per_ip = 0\nlogin_failure_delay_ms = 0\n\
              [[user]]\nname = \"{USER}\"\npassword = \"{hash}\"\n"
@@ -229,29 +215,35 @@ fn a_flood_of_wrong_passwords_is_checked_a_few_at_a_time() {
         4096,
         4096,
     );
-    let pid = child.id();
+    let (addr, pid) = (wharf.ftp(), wharf.pid());
     let mut warm = Ctrl::connect(addr);
     warm.login(USER, PASS);
     let before = rss(pid);
-    let mut flood: Vec<TcpStream> = (0..200)
+    let mut flood: Vec<(TcpStream, Vec<u8>)> = (0..200)
         .map(|_| {
             let mut c = TcpStream::connect(addr).unwrap();
             c.write_all(format!("USER {USER}\r\nPASS wrong\r\n").as_bytes())
                 .unwrap();
-            c
+            c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            (c, Vec::new())
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Every one accepted (greeted) before another address tries: their checks are queued.
+    let mut buf = [0u8; 512];
+    for (c, got) in &mut flood {
+        while got.is_empty() {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "closed without a greeting");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
     let started = Instant::now();
     let mut other = Ctrl::connect_from(addr, OTHER.parse().unwrap());
     other.login(USER, PASS);
     let took = started.elapsed();
     let mut peak = rss(pid);
     // The flood's own checks all end, each with an answer.
-    for c in &mut flood {
-        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 512];
+    for (c, got) in &mut flood {
         while !got.windows(4).any(|w| w == b"530 " || w == b"421 ") {
             let n = c.read(&mut buf).unwrap();
             assert!(n > 0, "closed without an answer");
@@ -259,8 +251,7 @@ fn a_flood_of_wrong_passwords_is_checked_a_few_at_a_time() {
         }
         peak = peak.max(rss(pid));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    wharf.kill();
     let grown = peak.saturating_sub(before);
     eprintln!(
         "200 wrong passwords: another address logged in after {took:?}; resident +{} MiB",
@@ -295,9 +286,8 @@ fn one_address_gets_fifty_sessions_by_default_and_others_still_get_in() {
 
 #[test]
 fn passive_ports_are_leases_that_expire_and_no_address_holds_them_all() {
-    let low = free_port_block(8);
     let s = TestServer::with(|cfg| {
-        cfg.passive_ports = Some(PortRange { low, high: low + 7 });
+        own_passive_range(cfg, 8);
         cfg.data_connect_timeout = 1;
     });
     let in_use = || s.shared.metrics.passive_ports.get();
@@ -317,7 +307,7 @@ fn passive_ports_are_leases_that_expire_and_no_address_holds_them_all() {
     assert_eq!(other.cmd("PASV").code, 227);
     // Nobody connects: every lease ends with the data-connection timeout.
     assert!(
-        eventually(Duration::from_secs(5), || in_use() == 0),
+        wait_for(Duration::from_secs(5), || in_use() == 0).is_some(),
         "{}",
         in_use()
     );
@@ -328,25 +318,6 @@ fn passive_ports_are_leases_that_expire_and_no_address_holds_them_all() {
         r = a.read_reply();
     }
     assert_eq!(r.code, 425, "{}", r.text());
-}
-
-/// `n` consecutive ports nobody listens on now.
-fn free_port_block(n: u16) -> u16 {
-    for _ in 0..100 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let low = probe.local_addr().unwrap().port();
-        drop(probe);
-        if low > 65535 - n {
-            continue;
-        }
-        let all: Vec<_> = (low..low + n)
-            .map(|p| std::net::TcpListener::bind(("127.0.0.1", p)))
-            .collect();
-        if all.iter().all(|l| l.is_ok()) {
-            return low;
-        }
-    }
-    panic!("no free block of {n} ports");
 }
 
 #[test]
@@ -367,86 +338,53 @@ fn a_client_that_never_reads_is_dropped_at_the_login_deadline() {
     }
     assert!(sent > 1 << 20, "sent only {sent} bytes");
     assert!(
-        eventually(Duration::from_secs(6), || s.shared.sessions.total() == 0),
+        wait_for(Duration::from_secs(6), || s.shared.sessions.total() == 0).is_some(),
         "still connected {:?} after connecting",
         started.elapsed()
     );
 }
 
-/// The wharf binary, running on 127.0.0.1 with its own root and a config file.
-struct Wharf {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Wharf {
-    /// Starts `wharf serve` with `config` under a descriptor limit of `hard` (soft `soft`).
-    fn spawn(config: &str, soft: u64, hard: u64) -> Wharf {
-        use std::os::unix::process::CommandExt;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("w.toml");
-        std::fs::write(&file, config).unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&file)
-            .args(["--listen", "127.0.0.1:0", "--root"])
-            .arg(dir.path().join("srv"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        // SAFETY: only setrlimit runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                use nix::sys::resource::{Resource, setrlimit};
-                setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        // The first line says where it listens: "… try: curl ftp://HOST:PORT/ …".
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let at = line.find("ftp://").expect(&line) + 6;
-        let rest = &line[at..];
-        let addr = rest[..rest.find('/').unwrap()].parse().expect(&line);
-        Wharf {
-            child,
-            addr,
-            _dir: dir,
-        }
+/// The wharf binary on 127.0.0.1:0 with `config`, its own root, and a descriptor limit of
+/// `hard` (soft `soft`); the directory it runs in, removed when dropped.
+fn spawn(config: &str, soft: u64, hard: u64) -> (tempfile::TempDir, Wharf) {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = serve();
+    cmd.arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0", "--root"])
+        .arg(dir.path().join("srv"));
+    // SAFETY: only setrlimit runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::sys::resource::{Resource, setrlimit};
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(std::io::Error::from)
+        });
     }
+    let wharf = Wharf::start(&mut cmd, &dir.path().join("stderr.log"));
+    (dir, wharf)
 }
 
 #[test]
 fn out_of_descriptors_the_server_backs_off_and_keeps_serving() {
     // No session limits at all: the descriptor limit is what runs out.
-    let Wharf {
-        mut child,
-        addr,
-        _dir,
-    } = Wharf::spawn("max_sessions = 0\nmax_sessions_per_ip = 0\n", 40, 80);
+    let (_dir, mut wharf) = spawn("max_sessions = 0\nmax_sessions_per_ip = 0\n", 40, 80);
+    let addr = wharf.ftp();
     let flood: Vec<TcpStream> = (0..150)
         .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
-    // Two seconds out of descriptors.
+    // A sleep on purpose: what is measured is how often wharf warns over two seconds out
+    // of descriptors, and there is nothing to wait for but the time.
     std::thread::sleep(Duration::from_secs(2));
     drop(flood);
-    let ok = eventually(Duration::from_secs(10), || {
-        let Ok(mut c) = TcpStream::connect(addr) else {
-            return false;
-        };
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut first = [0u8; 3];
-        c.read_exact(&mut first).is_ok() && &first == b"220"
+    let ok = wait_for(Duration::from_secs(10), || {
+        greeting(addr).starts_with("220")
     });
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(ok, "no greeting after the flood: {log}");
+    wharf.kill();
+    let log = wharf.log();
+    assert!(ok.is_some(), "no greeting after the flood: {log}");
     let warnings = log.matches("accept failed").count();
     // Once a second at most, not once per failed accept.
     assert!(
@@ -457,19 +395,12 @@ fn out_of_descriptors_the_server_backs_off_and_keeps_serving() {
 
 #[test]
 fn the_default_total_follows_the_raised_descriptor_limit() {
-    let Wharf {
-        mut child,
-        addr,
-        _dir,
-    } = Wharf::spawn("", 100, 400);
+    let (_dir, mut wharf) = spawn("", 100, 400);
     // Greeted: the accept loop, and the line before it, are there.
-    let mut first = [0u8; 3];
-    TcpStream::connect(addr)
-        .and_then(|mut c| c.read_exact(&mut first))
-        .unwrap();
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let first = greeting(wharf.ftp());
+    assert!(first.starts_with("220"), "{first:?}");
+    wharf.kill();
+    let log = wharf.log();
     // (400 - 64) / 3: the soft limit was raised to the hard one.
     assert!(
         log.contains("max_sessions=112") && log.contains("max_sessions_per_ip=50"),

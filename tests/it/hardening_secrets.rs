@@ -2,84 +2,32 @@
 //! endpoint without a token that web pages cannot use, start-up warnings for weak
 //! settings, and `--user` passwords kept off the command line.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::process::Command;
 
 use crate::harness::*;
+use crate::processes::{WHARF, Wharf, cli, exchange, http, serve};
 
-const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
-
-/// A running `wharf serve` (in `dir`, stderr into `dir/stderr.log`); stopped when dropped.
-struct Wharf {
-    child: Child,
-    /// The line it prints once it listens.
-    line: String,
-    dir: std::path::PathBuf,
-}
-
-impl Wharf {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Wharf {
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let mut child = Command::new(WHARF)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+/// `wharf serve --listen 127.0.0.1:0 ARGS` in `dir` with `env` (and no `RUST_LOG` of the
+/// caller's), its stderr in `dir/stderr.log`.
+fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Wharf {
+    Wharf::start(
+        serve()
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("wharf serving"),
-            "wharf did not start: {line:?} {}",
-            std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-        );
-        Wharf {
-            child,
-            line,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// The first FTP address of the start line.
-    fn ftp(&self) -> SocketAddr {
-        self.line
-            .split(" on ")
-            .nth(1)
-            .and_then(|r| r.split([' ', ',']).next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {:?}", self.line))
-    }
-
-    /// Stops it (SIGTERM) and returns what it wrote to stderr.
-    fn stop(mut self) -> String {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "wharf did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap()
-    }
+            .current_dir(dir),
+        &dir.join("stderr.log"),
+    )
 }
 
-impl Drop for Wharf {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Stops it (SIGTERM) and returns what it wrote to stderr.
+fn stop(mut wharf: Wharf) -> String {
+    wharf.stop();
+    wharf.log()
 }
 
 // --- A. No S3 credential in logs or replies -------------------------------------------
@@ -167,7 +115,7 @@ fn s3_failures_log_no_presigned_url_key_or_secret() {
         ),
     )
     .unwrap();
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--config", "wharf.toml", "--user", "judge:pw"],
         // Every level: reqsign, for one, logs its credential provider at debug.
@@ -188,7 +136,7 @@ fn s3_failures_log_no_presigned_url_key_or_secret() {
         replies.push_str(&r.text());
     }
     assert_eq!(c.cmd("QUIT").code, 221);
-    let stderr = wharf.stop();
+    let stderr = stop(wharf);
     let log = std::fs::read_to_string(dir.path().join("wharf.log")).unwrap();
     assert!(
         log.contains("object storage request failed"),
@@ -204,51 +152,6 @@ fn s3_failures_log_no_presigned_url_key_or_secret() {
 }
 
 // --- B. The admin endpoint without a token -------------------------------------------
-
-impl Wharf {
-    /// The admin endpoint's TCP address of the start line.
-    fn admin(&self) -> SocketAddr {
-        self.line
-            .split("admin http://")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no admin address in {:?}", self.line))
-    }
-}
-
-/// Sends one raw HTTP/1.1 request (`Connection: close` is added); returns the status code
-/// and the whole answer.
-fn http(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    exchange(&mut s, head, body)
-}
-
-fn exchange(s: &mut (impl Read + Write), head: &str, body: &str) -> (u16, String) {
-    write!(
-        s,
-        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    (status, answer)
-}
-
-/// `wharf ARGS...` run in `dir`.
-fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(WHARF)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
 
 /// The greeting a new FTP connection gets (the banner shows whether a reload happened).
 fn banner(ftp: SocketAddr) -> String {
@@ -267,7 +170,7 @@ fn admin_without_a_token_refuses_web_pages_and_foreign_hosts() {
         .unwrap()
     };
     write("first");
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--config", "wharf.toml", "--user", "judge:pw"],
         &[],
@@ -338,7 +241,7 @@ fn admin_without_a_token_refuses_web_pages_and_foreign_hosts() {
     let (status, answer) = http(admin, &format!("POST /reload HTTP/1.1\r\n{here}"), "");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(banner(ftp), "220 second\r\n");
-    wharf.stop();
+    stop(wharf);
 }
 
 #[test]
@@ -353,7 +256,7 @@ fn admin_cli_works_over_tcp_and_the_unix_socket() {
         ),
     )
     .unwrap();
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--config", "wharf.toml", "--user", "judge:pw"],
         &[],
@@ -410,7 +313,7 @@ fn admin_cli_works_over_tcp_and_the_unix_socket() {
         "",
     );
     assert_eq!(status, 403, "{answer}");
-    wharf.stop();
+    stop(wharf);
 }
 
 #[test]
@@ -422,7 +325,7 @@ fn admin_with_a_token_lets_the_token_decide() {
         format!("admin_listen = \"127.0.0.1:0\"\nadmin_token = \"{token}\"\n"),
     )
     .unwrap();
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--config", "wharf.toml", "--user", "judge:pw"],
         &[],
@@ -455,7 +358,7 @@ fn admin_with_a_token_lets_the_token_decide() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    wharf.stop();
+    stop(wharf);
 }
 
 #[test]
@@ -468,12 +371,12 @@ fn start_up_warns_of_a_short_admin_token_and_proxy_trusted_everything() {
          [[listener]]\naddress = \"127.0.0.1:0\"\nproxy_trusted = [\"::/0\"]\n",
     )
     .unwrap();
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--config", "wharf.toml", "--user", "judge:pw"],
         &[],
     );
-    let stderr = wharf.stop();
+    let stderr = stop(wharf);
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     for want in [
         "admin_token has 5 characters",
@@ -499,25 +402,19 @@ fn cmdline(pid: u32) -> String {
         .replace('\0', " ")
 }
 
-impl Wharf {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
 #[test]
 fn user_password_from_a_file_is_not_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let password = "file-pw-5be1";
     std::fs::write(dir.path().join("judge.pw"), format!("{password}\n")).unwrap();
-    let wharf = Wharf::start(dir.path(), &["--user", "judge:@judge.pw"], &[]);
+    let wharf = start(dir.path(), &["--user", "judge:@judge.pw"], &[]);
     let mut c = Ctrl::connect(wharf.ftp());
     c.login("judge", password);
     assert_eq!(c.cmd("PWD").code, 257);
     let shown = cmdline(wharf.pid());
     assert!(shown.contains("judge:@judge.pw"), "{shown}");
     assert!(!shown.contains(password), "{shown}");
-    let stderr = wharf.stop();
+    let stderr = stop(wharf);
     assert!(!stderr.contains("visible to local users"), "{stderr}");
 
     // A file that cannot be read is named.
@@ -536,7 +433,7 @@ fn user_password_from_a_file_is_not_on_the_command_line() {
 fn user_password_from_the_environment_is_not_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let password = "env-pw-93c4";
-    let wharf = Wharf::start(
+    let wharf = start(
         dir.path(),
         &["--user", "judge"],
         &[("WHARF_PASSWORD_JUDGE", password)],
@@ -546,7 +443,7 @@ fn user_password_from_the_environment_is_not_on_the_command_line() {
     assert_eq!(c.cmd("PWD").code, 257);
     let shown = cmdline(wharf.pid());
     assert!(!shown.contains(password), "{shown}");
-    let stderr = wharf.stop();
+    let stderr = stop(wharf);
     assert!(!stderr.contains("visible to local users"), "{stderr}");
 
     // Neither the variable nor a file: an error saying what to set.
@@ -564,11 +461,11 @@ fn user_password_from_the_environment_is_not_on_the_command_line() {
 #[test]
 fn user_password_on_the_command_line_still_works_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();
-    let wharf = Wharf::start(dir.path(), &["--user", "judge:pw"], &[]);
+    let wharf = start(dir.path(), &["--user", "judge:pw"], &[]);
     let mut c = Ctrl::connect(wharf.ftp());
     c.login("judge", "pw");
     assert_eq!(c.cmd("PWD").code, 257);
-    let stderr = wharf.stop();
+    let stderr = stop(wharf);
     let notice: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("visible to local users"))

@@ -1,11 +1,13 @@
 //! Test harness: a wharf server running in-process on loopback ports picked by the kernel,
-//! a raw control-connection client for byte-level checks, and helpers to run real clients.
+//! a raw control-connection client for byte-level checks, helpers to run real clients, the
+//! one way to wait for something ([`wait_for`]), and addresses and ports of a test's own
+//! for what must be given a number.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wharf::Config;
 use wharf::config::{AnonymousMode, UserConfig};
@@ -146,6 +148,22 @@ impl TestServer {
         c.login(USER, PASS);
         c
     }
+
+    /// A client killed mid-upload, in an order that cannot pass for a finished file: its
+    /// control connection closes first, and only once the server has ended that session
+    /// (the upload settled as interrupted) its data connection.
+    pub fn kill_client(&self, control: Ctrl, data: TcpStream) {
+        let before = self.shared.sessions.total();
+        drop(control);
+        let ended = wait_for(Duration::from_secs(20), || {
+            self.shared.sessions.total() < before
+        });
+        assert!(
+            ended.is_some(),
+            "the session outlived its control connection"
+        );
+        drop(data);
+    }
 }
 
 impl Drop for TestServer {
@@ -280,11 +298,17 @@ impl Ctrl {
         matches!(self.reader.read(&mut buf), Ok(0) | Err(_))
     }
 
+    /// Logs in; panics unless the server says 230.
     pub fn login(&mut self, user: &str, pass: &str) {
+        let r = self.try_login(user, pass);
+        assert_eq!(r.code, 230, "{}", r.text());
+    }
+
+    /// USER (which must get 331), then PASS: the reply to PASS, whatever it is.
+    pub fn try_login(&mut self, user: &str, pass: &str) -> Reply {
         let r = self.cmd(&format!("USER {user}"));
         assert_eq!(r.code, 331, "{}", r.text());
-        let r = self.cmd(&format!("PASS {pass}"));
-        assert_eq!(r.code, 230, "{}", r.text());
+        self.cmd(&format!("PASS {pass}"))
     }
 
     /// Sends PASV and connects to the announced port.
@@ -384,4 +408,124 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// How often [`wait_for`] looks again.
+const POLL: Duration = Duration::from_millis(15);
+
+/// Polls `cond` until it holds or `limit` has passed: how long it took, or `None` on
+/// timeout. The one way a test waits for something to happen (a server to answer, a file
+/// to appear, a ban to spread, a session to end), instead of sleeping and hoping.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        // The poll interval: what is awaited is `cond`.
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The first line the server sends on `stream` (its greeting), or whatever arrived before
+/// it closed or 10 s passed: "" when nothing did.
+pub fn first_line(stream: TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut line = String::new();
+    let _ = BufReader::new(stream).read_line(&mut line);
+    line
+}
+
+/// The greeting of a fresh connection to `addr`; "" when it cannot connect or nothing came.
+pub fn greeting(addr: SocketAddr) -> String {
+    TcpStream::connect(addr).map(first_line).unwrap_or_default()
+}
+
+/// A connection to `addr` whose PROXY v1 header names `client`, as a balancer's would.
+pub fn proxied_as(addr: SocketAddr, client: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let header = format!("PROXY TCP4 {client} 127.0.0.1 40100 {}\r\n", addr.port());
+    s.write_all(header.as_bytes())
+        .expect("write the PROXY header");
+    s
+}
+
+/// A number that differs from call to call and from run to run.
+pub fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A loopback address of the test's own, 127.x.y.z at random outside 127.0.0.0/16 (where
+/// the addresses tests name are). A server listening there binds its passive ports there
+/// too, where (but for a one-in-sixteen-million draw) no socket of another test or of a
+/// concurrent run is.
+pub fn own_loopback() -> IpAddr {
+    let r = random();
+    let byte = |shift: u32| 1 + ((r >> shift) % 254) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, byte(0), byte(8), byte(16)))
+}
+
+/// Sets `cfg` to listen on a loopback address of its own with `n` passive ports there, from
+/// [`quiet_ports`]: a range no other socket holds or can be handed by the kernel.
+pub fn own_passive_range(cfg: &mut Config, n: u16) {
+    cfg.listen = vec![SocketAddr::new(own_loopback(), 0)];
+    cfg.passive_ports = Some(quiet_ports(n));
+}
+
+/// The kernel's ephemeral ports begin here: port-0 binds and outgoing connections take
+/// their local port from this number up.
+fn ephemeral_floor() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// Every local port some TCP socket on this machine has now (as /proc/net/tcp{,6} list).
+fn ports_in_use() -> std::collections::HashSet<u16> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let local = l.split_whitespace().nth(1)?;
+                    u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `n` consecutive ports, at random below the kernel's ephemeral range (where no port-0
+/// bind or outgoing connection lands) and used by no socket now: for what must be told a
+/// number (a passive range, a daemon that cannot take a socket). Only something told the
+/// same number could take one; on [`own_loopback`] nothing is.
+pub fn quiet_ports(n: u16) -> wharf::config::PortRange {
+    const LOWEST: u16 = 10_000;
+    let top = ephemeral_floor().saturating_sub(n);
+    assert!(top > LOWEST, "no room below the ephemeral range");
+    let used = ports_in_use();
+    for _ in 0..100 {
+        let low = LOWEST + (random() % u64::from(top - LOWEST)) as u16;
+        let high = low + n - 1;
+        if !(low..=high).any(|p| used.contains(&p)) {
+            return wharf::config::PortRange { low, high };
+        }
+    }
+    panic!("no {n} unused ports below the ephemeral range");
 }

@@ -17,17 +17,12 @@ fn the_session_over_the_total_gets_421() {
     assert!(got.contains("Too many sessions"), "{got}");
     drop(_a);
     // A place frees up when a session ends (wait for the server to notice the close).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut probe = std::net::TcpStream::connect(s.v4).unwrap();
-        let mut first = [0u8; 3];
-        std::io::Read::read_exact(&mut probe, &mut first).unwrap();
-        if &first == b"220" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-        std::thread::yield_now();
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), || greeting(s.v4)
+            .starts_with("220"))
+        .is_some(),
+        "slot never freed"
+    );
 }
 
 #[test]
@@ -178,15 +173,7 @@ fn bandwidth_limits_per_user_and_for_anonymous() {
 
 #[test]
 fn passive_ports_run_out_with_425_and_come_back() {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let s = TestServer::with(move |cfg| {
-        cfg.passive_ports = Some(wharf::config::PortRange {
-            low: port,
-            high: port,
-        });
-    });
+    let s = TestServer::with(|cfg| own_passive_range(cfg, 1));
     let mut a = s.login();
     assert_eq!(a.cmd("PASV").code, 227);
     let mut b = s.login();
@@ -196,15 +183,10 @@ fn passive_ports_run_out_with_425_and_come_back() {
     // Leases are returned: after a's transfer the port is free again.
     std::fs::write(s.path("f"), b"x").unwrap();
     drop(a.cmd("ABOR"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = b.cmd("EPSV");
-        if r.code == 229 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the port never came back");
-        std::thread::yield_now();
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), || b.cmd("EPSV").code == 229).is_some(),
+        "the port never came back"
+    );
 }
 
 #[test]

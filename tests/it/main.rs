@@ -18,6 +18,7 @@ mod limits;
 mod ops;
 mod ops_dist;
 mod pg;
+mod processes;
 mod protocol;
 mod proxy;
 mod s3;

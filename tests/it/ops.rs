@@ -1,91 +1,51 @@
 //! Operations, from outside the process: the xferlog, log reopening on SIGUSR1, the
 //! graceful stop on SIGTERM, the pid file.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::harness::*;
+use crate::processes::{WHARF, Wharf, cli, http, http_get, serve, socket_activated};
 
-/// Starts the wharf binary on 127.0.0.1:0 with `args`; returns it and its address.
-fn spawn(dir: &Path, args: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--user", "judge:pw"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = start_line(&mut child);
-    (child, ftp_addr(&line))
+/// Starts the wharf binary in `dir` on 127.0.0.1:0 with `args`; its event log is
+/// `dir/stderr.log`.
+fn spawn(dir: &Path, args: &[&str]) -> Wharf {
+    spawn_with(dir, &[&["--listen", "127.0.0.1:0"], args].concat())
 }
 
-/// The one line `wharf serve` prints once it listens.
-fn start_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line
+/// As [`spawn`], with the user judge and `args` but no listen flag.
+fn spawn_with(dir: &Path, args: &[&str]) -> Wharf {
+    Wharf::start(
+        serve()
+            .args(["--user", "judge:pw"])
+            .args(args)
+            .current_dir(dir),
+        &dir.join("stderr.log"),
+    )
 }
 
-/// The first FTP address in the start line.
-fn ftp_addr(line: &str) -> SocketAddr {
-    line.split(" on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
-fn signal(child: &Child, sig: Signal) {
-    kill(Pid::from_raw(child.id() as i32), sig).unwrap();
-}
-
-/// Waits (bounded) for the child to exit; returns its status.
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "wharf did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits (bounded) until `path` holds `n` lines.
+/// Waits (bounded) until `path` holds `n` lines; its lines.
 fn lines(path: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let read = || -> Vec<String> {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let v: Vec<String> = text.lines().map(str::to_string).collect();
-        if v.len() >= n {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {} lines",
-            path.display(),
-            v.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        text.lines().map(str::to_string).collect()
+    };
+    let have = wait_for(Duration::from_secs(10), || read().len() >= n);
+    let got = read();
+    assert!(have.is_some(), "{} has {} lines", path.display(), got.len());
+    got
 }
 
 #[test]
 fn xferlog_lines_parse_field_by_field_and_reopen_on_sigusr1() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("xferlog");
-    let (mut child, addr) = spawn(dir.path(), &["--xferlog", "xferlog"]);
-    let mut c = Ctrl::connect(addr);
+    let mut wharf = spawn(dir.path(), &["--xferlog", "xferlog"]);
+    let mut c = Ctrl::connect(wharf.ftp());
     c.login("judge", "pw");
     c.cmd("TYPE I");
     let (_, r) = c.stor("STOR my file é.txt", b"hello");
@@ -106,34 +66,33 @@ fn xferlog_lines_parse_field_by_field_and_reopen_on_sigusr1() {
     assert_eq!(g[11], "o");
     // logrotate moves the file, then SIGUSR1: new lines go to a new file.
     std::fs::rename(&log, dir.path().join("xferlog.1")).unwrap();
-    signal(&child, Signal::SIGUSR1);
+    wharf.signal(Signal::SIGUSR1);
     // Wait until the reopen happened: keep transferring until a line lands in the new file.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !log.exists() {
+    let reopened = wait_for(Duration::from_secs(30), || {
         let (r, _) = c.retr("RETR my file é.txt");
         assert_eq!(r.code, 226);
-        assert!(Instant::now() < deadline, "the log was never reopened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        log.exists()
+    });
+    assert!(reopened.is_some(), "the log was never reopened");
     // One more transfer now that the new file is open: its line lands there.
     let (r, _) = c.retr("RETR my file é.txt");
     assert_eq!(r.code, 226);
     assert!(!lines(&log, 1).is_empty());
     assert!(lines(&dir.path().join("xferlog.1"), 2).len() >= 2);
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
 }
 
 #[test]
 fn sigterm_lets_a_running_upload_finish_and_says_421_to_idle_sessions() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = spawn(dir.path(), &["--pid-file", "wharf.pid"]);
+    let mut wharf = spawn(dir.path(), &["--pid-file", "wharf.pid"]);
+    let addr = wharf.ftp();
     let pid: u32 = std::fs::read_to_string(dir.path().join("wharf.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert_eq!(pid, child.id());
+    assert_eq!(pid, wharf.pid());
     let mut idle = Ctrl::connect(addr);
     idle.login("judge", "pw");
     let mut c = Ctrl::connect(addr);
@@ -145,7 +104,7 @@ fn sigterm_lets_a_running_upload_finish_and_says_421_to_idle_sessions() {
     for _ in 0..50 {
         data.write_all(&chunk).unwrap();
     }
-    signal(&child, Signal::SIGTERM);
+    wharf.signal(Signal::SIGTERM);
     assert_eq!(idle.read_reply().code, 421, "an idle session is told");
     for _ in 0..50 {
         data.write_all(&chunk).unwrap();
@@ -153,7 +112,7 @@ fn sigterm_lets_a_running_upload_finish_and_says_421_to_idle_sessions() {
     drop(data);
     assert_eq!(c.read_reply().code, 226, "the upload completes");
     assert_eq!(c.read_reply().code, 421);
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    assert!(wharf.wait_exit(Duration::from_secs(20)).success());
     let len = std::fs::metadata(dir.path().join("ftp/big.bin"))
         .unwrap()
         .len();
@@ -169,19 +128,19 @@ fn sigterm_after_the_grace_aborts_and_leaves_nothing_under_the_final_name() {
         "shutdown_grace = 1\natomic_uploads = true\n",
     )
     .unwrap();
-    let (mut child, addr) = spawn(dir.path(), &["--config", "wharf.toml"]);
-    let mut c = Ctrl::connect(addr);
+    let mut wharf = spawn(dir.path(), &["--config", "wharf.toml"]);
+    let mut c = Ctrl::connect(wharf.ftp());
     c.login("judge", "pw");
     c.cmd("TYPE I");
     let mut data = c.epsv();
     assert_eq!(c.cmd("STOR slow.bin").code, 150);
     data.write_all(&bytes(1 << 20, 42)).unwrap();
     let t = Instant::now();
-    signal(&child, Signal::SIGTERM);
+    wharf.signal(Signal::SIGTERM);
     // The client stalls: the grace runs out.
     let r = c.read_reply();
     assert_eq!(r.code, 426, "{}", r.text());
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    assert!(wharf.wait_exit(Duration::from_secs(20)).success());
     assert!(t.elapsed() < Duration::from_secs(10));
     drop(data);
     assert!(!dir.path().join("ftp/slow.bin").exists());
@@ -197,112 +156,85 @@ fn sd_notify_ready_reloading_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut wharf = Wharf::start(
+        serve()
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("NOTIFY_SOCKET", &sock_path),
+        &dir.path().join("stderr.log"),
+    );
     let mut buf = [0u8; 512];
     let mut next = || {
         let n = sock.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
     };
     assert_eq!(next(), "READY=1");
-    signal(&child, Signal::SIGHUP);
+    wharf.signal(Signal::SIGHUP);
     let reloading = next();
     assert!(
         reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
         "{reloading}"
     );
     assert_eq!(next(), "READY=1");
-    signal(&child, Signal::SIGTERM);
+    wharf.signal(Signal::SIGTERM);
     assert_eq!(next(), "STOPPING=1");
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.wait_exit(Duration::from_secs(10)).success());
 }
 
 #[test]
 fn socket_activation_serves_on_the_inherited_socket() {
-    if !have("systemd-socket-activate") {
-        return;
-    }
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = probe.local_addr().unwrap();
-    drop(probe);
+    // Bound here and handed over as systemd does: wharf never binds a port of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new("systemd-socket-activate")
-        .args(["-l", &addr.to_string()])
-        .arg(env!("CARGO_BIN_EXE_wharf"))
-        // `listen` points elsewhere: the inherited socket must win.
-        .args(["serve", "--listen", "127.0.0.1:1", "--user", "judge:pw"])
+    let mut cmd = socket_activated(&listener, WHARF);
+    // `listen` points elsewhere: the inherited socket must win.
+    cmd.args(["serve", "--listen", "127.0.0.1:1", "--user", "judge:pw"])
         .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut c = loop {
-        if let Ok(s) = std::net::TcpStream::connect(addr) {
-            drop(s);
-            break Ctrl::connect(addr);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "systemd-socket-activate never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut wharf = Wharf::start(&mut cmd, &dir.path().join("stderr.log"));
+    drop(listener);
+    assert_eq!(wharf.ftp(), addr, "{}", wharf.line);
+    let mut c = Ctrl::connect(addr);
     c.login("judge", "pw");
     assert_eq!(c.cmd("PWD").code, 257);
-    let _ = child.kill();
-    let _ = child.wait();
+    wharf.kill();
 }
 
-/// Starts wharf with the admin endpoint; returns it, its FTP address and the admin one.
-fn spawn_admin(dir: &Path) -> (Child, SocketAddr, SocketAddr) {
-    spawn_admin_with(dir, &["--listen", "127.0.0.1:0"])
-}
-
-/// As [`spawn_admin`], with `args` instead of the listen flag.
-fn spawn_admin_with(dir: &Path, args: &[&str]) -> (Child, SocketAddr, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--user", "judge:pw", "--config", "wharf.toml"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = start_line(&mut child);
-    let ftp = ftp_addr(&line);
-    let admin = line
-        .split("admin http://")
-        .nth(1)
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{line}"));
-    (child, ftp, admin)
+/// Starts wharf in `dir` with `--config wharf.toml` (which sets `admin_listen`).
+fn spawn_admin(dir: &Path) -> Wharf {
+    spawn(dir, &["--config", "wharf.toml"])
 }
 
 /// `wharf reload` against the admin endpoint at `admin`.
 fn reload(admin: SocketAddr) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["reload", "--admin", &admin.to_string()])
-        .output()
-        .unwrap()
+    admin_cli(admin, &["reload"])
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
-    out
+/// `wharf ARGS… --admin ADMIN`.
+fn admin_cli(admin: SocketAddr, args: &[&str]) -> std::process::Output {
+    let admin = admin.to_string();
+    cli(Path::new("."), &[args, &["--admin", &admin]].concat())
+}
+
+/// The address a listener on `ip` (configured with port 0) got, once wharf's log says it
+/// listens there.
+fn listening_on(wharf: &Wharf, ip: std::net::IpAddr) -> SocketAddr {
+    let prefix = format!("{ip}:");
+    let find = || {
+        wharf
+            .log()
+            .lines()
+            .filter(|l| l.contains("listening"))
+            .find_map(|l| {
+                let at = l.find(&prefix)? + prefix.len();
+                let port = l[at..].split(|c: char| !c.is_ascii_digit()).next()?;
+                Some(SocketAddr::new(ip, port.parse().ok()?))
+            })
+    };
+    wait_for(Duration::from_secs(10), || find().is_some());
+    find().unwrap_or_else(|| panic!("no listener on {ip} in the log:\n{}", wharf.log()))
 }
 
 #[test]
@@ -313,7 +245,8 @@ fn metrics_count_known_traffic_exactly() {
         "admin_listen = \"127.0.0.1:0\"\nlogin_failure_delay_ms = 0\n",
     )
     .unwrap();
-    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let mut wharf = spawn_admin(dir.path());
+    let (ftp, admin) = (wharf.ftp(), wharf.admin());
     let mut c = Ctrl::connect(ftp);
     c.cmd("USER judge");
     assert_eq!(c.cmd("PASS nope").code, 530);
@@ -352,8 +285,7 @@ fn metrics_count_known_traffic_exactly() {
     assert!(reload(admin).status.success());
     let m = http_get(admin, "/metrics");
     assert!(m.contains("wharf_reloads_total{result=\"ok\"} 1"), "{m}");
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -364,14 +296,9 @@ fn who_kick_and_ban_from_the_command_line() {
         "admin_listen = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let (mut child, ftp, admin) = spawn_admin(dir.path());
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(args)
-            .args(["--admin", &admin.to_string()])
-            .output()
-            .unwrap()
-    };
+    let mut wharf = spawn_admin(dir.path());
+    let (ftp, admin) = (wharf.ftp(), wharf.admin());
+    let cli = |args: &[&str]| admin_cli(admin, args);
     // A session in the middle of a download.
     std::fs::write(dir.path().join("ftp/big.bin"), bytes(64 << 20, 51)).unwrap();
     let mut c = Ctrl::connect(ftp);
@@ -425,8 +352,7 @@ fn who_kick_and_ban_from_the_command_line() {
     );
     // Reload with nothing to reload succeeds.
     assert!(cli(&["reload"]).status.success());
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -437,24 +363,19 @@ fn protocol_trace_switched_on_for_one_address_masks_passwords() {
         "admin_listen = \"127.0.0.1:0\"\nlog_file = \"wharf.log\"\n",
     )
     .unwrap();
-    let (mut child, ftp, admin) = spawn_admin(dir.path());
-    let body = r#"{"target":"127.0.0.1"}"#;
-    let mut s = std::net::TcpStream::connect(admin).unwrap();
-    write!(
-        s,
-        "POST /trace HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut wharf = spawn_admin(dir.path());
+    let (ftp, admin) = (wharf.ftp(), wharf.admin());
+    let (status, answer) = http(
+        admin,
+        "POST /trace HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json",
+        r#"{"target":"127.0.0.1"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
     let mut c = Ctrl::connect(ftp);
     c.login("judge", "pw");
     assert_eq!(c.cmd("PWD").code, 257);
     assert_eq!(c.cmd("QUIT").code, 221);
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
     let log = std::fs::read_to_string(dir.path().join("wharf.log")).unwrap();
     assert!(
         log.contains("trace command") && log.contains("line=PWD"),
@@ -477,7 +398,8 @@ fn reload_applies_a_new_config_keeps_sessions_and_rejects_a_broken_one() {
         .unwrap()
     };
     write("first");
-    let (mut child, ftp, admin) = spawn_admin(dir.path());
+    let mut wharf = spawn_admin(dir.path());
+    let (ftp, admin) = (wharf.ftp(), wharf.admin());
     let reload = || reload(admin);
     let mut old = Ctrl::connect(ftp);
     assert_eq!(old.greeting.raw, b"220 first\r\n");
@@ -506,8 +428,7 @@ fn reload_applies_a_new_config_keeps_sessions_and_rejects_a_broken_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("wharf.toml:3"), "{err}");
     assert_eq!(Ctrl::connect(ftp).greeting.raw, b"220 second\r\n");
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -523,34 +444,31 @@ fn reload_opens_and_closes_listeners_and_keeps_their_sessions() {
     };
     write("\"127.0.0.1:0\"");
     // The listeners come from the file alone, so that a reload can change them.
-    let (mut child, first, admin) = spawn_admin_with(dir.path(), &[]);
-    let reload = || reload(admin);
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let mut wharf = spawn_with(dir.path(), &["--config", "wharf.toml"]);
+    let (first, admin) = (wharf.ftp(), wharf.admin());
     let mut old = Ctrl::connect(first);
     old.login("judge", "pw");
 
-    // Added: the new address answers; the first one still does.
-    let second = free_port();
-    write(&format!("\"127.0.0.1:0\", \"{second}\""));
-    let out = reload();
+    // Added: the new address answers; the first one still does. It is port 0 on an address
+    // of the test's own, whose port the log then names.
+    let ip = own_loopback();
+    let added = format!("\"{ip}:0\"");
+    write(&format!("\"127.0.0.1:0\", {added}"));
+    let out = reload(admin);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let second = listening_on(&wharf, ip);
     assert_eq!(Ctrl::connect(second).greeting.code, 220);
     assert_eq!(Ctrl::connect(first).greeting.code, 220);
 
     // A port someone else holds rejects the reload whole: nothing opened, nothing closed.
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = squatter.local_addr().unwrap();
-    write(&format!("\"{second}\", \"{taken}\""));
-    let out = reload();
+    write(&format!("{added}, \"{taken}\""));
+    let out = reload(admin);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&taken.to_string()), "{err}");
@@ -558,30 +476,29 @@ fn reload_opens_and_closes_listeners_and_keeps_their_sessions() {
     drop(squatter);
 
     // Removed: the first address refuses, its logged-in session carries on.
-    write(&format!("\"{second}\""));
-    let out = reload();
+    write(&added);
+    let out = reload(admin);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // The accepting task ends just after the reload is answered.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::net::TcpStream::connect(first).is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still listening on {first}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    assert!(
+        wait_for(Duration::from_secs(5), || std::net::TcpStream::connect(
+            first
+        )
+        .is_err())
+        .is_some(),
+        "still listening on {first}"
+    );
     assert_eq!(
         old.cmd("PWD").code,
         257,
         "a session on a closed listener survives"
     );
     assert_eq!(Ctrl::connect(second).greeting.code, 220);
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
 }
 
 #[test]
@@ -596,22 +513,16 @@ fn admin_socket_is_private_replaces_a_stale_one_and_serves_the_cli() {
         format!("admin_socket = \"{}\"\n", sock.display()),
     )
     .unwrap();
-    let (mut child, ftp) = spawn(dir.path(), &["--config", "wharf.toml"]);
+    let mut wharf = spawn(dir.path(), &["--config", "wharf.toml"]);
+    let ftp = wharf.ftp();
     let meta = std::fs::metadata(&sock).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let mut c = Ctrl::connect(ftp);
     c.login("judge", "pw");
     // The CLI finds the socket in the config.
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(args)
-            .args(["--config", "wharf.toml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
-    let out = cli(&["who"]);
+    let configured = |args: &[&str]| cli(dir.path(), &[args, &["--config", "wharf.toml"]].concat());
+    let out = configured(&["who"]);
     assert!(
         out.status.success(),
         "{}",
@@ -619,18 +530,16 @@ fn admin_socket_is_private_replaces_a_stale_one_and_serves_the_cli() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().any(|l| l.contains("judge")), "{text}");
-    assert!(cli(&["reload"]).status.success());
-    signal(&child, Signal::SIGTERM);
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(configured(&["reload"]).status.success());
+    assert!(wharf.stop_within(Duration::from_secs(10)).success());
     assert!(!sock.exists(), "the socket is removed at exit");
 
     // Something that is not a socket is never replaced: wharf refuses to start.
     std::fs::write(&sock, "precious").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config", "wharf.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--config", "wharf.toml"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin_socket"));
     assert_eq!(std::fs::read_to_string(&sock).unwrap(), "precious");

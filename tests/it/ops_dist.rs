@@ -6,15 +6,13 @@
 //! The tools come from Debian's `fail2ban` and `logrotate` packages; like the client tests,
 //! a missing tool skips locally and fails in CI.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
-use crate::harness::{Ctrl, PASS, USER, have, run};
-
-const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
+use crate::harness::{Ctrl, PASS, USER, have, run, wait_for};
+use crate::processes::{WHARF, Wharf, serve};
 
 /// A file of the repository's `dist/`.
 fn dist(rel: &str) -> PathBuf {
@@ -25,103 +23,36 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Polls `cond` until it holds or `limit` passes; returns whether it held.
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The wharf binary serving in a child process; killed if the test ends early.
-struct Wharf {
-    child: Child,
-    addr: SocketAddr,
-    /// Kept open: wharf's stdout stays writable for as long as it runs.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Wharf {
-    /// `wharf serve --listen LISTEN --user judge:pw --root DIR/root EXTRA...`, run in
-    /// `dir`, its event log (stderr) going to `stderr`.
-    fn start(dir: &Path, listen: &str, extra: &[&str], stderr: Stdio) -> Wharf {
-        let mut child = Command::new(WHARF)
-            .args([
-                "serve",
-                "--listen",
-                listen,
-                "--user",
-                &format!("{USER}:{PASS}"),
-            ])
+/// `wharf serve --listen LISTEN --user judge:pw --root DIR/root EXTRA...`, run in `dir`,
+/// its event log (stderr) going to `log`.
+fn start(dir: &Path, listen: &str, extra: &[&str], log: &Path) -> Wharf {
+    Wharf::start(
+        serve()
+            .args(["--listen", listen, "--user", &format!("{USER}:{PASS}")])
             .arg("--root")
             .arg(dir.join("root"))
             .args(extra)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start wharf");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        // `wharf serving ROOT on 127.0.0.1:PORT (anonymous: read); try: ...`
-        let addr = line
-            .split(" on ")
-            .nth(1)
-            .and_then(|rest| rest.split([' ', ',']).next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("no address in {line:?}")
-            });
-        Wharf {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    /// Sends a signal by name (`HUP`, `USR1`, `TERM`) to the process, as systemd would.
-    fn signal(&self, sig: &str) {
-        let out = run(Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -s {sig} {}", self.child.id())));
-        assert!(out.status.success(), "kill -s {sig}: {out:?}");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// SIGTERM, then waits up to `limit` for the exit.
-    fn stop_within(&mut self, limit: Duration) -> ExitStatus {
-        self.signal("TERM");
-        assert!(
-            wait_for(limit, || !self.running()),
-            "wharf still running {limit:?} after SIGTERM"
-        );
-        self.child.wait().unwrap()
-    }
-
-    fn stop(&mut self) -> ExitStatus {
-        self.stop_within(Duration::from_secs(20))
-    }
+            .current_dir(dir),
+        log,
+    )
 }
 
-impl Drop for Wharf {
-    fn drop(&mut self) {
-        if self.running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Sends a signal by name (`HUP`, `USR1`, `TERM`) to the process, as systemd would.
+fn signal(wharf: &Wharf, sig: &str) {
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -s {sig} {}", wharf.pid())));
+    assert!(out.status.success(), "kill -s {sig}: {out:?}");
+}
+
+/// SIGTERM (by name, as systemd sends it), then waits up to `limit` for the exit.
+fn stop_within(wharf: &mut Wharf, limit: Duration) -> ExitStatus {
+    signal(wharf, "TERM");
+    wharf.wait_exit(limit)
+}
+
+fn stop(wharf: &mut Wharf) -> ExitStatus {
+    stop_within(wharf, Duration::from_secs(20))
 }
 
 /// One login attempt with a wrong password on a fresh connection: 220, USER, 331, PASS, 530.
@@ -196,20 +127,16 @@ fn filter_counts_failed_logins(listen: &str, extra: &[&str]) {
     }
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("wharf.log");
-    let mut wharf = Wharf::start(
-        dir.path(),
-        listen,
-        extra,
-        std::fs::File::create(&log).unwrap().into(),
-    );
+    let mut wharf = start(dir.path(), listen, extra, &log);
+    let addr = wharf.ftp();
     for _ in 0..3 {
-        fail_login(wharf.addr);
+        fail_login(addr);
     }
-    good_login(wharf.addr);
-    assert!(wharf.stop().success());
+    good_login(addr);
+    assert!(stop(&mut wharf).success());
     let found = fail2ban_regex(&log);
     assert_eq!(found.matched, 3, "{}", found.report);
-    let client = wharf.addr.ip().to_string();
+    let client = addr.ip().to_string();
     assert_eq!(found.hosts, vec![client; 3], "{}", found.report);
 }
 
@@ -397,15 +324,16 @@ fn logrotate_rotates_a_running_wharf_and_it_logs_to_the_new_file() {
     std::fs::create_dir(&logs).unwrap();
     let log = logs.join("wharf.log");
     let log_arg = log.to_str().unwrap();
-    let mut wharf = Wharf::start(
+    let mut wharf = start(
         dir.path(),
         "127.0.0.1:0",
         &["--log-file", log_arg],
-        Stdio::null(),
+        &dir.path().join("stderr.log"),
     );
-    fail_login(wharf.addr);
+    let addr = wharf.ftp();
+    fail_login(addr);
     let rotate_conf = dir.path().join("logrotate.conf");
-    std::fs::write(&rotate_conf, logrotate_for(&conf, &logs, wharf.child.id())).unwrap();
+    std::fs::write(&rotate_conf, logrotate_for(&conf, &logs, wharf.pid())).unwrap();
     let out = run(Command::new("logrotate")
         .arg("-f")
         .arg("-s")
@@ -424,15 +352,16 @@ fn logrotate_rotates_a_running_wharf_and_it_logs_to_the_new_file() {
     assert!(
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(&log)
             .unwrap_or_default()
-            .contains("log files reopened")),
+            .contains("log files reopened"))
+        .is_some(),
         "wharf did not reopen {} after SIGUSR1: {:?}",
         log.display(),
         std::fs::read_to_string(&log)
     );
     assert!(wharf.running());
-    fail_login(wharf.addr);
-    fail_login(wharf.addr);
-    assert!(wharf.stop().success());
+    fail_login(addr);
+    fail_login(addr);
+    assert!(stop(&mut wharf).success());
     let before = fail2ban_regex(&old);
     assert_eq!(before.matched, 1, "{}", before.report);
     let after = fail2ban_regex(&log);
@@ -497,13 +426,18 @@ fn the_units_promises_hold_for_the_binary() {
     let stop_limit: u64 = unit_value(&unit, "TimeoutStopSec")
         .and_then(|v| v.parse().ok())
         .expect("TimeoutStopSec in seconds");
-    let mut wharf = Wharf::start(dir.path(), "127.0.0.1:0", &[], Stdio::null());
+    let mut wharf = start(
+        dir.path(),
+        "127.0.0.1:0",
+        &[],
+        &dir.path().join("stderr.log"),
+    );
     for sig in ["HUP", "USR1"] {
-        wharf.signal(sig);
-        good_login(wharf.addr);
+        signal(&wharf, sig);
+        good_login(wharf.ftp());
         assert!(wharf.running(), "wharf died of SIG{sig}");
     }
-    let status = wharf.stop_within(Duration::from_secs(stop_limit));
+    let status = stop_within(&mut wharf, Duration::from_secs(stop_limit));
     assert!(status.success(), "{status:?}");
 }
 

@@ -1,11 +1,14 @@
 //! PostgreSQL for the cluster tests: Debian's `postgresql` binaries, a fresh cluster per
-//! test (initdb into a temporary directory, no fsync), on a loopback port, run as the
-//! `postgres` account when the tests run as root (PostgreSQL refuses root).
+//! test (initdb into a temporary directory, no fsync), listening on a Unix socket in that
+//! directory only (no TCP port to pick or to collide on), run as the `postgres` account
+//! when the tests run as root (PostgreSQL refuses root).
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::harness::wait_for;
 
 /// The newest `/usr/lib/postgresql/N/bin`.
 fn bin_dir() -> Option<PathBuf> {
@@ -34,9 +37,9 @@ fn bin_dir() -> Option<PathBuf> {
 /// A running PostgreSQL; stopped (immediate shutdown) when dropped.
 pub struct Postgres {
     child: Option<Child>,
+    /// The data directory is `data` in here, the socket `.s.PGSQL.5432` right here.
     dir: tempfile::TempDir,
     bin: PathBuf,
-    pub port: u16,
 }
 
 fn account() -> Option<(u32, u32)> {
@@ -75,16 +78,10 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut pg = Postgres {
             child: None,
             dir,
             bin,
-            port,
         };
         pg.resume();
         Some(pg)
@@ -96,17 +93,15 @@ impl Postgres {
         if let Some((uid, gid)) = account() {
             let _ = std::os::unix::fs::chown(self.dir.path().join("pg.log"), Some(uid), Some(gid));
         }
-        let child = as_owner(
+        let mut child = as_owner(
             Command::new(self.bin.join("postgres"))
                 .arg("-D")
                 .arg(self.dir.path().join("data"))
-                .arg("-p")
-                .arg(self.port.to_string())
                 .arg("-k")
                 .arg(self.dir.path())
                 .args([
                     "-c",
-                    "listen_addresses=127.0.0.1",
+                    "listen_addresses=",
                     "-c",
                     "fsync=off",
                     "-c",
@@ -122,23 +117,24 @@ impl Postgres {
         )
         .spawn()
         .expect("start postgres");
+        // Ready when this postmaster's lock file says so (its first line is the pid, the
+        // eighth the state): a file left by the one halted before is not this one's.
+        let pid = child.id().to_string();
+        let lock = self.dir.path().join("data/postmaster.pid");
+        let ready = || {
+            let text = std::fs::read_to_string(&lock).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines.first() == Some(&pid.as_str()) && lines.get(7).map(|l| l.trim()) == Some("ready")
+        };
+        let ended = |c: &mut Child| c.try_wait().ok().flatten().is_some();
+        wait_for(Duration::from_secs(30), || ready() || ended(&mut child));
+        let up = ready();
         self.child = Some(child);
-        let start = Instant::now();
-        loop {
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "postgres did not start: {}",
-                std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            up,
+            "postgres did not start: {}",
+            std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default()
+        );
     }
 
     /// Stops the server at once (as a crash or a network cut would look to clients).
@@ -152,8 +148,12 @@ impl Postgres {
         }
     }
 
+    /// The database on the socket in its directory.
     pub fn url(&self) -> String {
-        format!("postgres://wharf@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://wharf@/postgres?host={}",
+            self.dir.path().display()
+        )
     }
 }
 

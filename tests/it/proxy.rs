@@ -18,10 +18,7 @@ fn proxied(f: impl FnOnce(&mut wharf::Config)) -> TestServer {
 
 /// Connects, sends a v1 header naming `client`, and reads the greeting.
 fn via(addr: SocketAddr, client: &str) -> Ctrl {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let header = format!("PROXY TCP4 {client} 127.0.0.1 40001 {}\r\n", addr.port());
-    s.write_all(header.as_bytes()).unwrap();
-    Ctrl::from_stream(s)
+    Ctrl::from_stream(proxied_as(addr, client))
 }
 
 /// Whether the server closes `s` without a word (within the header timeout).
@@ -51,19 +48,8 @@ fn header_names_the_client_for_sessions_and_bans() {
     bad.cmd("USER judge");
     let r = bad.cmd("PASS wrong");
     assert!(r.code == 421 || r.code == 530, "{}", r.text());
-    assert!(greeting(s.v4, "192.0.2.66").starts_with("421 "));
-    assert!(greeting(s.v4, "192.0.2.67").starts_with("220 "));
-}
-
-/// The first line a client named by the header gets.
-fn greeting(addr: SocketAddr, client: &str) -> String {
-    use std::io::BufRead;
-    let mut s = TcpStream::connect(addr).unwrap();
-    let header = format!("PROXY TCP4 {client} 127.0.0.1 40002 {}\r\n", addr.port());
-    s.write_all(header.as_bytes()).unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(s).read_line(&mut line).unwrap();
-    line
+    assert!(first_line(proxied_as(s.v4, "192.0.2.66")).starts_with("421 "));
+    assert!(first_line(proxied_as(s.v4, "192.0.2.67")).starts_with("220 "));
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! S3 roots against a real S3 server: Garage, started per test on loopback ports, single
-//! node, with its default key and bucket (`.ci/install-garage` caches the binary).
+//! node, with its default key and bucket (`.ci/install-garage` caches the binary). Garage
+//! must be told its ports: they are picked where nothing else takes ports
+//! ([`quiet_ports`]), and a start that finds one taken anyway is retried on others.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wharf::config::{StorageConfig, StorageKind};
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, quiet_ports, wait_for};
+use crate::processes::listens_on;
 
 const KEY: &str = "GK0123456789abcdef01234567";
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -34,20 +36,22 @@ fn binary() -> Option<PathBuf> {
     None
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A Garage server; killed when dropped.
 pub struct Garage {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The S3 API's port on 127.0.0.1.
     pub port: u16,
+    /// The port of Garage's own RPC, which it needs even alone.
+    rpc: u16,
     binary: PathBuf,
+}
+
+/// How a launch went.
+enum Started {
+    Up,
+    /// Someone else holds one of the ports: try others.
+    PortTaken,
 }
 
 impl Garage {
@@ -55,10 +59,33 @@ impl Garage {
     pub fn start() -> Option<Garage> {
         let binary = binary()?;
         let dir = tempfile::tempdir().unwrap();
-        let (rpc, port) = (free_port(), free_port());
-        let d = dir.path().display();
+        let mut g = Garage {
+            child: None,
+            dir,
+            port: 0,
+            rpc: 0,
+            binary,
+        };
+        for _ in 0..5 {
+            let ports = quiet_ports(2);
+            (g.rpc, g.port) = (ports.low, ports.high);
+            for state in ["meta", "data"] {
+                let _ = std::fs::remove_dir_all(g.dir.path().join(state));
+            }
+            g.configure();
+            match g.launch() {
+                Started::Up => return Some(g),
+                Started::PortTaken => g.halt(),
+            }
+        }
+        panic!("garage found its ports taken five times: {}", g.log());
+    }
+
+    fn configure(&self) {
+        let d = self.dir.path().display();
+        let (rpc, port) = (self.rpc, self.port);
         std::fs::write(
-            dir.path().join("garage.toml"),
+            self.dir.path().join("garage.toml"),
             format!(
                 "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
                  replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
@@ -67,20 +94,17 @@ impl Garage {
             ),
         )
         .unwrap();
-        let mut g = Garage {
-            child: None,
-            dir,
-            port,
-            binary,
-        };
-        g.resume();
-        Some(g)
     }
 
-    /// (Re)starts the server on the same data and port; returns once it answers.
-    pub fn resume(&mut self) {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
+    }
+
+    /// Runs the server on its configuration; it is up once it listens on both its ports
+    /// itself (an answer on the port could be someone else's).
+    fn launch(&mut self) -> Started {
         let log = std::fs::File::create(self.dir.path().join("garage.log")).unwrap();
-        let child = Command::new(&self.binary)
+        let mut child = Command::new(&self.binary)
             .arg("-c")
             .arg(self.dir.path().join("garage.toml"))
             .args(["server", "--single-node", "--default-bucket"])
@@ -93,15 +117,28 @@ impl Garage {
             .stderr(log)
             .spawn()
             .expect("start garage");
+        let pid = child.id();
+        let up = || listens_on(pid, self.port) && listens_on(pid, self.rpc);
+        // A taken S3 port is only logged; a taken RPC port ends the process.
+        let taken = || self.log().contains("Address already in use");
+        let ended = |c: &mut Child| c.try_wait().ok().flatten().is_some();
+        wait_for(Duration::from_secs(20), || {
+            up() || taken() || ended(&mut child)
+        });
+        let (up, taken) = (up(), taken());
         self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "garage did not start: {}",
-                std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        match (up, taken) {
+            (true, _) => Started::Up,
+            (false, true) => Started::PortTaken,
+            (false, false) => panic!("garage did not start: {}", self.log()),
+        }
+    }
+
+    /// (Re)starts the server on the same data and ports; returns once it answers.
+    pub fn resume(&mut self) {
+        match self.launch() {
+            Started::Up => {}
+            Started::PortTaken => panic!("garage's ports were taken meanwhile: {}", self.log()),
         }
     }
 
@@ -175,4 +212,23 @@ pub fn visible(g: &Garage, prefix: &str, path: &str) -> bool {
     let store = g.store(prefix);
     let p = wharf::vfs::VPath::root().resolve(path.as_bytes()).unwrap();
     block(async move { store.exists(&p).await.unwrap() })
+}
+
+/// The bytes in the stored parts of `path`'s unfinished upload, seen from outside wharf.
+pub fn pending(g: &Garage, prefix: &str, path: &str) -> Option<u64> {
+    let store = g.store(prefix);
+    let p = wharf::vfs::VPath::root().resolve(path.as_bytes()).unwrap();
+    block(async move { store.pending(&p).await.unwrap().map(|p| p.bytes) })
+}
+
+/// Waits until wharf has stored `bytes` of `path`'s running upload as parts: the upload is
+/// under way in S3, not only in socket buffers.
+#[track_caller]
+pub fn await_parts(g: &Garage, prefix: &str, path: &str, bytes: usize) {
+    let stored = || pending(g, prefix, path).is_some_and(|b| b >= bytes as u64);
+    assert!(
+        wait_for(Duration::from_secs(20), stored).is_some(),
+        "{path}: {:?} bytes in parts, not {bytes}",
+        pending(g, prefix, path)
+    );
 }

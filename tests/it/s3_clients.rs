@@ -3,11 +3,10 @@
 //! tree up and back. Results are checked in the bucket, from outside wharf.
 
 use std::io::Write;
-use std::time::Duration;
 
 use crate::clients_util::*;
 use crate::harness::*;
-use crate::s3::{Garage, PART, block, server, visible};
+use crate::s3::{Garage, PART, await_parts, block, server, visible};
 
 /// An object's bytes, read from outside wharf.
 fn object(g: &Garage, prefix: &str, path: &str) -> Vec<u8> {
@@ -42,9 +41,9 @@ fn curl_resumes_an_interrupted_upload_sending_only_the_missing_bytes() {
         let mut conn = c.epsv();
         assert_eq!(c.cmd("STOR scan.pdf").code, 150);
         conn.write_all(&data[..2 * PART + 100_000]).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        await_parts(&g, "curl", "/scan.pdf", 2 * PART);
+        s.kill_client(c, conn);
     }
-    std::thread::sleep(Duration::from_millis(500));
     assert!(!visible(&g, "curl", "/scan.pdf"));
     // curl -C - asks SIZE, then APPEs from there.
     let mut c = client("curl", home.path());

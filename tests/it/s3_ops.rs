@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Ctrl, TestServer, bytes};
-use crate::s3::{Garage, PART, block, server, visible};
+use crate::harness::{Ctrl, TestServer, bytes, wait_for};
+use crate::s3::{Garage, PART, await_parts, block, pending, server, visible};
 
 /// A logged-in client in TYPE I.
 fn bin(s: &TestServer) -> Ctrl {
@@ -98,7 +98,7 @@ fn multipart_upload_appears_only_when_complete() {
     let mut conn = c.epsv();
     assert_eq!(c.cmd("STOR big.bin").code, 150);
     conn.write_all(&data[..PART + 1000]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    await_parts(&g, "mp", "/big.bin", PART);
     assert!(!visible(&g, "mp", "/big.bin"), "visible before the end");
     conn.write_all(&data[PART + 1000..]).unwrap();
     drop(conn);
@@ -114,7 +114,7 @@ fn multipart_upload_appears_only_when_complete() {
     let mut conn = c.epsv();
     assert_eq!(c.cmd("STOR aborted.bin").code, 150);
     conn.write_all(&data[..PART + 10]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    await_parts(&g, "mp", "/aborted.bin", PART);
     let r = c.cmd("ABOR");
     assert!(r.code == 426 || r.code == 226, "{}", r.text());
     if r.code == 426 {
@@ -131,23 +131,17 @@ fn interrupted_upload_resumes_without_resending_stored_parts() {
     let s = server(&g, "resume", |_| {});
     let data = bytes(3 * PART + 777, 9);
     {
-        // A client killed mid-upload: both connections close at once.
+        // A client killed mid-upload, once two parts are stored.
         let mut c = bin(&s);
         let mut conn = c.epsv();
         assert_eq!(c.cmd("STOR video.mp4").code, 150);
         conn.write_all(&data[..2 * PART + 4096]).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        await_parts(&g, "resume", "/video.mp4", 2 * PART);
+        s.kill_client(c, conn);
     }
     // Nothing visible; SIZE reports the bytes in the stored parts.
     let mut c = bin(&s);
-    let start = Instant::now();
-    let size = loop {
-        let r = c.cmd("SIZE video.mp4");
-        if r.code == 213 || start.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let size = c.cmd("SIZE video.mp4");
     assert_eq!(size.text(), format!("213 {}\r\n", 2 * PART));
     assert!(!visible(&g, "resume", "/video.mp4"));
     // REST elsewhere is refused with the offset that works.
@@ -366,32 +360,22 @@ fn janitor_aborts_interrupted_uploads_past_their_age() {
         let mut conn = c.epsv();
         assert_eq!(c.cmd("STOR left.bin").code, 150);
         conn.write_all(&bytes(PART + 10, 1)).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        await_parts(&g, "jan", "/left.bin", PART);
         // The client dies: its control connection goes first, so that the data
         // connection's end cannot pass for a complete file, however loaded the machine.
-        drop(c);
-        std::thread::sleep(Duration::from_millis(100));
-        drop(conn);
+        s.kill_client(c, conn);
     }
-    let store = g.store("jan");
-    let p = wharf::vfs::VPath::root().resolve(b"/left.bin").unwrap();
-    let pending = |store: &std::sync::Arc<wharf::vfs::s3::ObjectStore>| {
-        let (store, p) = (store.clone(), p.clone());
-        block(async move { store.pending(&p).await.unwrap().map(|p| p.bytes) })
-    };
-    let start = Instant::now();
-    while pending(&store).is_none() && start.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(pending(&store), Some(PART as u64), "kept for a resume");
+    assert_eq!(
+        pending(&g, "jan", "/left.bin"),
+        Some(PART as u64),
+        "kept for a resume"
+    );
     // A server that keeps interrupted uploads 0 s aborts it when it starts.
     let _strict = server(&g, "jan", |c| c.storages[0].resumable_for = 0);
-    let start = Instant::now();
-    while pending(&store).is_some() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "janitor did not run"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        wait_for(Duration::from_secs(20), || pending(&g, "jan", "/left.bin")
+            .is_none())
+        .is_some(),
+        "janitor did not run"
+    );
 }

@@ -2,7 +2,7 @@
 //! until the transfer completes), and what a failed one leaves behind.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wharf::config::{AnonymousMode, FailedUploads};
 
@@ -18,15 +18,11 @@ fn temp_files(s: &TestServer, dir: &str) -> Vec<String> {
 
 /// Waits (bounded) until the server has removed its temporary files.
 fn wait_no_temp(s: &TestServer, dir: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !temp_files(s, dir).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "temporary upload left: {:?}",
-            temp_files(s, dir)
-        );
-        std::thread::yield_now();
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), || temp_files(s, dir).is_empty()).is_some(),
+        "temporary upload left: {:?}",
+        temp_files(s, dir)
+    );
 }
 
 #[test]
@@ -123,10 +119,14 @@ fn failed_uploads_can_be_kept_for_resume() {
     data.write_all(&bytes(50_000, 25)).unwrap();
     data.flush().unwrap();
     // Wait (bounded) until the server has read it all, then abort.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !c.cmd("STAT").text().contains("50000 bytes") {
-        assert!(Instant::now() < deadline, "server never read the data");
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .cmd("STAT")
+            .text()
+            .contains("50000 bytes"))
+        .is_some(),
+        "server never read the data"
+    );
     c.send_raw(b"ABOR\r\n");
     assert_eq!(c.read_reply().code, 426);
     assert_eq!(c.read_reply().code, 226);
@@ -145,18 +145,12 @@ fn failed_uploads_can_be_kept_for_resume() {
     );
 }
 
-/// Waits (bounded) for a file a hook writes.
-fn wait_for(path: &std::path::Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path)
-            && s.ends_with("END\n")
-        {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "hook never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits (bounded) for the file a hook writes, ending in `END`; its contents.
+fn hook_record(path: &std::path::Path) -> String {
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    let done = wait_for(Duration::from_secs(20), || read().ends_with("END\n"));
+    assert!(done.is_some(), "hook never ran");
+    read()
 }
 
 #[test]
@@ -175,7 +169,7 @@ fn upload_hook_command_gets_the_upload_in_its_environment() {
     c.cmd("TYPE I");
     let (_, r) = c.stor("STOR in/scan 1.pdf", b"12345");
     assert_eq!(r.code, 226);
-    let env = wait_for(&record);
+    let env = hook_record(&record);
     assert!(env.contains("WHARF_PATH=/in/scan 1.pdf\n"), "{env}");
     assert!(env.contains("WHARF_USER=judge\n"), "{env}");
     assert!(env.contains("WHARF_CLIENT=127.0.0.1\n"), "{env}");
@@ -254,7 +248,6 @@ fn run_as_drops_root_after_binding() {
         eprintln!("skipping: needs root to drop privileges");
         return;
     }
-    use std::io::BufRead;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -264,29 +257,17 @@ fn run_as_drops_root_after_binding() {
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
     let cfg = dir.path().join("wharf.toml");
     std::fs::write(&cfg, "run_as = \"nobody\"\nlisten = [\"127.0.0.1:0\"]\n").unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--root")
-        .arg(&root)
-        .args(["--user", "judge:pw"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split(" on ")
-        .nth(1)
-        .and_then(|r| r.split([' ', ',']).next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let mut wharf = crate::processes::Wharf::start(
+        crate::processes::serve()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--root")
+            .arg(&root)
+            .args(["--user", "judge:pw"]),
+        &dir.path().join("stderr.log"),
+    );
+    let addr = wharf.ftp();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", wharf.pid())).unwrap();
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -295,8 +276,7 @@ fn run_as_drops_root_after_binding() {
     let mut c = Ctrl::connect(addr);
     c.login("judge", "pw");
     let (_, r) = c.stor("STOR owned.txt", b"mine");
-    let _ = child.kill();
-    let _ = child.wait();
+    wharf.kill();
     assert_eq!(r.code, 226);
     let uid = nobody.uid.as_raw();
     assert!(
