@@ -165,7 +165,21 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         bucket,
         cancel,
     };
-    let moved = match job {
+    let moved = move_bytes(job, &mut stream, &p).await?;
+    // Close before the session says 226 (clients wait for EOF, some old ones insist); on
+    // TLS this sends close_notify first.
+    let _ = io_stall(p.stall, stream.shutdown()).await;
+    drop(stream);
+    Ok(Outcome {
+        bytes: moved,
+        tls: is_tls,
+        resumed,
+    })
+}
+
+/// Moves the job's bytes over the open data connection; returns how many.
+async fn move_bytes(job: Job, stream: &mut Stream, p: &Meter) -> Result<u64, TransferError> {
+    Ok(match job {
         Job::Listing(Listing::Whole(bytes)) => {
             io_stall(p.stall, stream.write_all(&bytes))
                 .await?
@@ -199,43 +213,34 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
                 },
             ascii,
             skip,
-        } => match &stream {
+        } => match &*stream {
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
             Stream::Plain(tcp) if sendfile && !ascii && p.bucket.is_none() => {
-                match send_zero_copy(&file, tcp, &p).await? {
+                match send_zero_copy(&file, tcp, p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
-                    None => send(file, left, &mut stream, false, 0, &p).await?,
+                    None => send(file, left, stream, false, 0, p).await?,
                 }
             }
-            _ => send(file, left, &mut stream, ascii, skip, &p).await?,
+            _ => send(file, left, stream, ascii, skip, p).await?,
         },
         Job::Send {
             from: Sending::Stream(source),
             ascii,
             skip,
-        } => send_stream(source, &mut stream, ascii, skip, &p).await?,
+        } => send_stream(source, stream, ascii, skip, p).await?,
         Job::Receive {
             into: Receiving::File(file),
             ascii,
-        } => receive(&mut stream, file, ascii, &p).await?,
+        } => receive(stream, file, ascii, p).await?,
         Job::Receive {
             into: Receiving::Object(upload),
             ascii,
         } => {
             let mut upload = upload.lock().await;
-            receive_object(&mut stream, &mut upload, ascii, &p).await?
+            receive_object(stream, &mut upload, ascii, p).await?
         }
-    };
-    // Close before the session says 226 (clients wait for EOF, some old ones insist); on
-    // TLS this sends close_notify first.
-    let _ = io_stall(p.stall, stream.shutdown()).await;
-    drop(stream);
-    Ok(Outcome {
-        bytes: moved,
-        tls: is_tls,
-        resumed,
     })
 }
 
