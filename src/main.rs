@@ -225,7 +225,7 @@ struct ServeArgs {
     passive_ports: Option<PortRange>,
     /// Address announced in PASV replies (for NAT).
     #[arg(long, value_name = "ADDR")]
-    public_address: Option<IpAddr>,
+    public_address: Option<wharf::config::HostAddr>,
     /// Log format: text or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
@@ -275,8 +275,8 @@ impl ServeArgs {
         if let Some(p) = self.passive_ports {
             config.passive_ports = Some(p);
         }
-        if let Some(a) = self.public_address {
-            config.public_address = Some(a);
+        if let Some(a) = &self.public_address {
+            config.public_address = Some(a.clone());
         }
         if let Some(f) = self.log_format {
             config.log_format = f;

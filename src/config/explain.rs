@@ -31,6 +31,14 @@ impl Config {
                 ));
             }
         }
+        if self.passive_ports.is_none()
+            && (self.public_address.is_some() || !self.passive_addresses.is_empty())
+        {
+            out.push(
+                "public_address is set but passive_ports is not: a NAT router must forward the passive ports, so give it a range (e.g. passive_ports = \"50000-50100\")"
+                    .into(),
+            );
+        }
         out
     }
 
@@ -70,8 +78,18 @@ impl Config {
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "any free port".into())
         );
-        if let Some(a) = self.public_address {
-            let _ = writeln!(s, "public address: {a}");
+        if let Some(a) = &self.public_address {
+            let _ = writeln!(
+                s,
+                "public address: {a} (to clients outside loopback, private and link-local networks)"
+            );
+        }
+        for p in &self.passive_addresses {
+            let _ = writeln!(
+                s,
+                "passive address: {} to clients in {}",
+                p.address, p.network
+            );
         }
         self.explain_storages(&mut s);
         if self.tls_enabled() {

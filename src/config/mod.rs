@@ -4,7 +4,7 @@
 //! (`./ftp` on `[::]:2121`, anonymous read-only). Errors name the file, line, key and what
 //! is allowed; nothing here panics on bad input.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -194,9 +194,13 @@ pub struct Config {
     pub hook_timeout: u64,
     /// Passive ports; unset means any free port the kernel picks.
     pub passive_ports: Option<PortRange>,
-    /// The address announced in PASV replies (for NAT); unset means the local address of
-    /// the control connection.
-    pub public_address: Option<IpAddr>,
+    /// The address PASV announces to clients outside the local networks (for NAT), by
+    /// address or host name; unset, or for clients on loopback, private and link-local
+    /// networks, the address the client connected to.
+    pub public_address: Option<HostAddr>,
+    /// What PASV announces to clients of given networks, before the rule above.
+    #[serde(rename = "passive_address")]
+    pub passive_addresses: Vec<PassiveAddress>,
     /// Accept passive data connections only from the control connection's peer address.
     pub passive_peer_check: bool,
     /// PORT/EPRT only to the control connection's peer address and never below port 1024.
@@ -390,6 +394,7 @@ impl Default for Config {
             hook_timeout: 30,
             passive_ports: None,
             public_address: None,
+            passive_addresses: Vec::new(),
             passive_peer_check: true,
             active_peer_check: true,
             log_format: LogFormat::Text,

@@ -222,6 +222,83 @@ impl Serialize for PortRange {
     }
 }
 
+/// A host given by address or by name (`ftp.example.com`), resolved when the
+/// configuration is loaded and on reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddr(String);
+
+impl HostAddr {
+    /// Its IPv4 address (PASV can announce no other): the address itself, or the first
+    /// IPv4 address the name resolves to.
+    pub fn resolve_v4(&self) -> Result<std::net::Ipv4Addr, String> {
+        use std::net::ToSocketAddrs;
+        if let Ok(ip) = self.0.parse::<std::net::IpAddr>() {
+            return match ip.to_canonical() {
+                std::net::IpAddr::V4(v4) => Ok(v4),
+                std::net::IpAddr::V6(_) => Err(format!(
+                    "`{}` is IPv6; PASV announces IPv4 (EPSV needs no address)",
+                    self.0
+                )),
+            };
+        }
+        let found = (self.0.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve `{}`: {e}", self.0))?;
+        found
+            .filter_map(|a| match a.ip().to_canonical() {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .next()
+            .ok_or_else(|| format!("`{}` has no IPv4 address", self.0))
+    }
+}
+
+impl FromStr for HostAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let name_ok = !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if s.parse::<std::net::IpAddr>().is_ok() || name_ok {
+            Ok(HostAddr(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is neither an IP address nor a host name (no port, no brackets)"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for HostAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for HostAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// `[[passive_address]]`: what PASV announces to clients of one network.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveAddress {
+    pub network: IpNet,
+    pub address: HostAddr,
+}
+
 /// `[cluster]`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

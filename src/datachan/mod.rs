@@ -22,7 +22,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::PortRange;
 pub use crate::error::DataError;
+
+mod announce;
 use crate::tls::Stream;
+pub use announce::Announce;
 
 /// An address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) turned back into IPv4, so that a
 /// dual-stack listener's peers compare equal to their IPv4 data connections.

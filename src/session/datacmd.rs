@@ -39,16 +39,11 @@ impl Session {
         if self.epsv_all {
             return replies::EPSV_ALL_IN_EFFECT.reply();
         }
-        let announce = match (self.cfg.public_address, self.local) {
-            (Some(IpAddr::V4(public)), _) => public,
-            (_, IpAddr::V4(local)) => local,
-            _ => {
-                return replies::PASV_NEEDS_IPV4.reply();
-            }
-        };
-        if !self.local.is_ipv4() {
+        let IpAddr::V4(local) = self.local.to_canonical() else {
             return replies::PASV_NEEDS_IPV4.reply();
-        }
+        };
+        let proxied = self.cfg.proxy_policy(&self.listener).enabled();
+        let announce = self.shared.announce().for_client(self.peer, local, proxied);
         let port = match self.open_passive() {
             Ok(p) => p,
             Err(r) => return r,

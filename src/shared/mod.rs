@@ -57,6 +57,8 @@ pub struct Shared {
     hooks: RwLock<Arc<crate::hooks::Hooks>>,
     /// Modes and owner of what uploads create.
     ownership: RwLock<crate::vfs::Ownership>,
+    /// What PASV announces to whom (`public_address`, `[[passive_address]]`), resolved.
+    announce: RwLock<Arc<crate::datachan::Announce>>,
     /// Jail roots open now, shared between sessions.
     pub roots: crate::vfs::Roots,
     /// The S3 storages by name (replaced whole by a reload; sessions keep theirs).
@@ -186,6 +188,10 @@ impl Shared {
             buckets: Default::default(),
             hooks: RwLock::new(Arc::new(crate::hooks::Hooks::new(&config, tasks.clone()))),
             ownership: RwLock::new(crate::vfs::Ownership::from_config(&config)),
+            announce: RwLock::new(Arc::new(
+                crate::datachan::Announce::resolve(&config)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            )),
             roots: Default::default(),
             stores: RwLock::new(Arc::new(
                 build_stores(&config)
@@ -230,6 +236,10 @@ impl Shared {
 
     pub fn ownership(&self) -> crate::vfs::Ownership {
         read(&self.ownership)
+    }
+
+    pub fn announce(&self) -> Arc<crate::datachan::Announce> {
+        read(&self.announce)
     }
 
     /// Sets how a reload obtains the new configuration (the CLI re-reads its file and

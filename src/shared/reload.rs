@@ -42,6 +42,7 @@ impl Shared {
             None => None,
         };
         let stores = build_stores(&fresh)?;
+        let announce = Arc::new(crate::datachan::Announce::resolve(&fresh)?);
         // Bound before anything is committed, so a port in use rejects the whole reload.
         let listeners = self.plan_listeners(&old, &fresh)?;
         for (what, same) in [
@@ -69,6 +70,7 @@ impl Shared {
             Arc::new(crate::hooks::Hooks::new(&fresh, self.tasks.clone())),
         );
         write(&self.ownership, crate::vfs::Ownership::from_config(&fresh));
+        write(&self.announce, announce);
         write(&self.stores, Arc::new(stores));
         write(&self.config, Arc::new(fresh));
         if let Some(change) = listeners

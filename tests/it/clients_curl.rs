@@ -1044,10 +1044,17 @@ fn curl_passive_behind_nat_public_address() {
     if !have("curl") {
         return;
     }
-    // The PASV reply announces the configured public address (TEST-NET-1 here); curl, like
-    // most clients, connects to the control connection's address instead
-    // (--ftp-skip-pasv-ip, on by default), so the transfer still works on loopback.
-    let s = TestServer::with(|c| c.public_address = Some("192.0.2.7".parse().unwrap()));
+    // The PASV reply announces the address configured for the client's network
+    // (TEST-NET-1 here); curl, like most clients, connects to the control connection's
+    // address instead (--ftp-skip-pasv-ip, on by default), so the transfer still works on
+    // loopback.
+    let s = TestServer::with(|c| {
+        c.public_address = Some("192.0.2.9".parse().unwrap());
+        c.passive_addresses = vec![wharf::config::PassiveAddress {
+            network: "127.0.0.0/8".parse().unwrap(),
+            address: "192.0.2.7".parse().unwrap(),
+        }];
+    });
     let home = scratch();
     let data = bytes(50_000, 14);
     put_file(&s.path("nat.bin"), &data);

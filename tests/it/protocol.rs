@@ -721,6 +721,23 @@ fn passive_port_refuses_other_addresses() {
 }
 
 #[test]
+fn pasv_announces_the_public_address_only_to_clients_beyond_the_local_networks() {
+    // Behind NAT: a loopback (or LAN) client gets the address it connected to; the public
+    // one would send it out through the router and back.
+    let s = TestServer::with(|c| c.public_address = Some("192.0.2.7".parse().unwrap()));
+    let mut c = s.login();
+    let r = c.cmd("PASV");
+    let text = String::from_utf8_lossy(&r.raw).into_owned();
+    assert!(
+        text.starts_with("227 Entering Passive Mode (127,0,0,1,"),
+        "{text}"
+    );
+    // A host name is accepted and resolved.
+    let s = TestServer::with(|c| c.public_address = Some("localhost".parse().unwrap()));
+    assert_eq!(s.login().cmd("PASV").code, 227);
+}
+
+#[test]
 fn passive_timeout_gives_425_and_session_survives() {
     let s = TestServer::with(|cfg| cfg.data_connect_timeout = 1);
     std::fs::write(s.path("f"), b"x").unwrap();
