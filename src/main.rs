@@ -262,7 +262,7 @@ impl ServeArgs {
             config.root = root;
         }
         if let Some(a) = self.anonymous {
-            config.anonymous = a;
+            config.anonymous = Some(a);
         }
         for spec in &self.user {
             let (name, password) = user_password(spec, |var| std::env::var_os(var))?;
@@ -525,7 +525,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
         let root = std::fs::canonicalize(&config.root).unwrap_or(config.root.clone());
-        let anonymous = config.anonymous;
+        let anonymous = config.anonymous_mode();
         let server = match wharf::Server::bind(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -580,27 +580,56 @@ fn start_line(server: &wharf::Server, root: &std::path::Path, anonymous: Anonymo
             .iter()
             .map(|a| format!("{a} (implicit TLS)")),
     );
-    let port = addrs.first().map_or(2121, |a| a.port());
-    let try_host = match addrs.first().map(|a| a.ip()) {
-        Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("[{ip}]"),
-        Some(IpAddr::V4(ip)) if !ip.is_unspecified() => ip.to_string(),
-        _ => "127.0.0.1".to_string(),
-    };
-    let mut tls = server
+    let mut extra = server
         .tls_fingerprint()
         .map(|fp| format!("; TLS certificate sha256 {fp}"))
         .unwrap_or_default();
     if let Some(path) = &server.config().admin_socket {
-        tls.push_str(&format!("; admin unix:{}", path.display()));
+        extra.push_str(&format!("; admin unix:{}", path.display()));
     }
     if let Some(admin) = server.admin_addr() {
-        tls.push_str(&format!("; admin http://{admin}"));
+        extra.push_str(&format!("; admin http://{admin}"));
     }
     format!(
-        "wharf serving {} on {} (anonymous: {anonymous}); try: curl ftp://{try_host}:{port}/{tls}",
+        "wharf serving {} on {} (anonymous: {anonymous}); try: {}{extra}",
         root.display(),
         shown.join(", "),
+        try_command(server, anonymous),
     )
+}
+
+/// A curl command that succeeds against the server as started: an upload for the drop
+/// box, a listing otherwise; a configured user's name when anonymous is off; TLS as the
+/// policy requires (`-k` for a generated certificate).
+fn try_command(server: &wharf::Server, anonymous: AnonymousMode) -> String {
+    let config = server.config();
+    let host = |a: &std::net::SocketAddr| match a.ip() {
+        IpAddr::V6(ip) if !ip.is_unspecified() => format!("[{ip}]:{}", a.port()),
+        IpAddr::V4(ip) if !ip.is_unspecified() => format!("{ip}:{}", a.port()),
+        _ => format!("127.0.0.1:{}", a.port()),
+    };
+    let explicit = server.local_addrs();
+    let implicit = server.implicit_addrs();
+    let generated = config.tls_cert.is_none();
+    let insecure = if generated { " -k" } else { "" };
+    let tls_needed = (config.tls == TlsMode::Required
+        || config.tls_data == wharf::config::TlsData::Required)
+        && !(config.tls_exempt_anonymous && anonymous != AnonymousMode::Off);
+    let (scheme, tls, at) = match (explicit.first(), implicit.first()) {
+        (Some(a), _) if tls_needed => ("ftp", format!(" --ssl-reqd{insecure}"), host(a)),
+        (Some(a), _) => ("ftp", String::new(), host(a)),
+        (None, Some(a)) => ("ftps", insecure.to_string(), host(a)),
+        (None, None) => ("ftp", String::new(), "127.0.0.1:2121".into()),
+    };
+    let who = match (anonymous, config.users.first()) {
+        (AnonymousMode::Off, Some(u)) => format!(" -u {}", u.name),
+        (AnonymousMode::Off, None) => " -u USER".to_string(),
+        _ => String::new(),
+    };
+    match anonymous {
+        AnonymousMode::Upload => format!("curl{tls}{who} -T FILE {scheme}://{at}/"),
+        _ => format!("curl{tls}{who} {scheme}://{at}/"),
+    }
 }
 
 /// SIGUSR1 reopens the log files; SIGHUP reloads (telling systemd while it does).

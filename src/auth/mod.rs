@@ -152,11 +152,11 @@ impl Authenticator {
             .collect();
         let anonymous_base = match &config.anonymous_permissions {
             Some(list) => Perms::from_list(list),
-            None => Perms::for_anonymous(config.anonymous),
+            None => Perms::for_anonymous(config.anonymous_mode()),
         };
         Authenticator {
             users,
-            anonymous: config.anonymous,
+            anonymous: config.anonymous_mode(),
             anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
             anonymous_atomic: config.atomic_uploads.unwrap_or(true),
             anonymous_rates: (config.anonymous_rate_up, config.anonymous_rate_down),
@@ -301,6 +301,17 @@ mod tests {
                 .is_none()
         );
         assert!(a.login(b"bob", b"pw", LO, &CHECKS).await.unwrap().is_none());
+        // With users configured, anonymous is off unless asked for.
+        let anon = a.login(b"FTP", b"me@example.com", LO, &CHECKS).await;
+        assert!(
+            anon.unwrap().is_none(),
+            "anonymous is off by default beside users"
+        );
+        let c = Config {
+            anonymous: Some(AnonymousMode::Read),
+            ..config()
+        };
+        let a = Authenticator::new(&c, &c.users);
         let g = a
             .login(b"FTP", b"me@example.com", LO, &CHECKS)
             .await
@@ -313,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn anonymous_off() {
         let mut c = config();
-        c.anonymous = AnonymousMode::Off;
+        c.anonymous = Some(AnonymousMode::Off);
         let a = Authenticator::new(&c, &c.users);
         assert!(
             a.login(b"anonymous", b"x", LO, &CHECKS)

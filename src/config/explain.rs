@@ -68,7 +68,7 @@ impl Config {
         let _ = writeln!(
             s,
             "anonymous: {} (root {})",
-            self.anonymous,
+            self.anonymous_mode(),
             self.anonymous_root().display()
         );
         let _ = writeln!(

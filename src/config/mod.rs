@@ -145,7 +145,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// Default root for users without their own, and for anonymous.
     pub root: PathBuf,
-    pub anonymous: AnonymousMode,
+    /// What anonymous logins may do; unset: `read` when no user is configured, else `off`
+    /// (see [`Config::anonymous_mode`]).
+    pub anonymous: Option<AnonymousMode>,
     /// Root for anonymous users; defaults to `root`.
     pub anonymous_root: Option<PathBuf>,
     /// Replaces the permission set the `anonymous` mode implies.
@@ -370,7 +372,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([0u16; 8], 2121))],
             root: PathBuf::from("./ftp"),
-            anonymous: AnonymousMode::Read,
+            anonymous: None,
             anonymous_root: None,
             anonymous_permissions: None,
             anonymous_dirs: Vec::new(),
@@ -530,6 +532,18 @@ impl Config {
         Ok(users)
     }
 
+    /// What anonymous logins may do: as configured, else `read` when the server has no
+    /// users (a public folder) and `off` when it has some (users do not expect strangers).
+    pub fn anonymous_mode(&self) -> AnonymousMode {
+        self.anonymous.unwrap_or(
+            if self.users.is_empty() && self.users_file.is_none() && !self.system_accounts {
+                AnonymousMode::Read
+            } else {
+                AnonymousMode::Off
+            },
+        )
+    }
+
     /// Whether any listener or policy needs a certificate.
     pub fn tls_enabled(&self) -> bool {
         self.tls != TlsMode::Off
@@ -595,7 +609,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.listen, vec!["[::]:2121".parse().unwrap()]);
         assert_eq!(c.root, PathBuf::from("./ftp"));
-        assert_eq!(c.anonymous, AnonymousMode::Read);
+        assert_eq!(c.anonymous_mode(), AnonymousMode::Read);
         assert!(c.validate().is_ok());
         // An empty file is the default too.
         assert_eq!(Config::from_toml("", "x").unwrap(), c);

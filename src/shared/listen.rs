@@ -9,7 +9,12 @@ use socket2::{Domain, Socket, Type};
 /// falls back to `0.0.0.0` on a host without IPv6.
 pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
     let l = match bind(addr) {
-        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+        // Only a host without IPv6 falls back; a port in use is reported as itself.
+        Err(e)
+            if addr.ip().is_unspecified()
+                && addr.is_ipv6()
+                && e.kind() != std::io::ErrorKind::AddrInUse =>
+        {
             tracing::warn!(%addr, error = %e, "IPv6 unavailable; listening on IPv4 only");
             bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
         }

@@ -78,6 +78,95 @@ fn serve_on_the_embedded_default_creates_ftp_and_says_how_to_connect() {
     assert!(dir.path().join("ftp").is_dir());
 }
 
+/// The `try:` command of a start line, run as printed (FILE and a password filled in);
+/// returns curl's output.
+fn run_hint(line: &str, dir: &std::path::Path, password: &str) -> std::process::Output {
+    let hint = line
+        .split("try: ")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .unwrap_or_else(|| panic!("no hint in {line}"))
+        .trim()
+        .to_string();
+    assert!(hint.starts_with("curl "), "{hint}");
+    std::fs::write(dir.join("hint.txt"), b"hello\n").unwrap();
+    let mut args: Vec<String> = hint.split_whitespace().skip(1).map(String::from).collect();
+    for a in &mut args {
+        if a == "FILE" {
+            *a = dir.join("hint.txt").display().to_string();
+        }
+    }
+    if let Some(i) = args.iter().position(|a| a == "-u") {
+        args[i + 1] = format!("{}:{password}", args[i + 1]);
+    }
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn start_hints_work_in_every_mode() {
+    if !crate::harness::have("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // (flags, what the line must say, password for -u)
+    let modes: [(&[&str], &str, &str); 3] = [
+        (&["--anonymous", "upload"], "curl -T FILE ftp://", ""),
+        (&["--user", "alice:pw1"], "anonymous: off", "pw1"),
+        (&["--tls", "auto", "--tls-required"], "--ssl-reqd -k", ""),
+    ];
+    for (i, (flags, says, password)) in modes.into_iter().enumerate() {
+        let root = dir.path().join(format!("root{i}"));
+        let wharf = Wharf::start(
+            serve()
+                .args(["--listen", "127.0.0.1:0", "--root"])
+                .arg(&root)
+                .args(flags)
+                .env("STATE_DIRECTORY", &state),
+            &dir.path().join(format!("log{i}")),
+        );
+        let line = wharf.line.clone();
+        assert!(line.contains(says), "{flags:?}: {line}");
+        let out = run_hint(&line, dir.path(), password);
+        assert!(
+            out.status.success(),
+            "{flags:?}: the hint failed: {line}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        drop(wharf);
+    }
+    // The drop box's hint really stored the file.
+    assert_eq!(
+        std::fs::read(dir.path().join("root0/hint.txt")).unwrap(),
+        b"hello\n"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported_as_itself() {
+    let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
+        return; // no IPv6 here
+    };
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(WHARF)
+        .args(["serve", "--listen", &format!("[::]:{port}"), "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on [::]:{port}")),
+        "{err}"
+    );
+    assert!(!err.contains("IPv6 unavailable"), "{err}");
+}
+
 #[test]
 fn serve_rejects_bad_flags_without_panicking() {
     let out = Command::new(WHARF)

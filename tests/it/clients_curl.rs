@@ -585,7 +585,7 @@ fn curl_anonymous_off_refuses_login() {
     if !have("curl") {
         return;
     }
-    let s = TestServer::with(|c| c.anonymous = AnonymousMode::Off);
+    let s = TestServer::with(|c| c.anonymous = Some(AnonymousMode::Off));
     let home = scratch();
     put_file(&s.path("f"), b"secret");
     // 530 to the login: CURLE_LOGIN_DENIED (67).
@@ -602,7 +602,7 @@ fn curl_drop_box_takes_new_files_only() {
     if !have("curl") {
         return;
     }
-    let s = TestServer::with(|c| c.anonymous = AnonymousMode::Upload);
+    let s = TestServer::with(|c| c.anonymous = Some(AnonymousMode::Upload));
     let home = scratch();
     let data = bytes(60_000, 12);
     let src = home.path().join("scan.pdf");
@@ -1003,7 +1003,7 @@ fn curl_drop_box_with_unique_names() {
         return;
     }
     let s = TestServer::with(|c| {
-        c.anonymous = AnonymousMode::Upload;
+        c.anonymous = Some(AnonymousMode::Upload);
         c.upload_collision = wharf::config::Collision::Unique;
     });
     let home = scratch();

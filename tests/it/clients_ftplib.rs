@@ -230,7 +230,7 @@ fn ftplib_drop_box() {
     if !have("python3") {
         return;
     }
-    let s = TestServer::with(|c| c.anonymous = AnonymousMode::Upload);
+    let s = TestServer::with(|c| c.anonymous = Some(AnonymousMode::Upload));
     let work = scratch();
     let data = bytes(20_000, 33);
     put_file(&work.path().join("up.bin"), &data);

@@ -117,7 +117,7 @@ impl Cluster {
             let config = wharf::Config {
                 listen: vec![SocketAddr::new(ip, 0)],
                 root: "storage:shared".into(),
-                anonymous: wharf::config::AnonymousMode::Off,
+                anonymous: Some(wharf::config::AnonymousMode::Off),
                 passive_ports: Some(passive),
                 public_address: Some("127.0.0.1".parse().unwrap()),
                 proxy_protocol: wharf::proxy::ProxyProtocol::V2,

@@ -109,7 +109,7 @@ fn a_rename_cannot_carry_a_read_only_rule_away() {
 
 #[test]
 fn wharfs_temporary_names_are_refused() {
-    let s = TestServer::with(|cfg| cfg.anonymous = wharf::config::AnonymousMode::Upload);
+    let s = TestServer::with(|cfg| cfg.anonymous = Some(wharf::config::AnonymousMode::Upload));
     std::fs::create_dir(s.path("upload")).unwrap();
     let mut c = Ctrl::connect(s.v4);
     c.login("anonymous", "x");

@@ -53,7 +53,7 @@ impl TestServer {
             tls_dir: Some(state.path().to_path_buf()),
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             root: root.path().to_path_buf(),
-            anonymous: AnonymousMode::Read,
+            anonymous: Some(AnonymousMode::Read),
             data_connect_timeout: 5,
             // Tests that count on the delay set it themselves.
             login_failure_delay_ms: 0,

@@ -920,7 +920,7 @@ fn utf8_and_odd_names_round_trip() {
 
 #[test]
 fn drop_box_semantics() {
-    let s = TestServer::with(|cfg| cfg.anonymous = wharf::config::AnonymousMode::Upload);
+    let s = TestServer::with(|cfg| cfg.anonymous = Some(wharf::config::AnonymousMode::Upload));
     std::fs::write(s.path("existing"), b"old").unwrap();
     let mut c = Ctrl::connect(s.v4);
     c.login("anonymous", "scanner@example.com");
@@ -958,7 +958,7 @@ fn drop_box_semantics() {
 #[test]
 fn drop_box_unique_names() {
     let s = TestServer::with(|cfg| {
-        cfg.anonymous = wharf::config::AnonymousMode::Upload;
+        cfg.anonymous = Some(wharf::config::AnonymousMode::Upload);
         cfg.upload_collision = wharf::config::Collision::Unique;
     });
     let mut c = Ctrl::connect(s.v4);
@@ -985,7 +985,7 @@ fn anonymous_read_only_and_off() {
     assert_eq!(r.code, 553);
     assert_eq!(c.cmd("MKD d").code, 550);
     assert_eq!(c.cmd("DELE pub").code, 550);
-    let s = TestServer::with(|cfg| cfg.anonymous = wharf::config::AnonymousMode::Off);
+    let s = TestServer::with(|cfg| cfg.anonymous = Some(wharf::config::AnonymousMode::Off));
     let mut c = Ctrl::connect(s.v4);
     assert_eq!(c.cmd("USER anonymous").code, 331);
     assert_eq!(c.cmd("PASS x").code, 530);

@@ -88,7 +88,7 @@ fn killed_client_leaves_nothing_under_the_final_name() {
 
 #[test]
 fn drop_box_is_atomic_by_default_and_never_overwrites() {
-    let s = TestServer::with(|cfg| cfg.anonymous = AnonymousMode::Upload);
+    let s = TestServer::with(|cfg| cfg.anonymous = Some(AnonymousMode::Upload));
     let mut c = Ctrl::connect(s.v4);
     c.login("anonymous", "scanner@example.com");
     c.cmd("TYPE I");
