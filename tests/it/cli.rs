@@ -147,6 +147,21 @@ fn start_hints_work_in_every_mode() {
 }
 
 #[test]
+fn completions_and_the_man_page_come_from_the_command_table() {
+    for (args, must) in [
+        (&["completions", "bash"][..], "serve"),
+        (&["completions", "zsh"], "check-config"),
+        (&["completions", "fish"], "hash-password"),
+        (&["man"], ".TH wharf 1"),
+    ] {
+        let out = Command::new(WHARF).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(must), "{args:?}: {text}");
+    }
+}
+
+#[test]
 fn a_port_in_use_is_reported_as_itself() {
     let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
         return; // no IPv6 here

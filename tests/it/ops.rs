@@ -330,7 +330,18 @@ fn who_kick_and_ban_from_the_command_line() {
             .success()
     );
     let list = String::from_utf8_lossy(&cli(&["ban", "list"]).stdout).into_owned();
-    assert!(list.contains("127.0.0.9"), "{list}");
+    assert!(list.starts_with("ADDRESS"), "a table: {list}");
+    assert!(list.lines().any(|l| l.starts_with("127.0.0.9 ")), "{list}");
+    let json = cli(&["ban", "list", "--json"]).stdout;
+    let bans: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(bans[0]["ip"], "127.0.0.9", "{bans}");
+    // Nothing to kick is said, with a failing exit.
+    let out = cli(&["kick", "--user", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no session of user nosuch"),
+        "{out:?}"
+    );
     {
         let sock =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

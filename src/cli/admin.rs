@@ -1,0 +1,233 @@
+//! The admin commands (`who`, `kick`, `ban`, `reload`): they reach a running server's
+//! admin endpoint through `wharf::admin::Client`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use wharf::config::Config;
+
+#[derive(Subcommand)]
+pub enum BanAction {
+    /// List the addresses banned now and the time each has left.
+    List {
+        /// JSON, for scripts, instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an address now (its open sessions end; on a cluster, on every node).
+    Add {
+        /// The client address.
+        ip: IpAddr,
+        /// Seconds (default: the configured ban_time).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Lift the ban of an address.
+    Remove {
+        /// The client address.
+        ip: IpAddr,
+    },
+}
+
+/// How the admin commands find the endpoint.
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// The server's configuration file (admin_socket, admin_listen, admin_token).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/wharf/wharf.toml",
+        global = true
+    )]
+    config: PathBuf,
+    /// The admin endpoint, overriding the config: ADDR:PORT, or the path of its socket.
+    #[arg(long, value_name = "ADDR:PORT|PATH", global = true)]
+    admin: Option<wharf::admin::Endpoint>,
+}
+
+impl AdminArgs {
+    fn client(&self) -> Result<wharf::admin::Client, String> {
+        let config = if self.config.exists() {
+            Config::load(&self.config).map_err(|e| e.to_string())?
+        } else {
+            Config::default()
+        };
+        // The socket first: its file mode already decides who may use it.
+        let endpoint = self
+            .admin
+            .clone()
+            .or_else(|| config.admin_socket.map(wharf::admin::Endpoint::Unix))
+            .or_else(|| config.admin_listen.map(wharf::admin::Endpoint::Tcp))
+            .ok_or_else(|| {
+                format!(
+                    "no admin endpoint: set admin_socket or admin_listen in {} or pass --admin",
+                    self.config.display()
+                )
+            })?;
+        Ok(wharf::admin::Client::new(endpoint, config.admin_token))
+    }
+}
+
+/// Runs one admin call and prints the answer; exit status from the HTTP status.
+pub fn admin_call(args: &AdminArgs, method: &str, path: &str, body: Option<&str>) -> ExitCode {
+    let result = args.client().and_then(|c| c.call(method, path, body));
+    match result {
+        Ok((status, text)) if (200..300).contains(&status) => {
+            if !text.trim().is_empty() {
+                println!("{}", text.trim_end());
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((status, text)) => {
+            eprintln!("wharf: {status}: {}", text.trim_end());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The sessions the endpoint lists now.
+fn sessions(args: &AdminArgs) -> Result<Vec<wharf::observe::SessionInfo>, String> {
+    match args.client()?.call("GET", "/sessions", None)? {
+        (200, text) => {
+            serde_json::from_str(&text).map_err(|_| format!("unexpected answer: {text}"))
+        }
+        (status, text) => Err(format!("{status}: {}", text.trim_end())),
+    }
+}
+
+/// Bytes as a person reads them (powers of 1024, one decimal).
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn who(args: &AdminArgs, json: bool) -> ExitCode {
+    let list = match sessions(args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:>6}  {:<16} {:<39} {:<4} {:>6}  DOING",
+        "ID", "USER", "CLIENT", "TLS", "IDLE"
+    );
+    for s in list {
+        let doing = match &s.transfer {
+            Some(t) => format!(
+                "{} {} ({}, {}/s)",
+                t.direction,
+                t.path,
+                human(t.bytes),
+                human(t.bytes_per_second)
+            ),
+            None => s.command.clone(),
+        };
+        println!(
+            "{:>6}  {:<16} {:<39} {:<4} {:>5}s  {}",
+            s.id,
+            s.user.as_deref().unwrap_or("-"),
+            s.client,
+            if s.tls { "yes" } else { "no" },
+            s.idle_seconds,
+            doing
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode {
+    let ids: Vec<u64> = match (id, user) {
+        (Some(id), _) => vec![id],
+        (None, Some(user)) => {
+            let list = match sessions(args) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("wharf: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let ids: Vec<u64> = list
+                .into_iter()
+                .filter(|s| s.user.as_deref() == Some(user.as_str()))
+                .map(|s| s.id)
+                .collect();
+            if ids.is_empty() {
+                eprintln!("wharf: no session of user {user}");
+                return ExitCode::FAILURE;
+            }
+            ids
+        }
+        (None, None) => {
+            eprintln!("wharf: kick needs a session id or --user NAME");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        if admin_call(args, "POST", &format!("/sessions/{id}/kick"), None) != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
+}
+
+/// `wharf ban list`: a table, or the endpoint's JSON.
+pub fn ban_list(args: &AdminArgs, json: bool) -> ExitCode {
+    let answer = args.client().and_then(|c| c.call("GET", "/bans", None));
+    let text = match answer {
+        Ok((200, text)) => text,
+        Ok((status, text)) => {
+            eprintln!("wharf: {status}: {}", text.trim_end());
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Ok(bans) = serde_json::from_str::<Vec<wharf::admin::BanInfo>>(&text) else {
+        eprintln!("wharf: unexpected answer: {text}");
+        return ExitCode::FAILURE;
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&bans).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if bans.is_empty() {
+        println!("no address is banned");
+        return ExitCode::SUCCESS;
+    }
+    println!("{:<39}  LEFT", "ADDRESS");
+    for b in bans {
+        println!("{:<39}  {}s", b.ip.to_string(), b.seconds_left);
+    }
+    ExitCode::SUCCESS
+}
