@@ -15,6 +15,7 @@ mod validate;
 pub use validate::{check_exposure, gid_of, is_phc, uid_of, validate_users};
 pub use values::*;
 
+mod messages;
 mod values;
 
 /// One configured user.
@@ -481,14 +482,26 @@ impl Config {
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            let snippet = e.span().and_then(|s| text.get(s)).unwrap_or("");
             ConfigError::Parse {
                 file: file.to_string(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message: messages::humanize(e.message().trim(), snippet),
             }
         })?;
-        config.validate()?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid(message) => match messages::locate(text, &message) {
+                Some((line, column)) => ConfigError::Parse {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    message,
+                },
+                None => ConfigError::Invalid(format!("{file}: {message}")),
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
