@@ -80,9 +80,10 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Serve(args) => serve(*args),
         Cmd::CheckConfig { file, probe } => {
-            match Config::load(&file)
-                .and_then(|c| wharf::secrets::check(&c, &c.all_users()?).map(|()| c))
-            {
+            let checked = Config::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|c| wharf::shared::preflight(&c).map(|_| c));
+            match checked {
                 Ok(c) => {
                     if probe && let Err(e) = probe_stores(&c) {
                         eprintln!("{}: {e}", file.display());
@@ -95,7 +96,16 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    // Problems found after parsing point at the line that set them.
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    let name = file.display().to_string();
+                    for line in e.lines() {
+                        match wharf::config::locate(&text, line) {
+                            _ if line.starts_with(&name) => eprintln!("{line}"),
+                            Some((l, c)) => eprintln!("{name}:{l}:{c}: {line}"),
+                            None => eprintln!("{name}: {line}"),
+                        }
+                    }
                     ExitCode::FAILURE
                 }
             }

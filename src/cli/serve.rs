@@ -212,6 +212,9 @@ fn fixed_mmap_threshold() {
 pub fn serve(args: ServeArgs) -> ExitCode {
     fixed_mmap_threshold();
     let pid_file = args.pid_file.clone();
+    // A root named on the command line is made if missing (the one-command drop box);
+    // roots in a configuration file must exist.
+    let made_root = args.root.clone();
     let reload_args = args.clone();
     let config = match args.config() {
         Ok(c) => c,
@@ -248,7 +251,11 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        if let Err(e) = std::fs::create_dir_all(&config.root) {
+        // The embedded default's ./ftp and a `--root` are the folders wharf makes; a root
+        // in a file that is missing is a typo until the operator says otherwise.
+        if (config.root == Config::default().root || made_root.as_ref() == Some(&config.root))
+            && let Err(e) = std::fs::create_dir_all(&config.root)
+        {
             eprintln!("wharf: cannot create {}: {e}", config.root.display());
             return ExitCode::FAILURE;
         }
@@ -257,7 +264,9 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         let server = match wharf::Server::bind(config).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("wharf: {e}");
+                for line in e.to_string().lines() {
+                    eprintln!("wharf: {line}");
+                }
                 return ExitCode::FAILURE;
             }
         };

@@ -16,6 +16,7 @@ pub use validate::{check_exposure, gid_of, is_phc, uid_of, validate_users};
 pub use values::*;
 
 mod messages;
+pub use messages::locate;
 mod values;
 
 /// One configured user.

@@ -39,10 +39,8 @@ impl Server {
     /// Validates the configuration and binds every listener. A dual-stack `[::]` listener
     /// falls back to `0.0.0.0` on a host without IPv6.
     pub async fn bind(config: Config) -> io::Result<Server> {
-        config
-            .validate()
-            .and_then(|()| crate::secrets::check(&config, &config.all_users()?))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        crate::shared::preflight(&config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut listeners = Vec::new();
         // Socket activation: serve on what systemd bound, instead of `listen`.
         for (l, implicit) in inherited_listeners()? {

@@ -14,9 +14,11 @@ use crate::limits::{Guard, Sessions};
 use crate::tls::{self, CertSource, Tls};
 
 mod listen;
+mod preflight;
 mod reload;
 
 pub use listen::bind_listener;
+pub use preflight::preflight;
 /// How far a shutdown has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stopping {

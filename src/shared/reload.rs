@@ -33,9 +33,7 @@ impl Shared {
             Some(result) => result?,
             None => (*old).clone(),
         };
-        fresh.validate().map_err(|e| e.to_string())?;
-        let users = fresh.all_users().map_err(|e| e.to_string())?;
-        crate::secrets::check(&fresh, &users).map_err(|e| e.to_string())?;
+        let users = preflight(&fresh)?;
         let source = cert_source(&fresh);
         let tls = match &source {
             Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),

@@ -184,9 +184,8 @@ impl Roots {
 }
 
 impl Disk {
-    /// Opens `root`, creating it if missing.
+    /// Opens `root` (which must exist: roots are checked at start, never created).
     pub fn open(root: &Path) -> io::Result<Disk> {
-        std::fs::create_dir_all(root)?;
         let dir = Dir::open_ambient_dir(root, ambient_authority())?;
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         Ok(Disk {

@@ -16,3 +16,56 @@ pub use disk::{Disk, Ownership, Roots, WriteMode};
 pub use jail::{Jail, Sink, Source, Storage};
 pub use rules::{Authorized, Perms, Rules};
 pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};
+
+/// Every local root a configuration serves must exist and be a directory, and every
+/// `storage:NAME` must name a declared storage: checked before the server binds (and by
+/// `check-config`), so a typo refuses the start instead of serving an empty new folder.
+/// One line per problem.
+pub fn check_roots(
+    config: &crate::config::Config,
+    users: &[crate::config::UserConfig],
+) -> Result<(), String> {
+    use crate::config::{AnonymousMode, StorageKind, storage_name};
+    let mut roots: Vec<(String, &std::path::Path)> = vec![("root".into(), &config.root)];
+    if let (Some(r), false) = (
+        &config.anonymous_root,
+        config.anonymous_mode() == AnonymousMode::Off,
+    ) {
+        roots.push(("anonymous_root".into(), r));
+    }
+    for u in users {
+        if let Some(r) = &u.root {
+            roots.push((format!("user `{}` root", u.name), r));
+        }
+    }
+    for st in &config.storages {
+        if let (StorageKind::Local, Some(p)) = (st.kind, &st.path) {
+            roots.push((format!("storage `{}` path", st.name), p));
+        }
+    }
+    let mut problems = Vec::new();
+    for (what, root) in roots {
+        if let Some(name) = storage_name(root) {
+            if !config.storages.iter().any(|s| s.name == name) {
+                problems.push(format!("{what}: no [[storage]] is named `{name}`"));
+            }
+            continue;
+        }
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => problems.push(format!("{what} {} is not a directory", root.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(format!(
+                "{what} {} does not exist; create it (mkdir -p {}) or correct the path",
+                root.display(),
+                root.display()
+            )),
+            Err(e) => problems.push(format!("{what} {}: {e}", root.display())),
+        }
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}

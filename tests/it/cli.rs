@@ -9,8 +9,35 @@ use crate::processes::{WHARF, Wharf, serve};
 #[test]
 fn check_config_accepts_the_example_and_explains() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/wharf.example.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    // As shipped, its roots and credentials are not on this machine: check-config says so
+    // with file:line, as serve would refuse to start.
     let out = Command::new(WHARF)
         .args(["check-config", example])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !std::path::Path::new("/srv/ftp/alice").is_dir() {
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains("wharf.example.toml:9:1: root /srv/ftp does not exist"),
+            "{err}"
+        );
+    }
+    // With what it names in place, it passes and explains itself.
+    let dir = tempfile::tempdir().unwrap();
+    let srv = dir.path().join("srv");
+    std::fs::create_dir_all(srv.join("alice")).unwrap();
+    let creds = dir.path().join("s3-credentials");
+    std::fs::write(&creds, "access_key_id = \"k\"\nsecret_access_key = \"s\"\n").unwrap();
+    let file = dir.path().join("wharf.toml");
+    let local = text
+        .replace("/srv/ftp", &srv.display().to_string())
+        .replace("/etc/wharf/s3-credentials", &creds.display().to_string());
+    std::fs::write(&file, local).unwrap();
+    let out = Command::new(WHARF)
+        .arg("check-config")
+        .arg(&file)
         .output()
         .unwrap();
     assert!(
@@ -21,6 +48,34 @@ fn check_config_accepts_the_example_and_explains() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("user alice"), "{text}");
     assert!(text.contains("passive ports: 50000-50999"), "{text}");
+}
+
+#[test]
+fn a_missing_root_in_a_file_refuses_the_start_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wharf.toml");
+    let typo = dir.path().join("scnas");
+    std::fs::write(&file, format!("root = \"{}\"\n", typo.display())).unwrap();
+    let out = Command::new(WHARF)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("root {} does not exist", typo.display())),
+        "{err}"
+    );
+    assert!(!typo.exists(), "nothing was created");
+    let out = Command::new(WHARF)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":1:1: root "), "file:line: {err}");
 }
 
 #[test]
