@@ -234,6 +234,23 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     wharf::observe::init(config.log_format, log_file.clone());
+    // The first line of every log: what runs, from which commit, serving what, how.
+    let listen: Vec<String> = config
+        .all_listeners()
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("WHARF_COMMIT"),
+        config = %reload_args.config.as_ref().map_or("embedded default".into(), |p| p.display().to_string()),
+        listen = %listen.join(","),
+        root = %config.root.display(),
+        anonymous = %config.anonymous_mode(),
+        tls = ?config.tls,
+        users = config.users.len(),
+        "wharf starting"
+    );
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }

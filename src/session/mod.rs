@@ -154,6 +154,7 @@ async fn open(
         transfer: None,
         queued: VecDeque::new(),
         verb: "",
+        arg: String::new(),
         registered: false,
         upload_lock: None,
     };
@@ -215,8 +216,10 @@ struct Session {
     /// Boxed: most of the time there is none, and the session's task stays small.
     transfer: Option<Box<Running>>,
     queued: VecDeque<Vec<u8>>,
-    /// The verb being handled, for error logs.
+    /// The verb being handled and its argument (never PASS's), for error logs; empty for
+    /// what the server says on its own (shutdown, idle timeout, kick).
     verb: &'static str,
+    arg: String,
     /// Counted in the cluster's shared session table (to be removed at the end).
     registered: bool,
     /// The cluster-wide lock on the name being uploaded, until the transfer ends (boxed:
@@ -252,6 +255,7 @@ impl Session {
         }
         loop {
             if self.transfer.is_none() && *self.stopping.borrow() != Stopping::No {
+                self.verb = "";
                 let _ = self.send(replies::SHUTTING_DOWN.reply()).await;
                 break;
             }
@@ -264,6 +268,7 @@ impl Session {
                     match self.next_event().await {
                         Event::Line(l) => l,
                         Event::TooLong => {
+                            (self.verb, self.arg) = ("(line too long)", String::new());
                             let r = replies::LINE_TOO_LONG.reply();
                             if self.send(r).await.is_err() {
                                 break;
@@ -272,6 +277,7 @@ impl Session {
                         }
                         Event::Closed => break,
                         Event::Idle => {
+                            self.verb = "";
                             let _ = self.send(replies::IDLE_TIMEOUT.reply()).await;
                             break;
                         }
@@ -288,6 +294,7 @@ impl Session {
                                 ("aborted: session kicked", replies::KICKED)
                             };
                             Box::pin(self.cancel_transfer(why, true)).await;
+                            self.verb = "";
                             let _ = self.send(told.reply()).await;
                             break;
                         }
@@ -295,6 +302,7 @@ impl Session {
                             if *self.stopping.borrow() == Stopping::Abort
                                 && Box::pin(self.cancel_transfer("aborted at shutdown", true)).await
                             {
+                                self.verb = "";
                                 let _ = self.send(replies::SHUTDOWN_ABORTED_TRANSFER.reply()).await;
                             }
                             // The loop's head says goodbye once no transfer runs.
@@ -364,9 +372,12 @@ impl Session {
                 info!(code = r.code().number(), text = %lossy(l), "trace reply");
             }
         }
-        if r.code().number() >= 400 {
+        if r.code().number() >= 400 && !self.verb.is_empty() {
+            // Every refusal says what was asked, by whom, and why (the client is the span's).
             info!(
                 command = self.verb,
+                path = %self.arg,
+                user = self.login.as_ref().map_or("-", |l| l.grant.user.as_str()),
                 code = r.code().number(),
                 reply = %lossy(r.lines().last().map_or(&[][..], Vec::as_slice)),
                 "command error"
@@ -402,7 +413,11 @@ impl Session {
                 return self.enqueue(line).await;
             }
             Err(e) => {
-                self.verb = "";
+                // Logged with the verb as typed and no argument: a mistyped verb may be
+                // followed by a password.
+                self.verb = "(unparsed)";
+                let token = line.split(|b| *b == b' ').next().unwrap_or_default();
+                self.arg = lossy(token).chars().take(16).collect();
                 self.rename_from = None;
                 if let Some(r) = crate::error::parse_failure(&e) {
                     self.send(r).await?;
@@ -411,6 +426,10 @@ impl Session {
             }
         };
         self.verb = cmd.verb();
+        self.arg = match (&cmd, line.iter().position(|b| *b == b' ')) {
+            (Command::Pass(_), _) | (_, None) => String::new(),
+            (_, Some(i)) => lossy(&line[i + 1..]).chars().take(256).collect(),
+        };
         self.listed.view.touch(self.verb);
         if self.traced() {
             // PASS shows only its verb: the trace never holds a password.

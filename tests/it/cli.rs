@@ -217,6 +217,54 @@ fn completions_and_the_man_page_come_from_the_command_table() {
 }
 
 #[test]
+fn the_log_starts_with_what_runs_and_refusals_say_what_who_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.log");
+    let mut wharf = Wharf::start(
+        serve()
+            .args(["--listen", "127.0.0.1:0", "--root"])
+            .arg(dir.path().join("ftp")),
+        &log,
+    );
+    let mut c = crate::harness::Ctrl::connect(wharf.ftp());
+    c.login("anonymous", "me@example.com");
+    assert_eq!(c.cmd("DELE nosuch.txt").code, 550);
+    // An idle session gets 421 at shutdown: the server speaking, not a failed command.
+    assert!(wharf.stop().success());
+    let text = wharf.log();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.contains("wharf starting"), "{text}");
+    for field in [
+        "version=",
+        "commit=",
+        "listen=127.0.0.1:0",
+        "anonymous=read",
+        "tls=",
+    ] {
+        assert!(first.contains(field), "{field}: {first}");
+    }
+    let refusal = text
+        .lines()
+        .find(|l| l.contains("command error"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for field in [
+        "command=\"DELE\"",
+        "path=nosuch.txt",
+        "user=\"anonymous\"",
+        "code=550",
+        "client=",
+    ] {
+        assert!(refusal.contains(field), "{field}: {refusal}");
+    }
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("command error") && l.contains("code=421")),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_port_in_use_is_reported_as_itself() {
     let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
         return; // no IPv6 here
