@@ -264,6 +264,84 @@ fn the_log_starts_with_what_runs_and_refusals_say_what_who_and_why() {
     );
 }
 
+/// The `wharf serve` lines of the README's recipes, as written.
+fn readme_serve_recipes() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let recipes = readme
+        .split("## Recipes")
+        .nth(1)
+        .and_then(|r| r.split("\n## ").next())
+        .unwrap_or_default();
+    recipes
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("wharf serve") || l.starts_with("sudo wharf serve"))
+        .filter(|l| !l.contains("--config"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn the_readme_serve_recipes_start_as_written() {
+    let recipes = readme_serve_recipes();
+    assert!(recipes.len() >= 2, "{recipes:?}");
+    let root = nix::unistd::Uid::effective().is_root();
+    for recipe in recipes {
+        // As written, but run as root here instead of through sudo.
+        let line = recipe.strip_prefix("sudo ").unwrap_or(&recipe);
+        if recipe.starts_with("sudo ") && !root {
+            continue;
+        }
+        let args = shell_words(line.strip_prefix("wharf ").unwrap());
+        // Its port must be free here (21 or 2121); a machine that uses it skips the recipe.
+        let port = args
+            .windows(2)
+            .find(|w| w[0] == "--listen")
+            .and_then(|w| w[1].rsplit(':').next().map(String::from))
+            .unwrap_or_else(|| "2121".into());
+        if std::net::TcpListener::bind(format!("[::]:{port}")).is_err() {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(WHARF);
+        cmd.args(&args)
+            .current_dir(dir.path())
+            .env("STATE_DIRECTORY", dir.path().join("state"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let wharf = Wharf::start(&mut cmd, &dir.path().join("log"));
+        assert!(wharf.line.contains("try: curl"), "{recipe}: {}", wharf.line);
+        drop(wharf);
+        // The drop box's folder was made where the recipe says; leave the machine clean.
+        if let Some(w) = args.windows(2).find(|w| w[0] == "--root") {
+            let _ = std::fs::remove_dir(&w[1]);
+        }
+    }
+}
+
+/// Splits a recipe line as the shell would (single quotes only, which is all they use).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
 #[test]
 fn a_port_in_use_is_reported_as_itself() {
     let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
