@@ -16,6 +16,9 @@ use crate::config::{AnonymousMode, Collision, Config, UserConfig};
 use crate::limits::{Busy, PasswordChecks};
 pub use crate::vfs::{Perms, Rules};
 
+mod cache;
+pub use cache::CredentialCache;
+
 /// A user as the server holds it.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -68,6 +71,10 @@ pub struct Authenticator {
     /// A valid hash checked for unknown names, so a wrong name costs as much as a wrong
     /// password and timing does not reveal which names exist.
     decoy: String,
+    /// Logins verified lately (shared with the next reload's authenticator) and for how long
+    /// they count; zero turns the cache off.
+    cache: Arc<CredentialCache>,
+    cache_for: std::time::Duration,
 }
 
 /// Checks a system account with PAM; its jail is its home directory.
@@ -165,7 +172,16 @@ impl Authenticator {
             anonymous_root: config.anonymous_root().to_path_buf(),
             collision: config.upload_collision,
             decoy: hash_password(b"decoy"),
+            cache: Arc::default(),
+            cache_for: std::time::Duration::from_secs(config.credential_cache),
         }
+    }
+
+    /// Keeps the logins `previous` remembered (a reload does not make every user pay the
+    /// full check again; a changed password no longer matches anyway).
+    pub fn sharing_cache_of(mut self, previous: &Authenticator) -> Authenticator {
+        self.cache = previous.cache.clone();
+        self
     }
 
     /// Checks a login from `client`. Runs argon2 on the blocking pool, when `checks`
@@ -205,16 +221,30 @@ impl Authenticator {
                 config: None,
             }));
         }
-        let _turn = checks.turn(client).await?;
-        if user.is_none()
-            && let Some(service) = &self.system
-        {
-            return Ok(system_login(service, name, password).await);
-        }
-        let hash = user
-            .as_ref()
-            .map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
-        let ok = self.verify(hash, password).await;
+        let remembered = !self.cache_for.is_zero()
+            && user.as_ref().is_some_and(|u| {
+                self.cache
+                    .remembers(&u.name, password, &u.hash, self.cache_for)
+            });
+        let ok = if remembered {
+            true
+        } else {
+            let _turn = checks.turn(client).await?;
+            if user.is_none()
+                && let Some(service) = &self.system
+            {
+                return Ok(system_login(service, name, password).await);
+            }
+            let hash = user
+                .as_ref()
+                .map_or_else(|| self.decoy.clone(), |u| u.hash.clone());
+            let ok = self.verify(hash, password).await;
+            if let (true, Some(u), false) = (ok, &user, self.cache_for.is_zero()) {
+                self.cache
+                    .remember(&u.name, password, &u.hash, self.cache_for);
+            }
+            ok
+        };
         let Some(user) = user.filter(|_| ok) else {
             return Ok(None);
         };
@@ -281,6 +311,57 @@ mod tests {
     const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     static CHECKS: std::sync::LazyLock<PasswordChecks> =
         std::sync::LazyLock::new(|| PasswordChecks::new(2));
+
+    #[tokio::test]
+    async fn a_verified_login_is_remembered_and_skips_the_check_queue() {
+        let a = Authenticator::new(&config(), &config().users);
+        let checks = PasswordChecks::new(1);
+        assert!(
+            a.login(b"alice", b"pw", LO, &checks)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Every check slot taken: only a remembered login can finish now.
+        let _held = checks.turn(LO).await.unwrap();
+        let fast = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            a.login(b"alice", b"pw", LO, &checks),
+        )
+        .await;
+        assert!(
+            fast.expect("no wait for a remembered login")
+                .unwrap()
+                .is_some()
+        );
+        // A wrong password is checked in full (it waits for a slot), and is not remembered.
+        let wrong = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            a.login(b"alice", b"nope", LO, &checks),
+        )
+        .await;
+        assert!(wrong.is_err(), "a wrong password waits for its check");
+        // Off when configured so.
+        let c = Config {
+            credential_cache: 0,
+            ..config()
+        };
+        let off = Authenticator::new(&c, &c.users);
+        let checks = PasswordChecks::new(1);
+        assert!(
+            off.login(b"alice", b"pw", LO, &checks)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let _held = checks.turn(LO).await.unwrap();
+        let slow = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            off.login(b"alice", b"pw", LO, &checks),
+        )
+        .await;
+        assert!(slow.is_err(), "with the cache off every login is checked");
+    }
 
     #[tokio::test]
     async fn users_and_anonymous() {

@@ -36,6 +36,10 @@ pub const CONTROL_READ_BUFFER: usize = 4096;
 /// flood of addresses).
 pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
+/// Verified credentials remembered at most (`auth::CredentialCache`); past it the expired
+/// go, then all.
+pub const MAX_CACHED_CREDENTIALS: usize = 10_000;
+
 /// The longest delay after a failed login.
 pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(5);
 

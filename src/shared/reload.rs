@@ -55,7 +55,7 @@ impl Shared {
                 tracing::warn!(setting = what, "changed; takes effect at the next restart");
             }
         }
-        let auth = Arc::new(Authenticator::new(&fresh, &users));
+        let auth = Arc::new(Authenticator::new(&fresh, &users).sharing_cache_of(&self.auth()));
         let n = auth.user_count();
         if let Some(t) = &tls {
             tracing::info!(source = %t.source, sha256 = %t.fingerprint, "TLS certificate loaded");
