@@ -15,7 +15,7 @@ use cli::serve::{ServeArgs, serve};
 #[derive(Parser)]
 #[command(
     name = "wharf",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WHARF_COMMIT"), ")"),
     about = "An FTP server that does what it is told."
 )]
 struct Cli {

@@ -202,6 +202,17 @@ fn start_hints_work_in_every_mode() {
 }
 
 #[test]
+fn version_names_the_commit() {
+    let out = Command::new(WHARF).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `wharf 0.1.0 (0123456789ab)`, or `(unknown)` outside a git checkout.
+    assert!(
+        text.starts_with("wharf ") && text.contains(" (") && text.trim_end().ends_with(')'),
+        "{text}"
+    );
+}
+
+#[test]
 fn completions_and_the_man_page_come_from_the_command_table() {
     for (args, must) in [
         (&["completions", "bash"][..], "serve"),
