@@ -6,6 +6,19 @@ use std::process::{Command, Stdio};
 
 use crate::processes::{WHARF, Wharf, serve};
 
+/// `wharf check-config FILE`: whether it passed, and what it said on stderr.
+fn check_config(file: &std::path::Path) -> (bool, String) {
+    let out = Command::new(WHARF)
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn check_config_accepts_the_example_and_explains() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/wharf.example.toml");
@@ -68,13 +81,8 @@ fn a_missing_root_in_a_file_refuses_the_start_and_is_named() {
         "{err}"
     );
     assert!(!typo.exists(), "nothing was created");
-    let out = Command::new(WHARF)
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = check_config(&file);
+    assert!(!ok);
     assert!(err.contains(":1:1: root "), "file:line: {err}");
 }
 
@@ -83,15 +91,10 @@ fn check_config_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "root = \"/srv\"\nanonymus = \"read\"\n").unwrap();
-    let out = Command::new(WHARF)
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) = check_config(&file);
+    assert!(!ok);
     assert!(err.contains("bad.toml:2:"), "{err}");
-    assert!(err.contains("anonymus"), "{err}");
+    assert!(err.contains("did you mean `anonymous`?"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     let out = Command::new(WHARF)
         .args(["check-config", "/nonexistent/wharf.toml"])
