@@ -93,7 +93,12 @@ pub fn admin_call(args: &AdminArgs, method: &str, path: &str, body: Option<&str>
 
 /// The sessions the endpoint lists now.
 fn sessions(args: &AdminArgs) -> Result<Vec<wharf::observe::SessionInfo>, String> {
-    match args.client()?.call("GET", "/sessions", None)? {
+    get_json(args, "/sessions")
+}
+
+/// GETs `path` from the endpoint and reads its JSON answer.
+fn get_json<T: serde::de::DeserializeOwned>(args: &AdminArgs, path: &str) -> Result<T, String> {
+    match args.client()?.call("GET", path, None)? {
         (200, text) => {
             serde_json::from_str(&text).map_err(|_| format!("unexpected answer: {text}"))
         }
@@ -198,21 +203,12 @@ pub fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode
 
 /// `wharf ban list`: a table, or the endpoint's JSON.
 pub fn ban_list(args: &AdminArgs, json: bool) -> ExitCode {
-    let answer = args.client().and_then(|c| c.call("GET", "/bans", None));
-    let text = match answer {
-        Ok((200, text)) => text,
-        Ok((status, text)) => {
-            eprintln!("wharf: {status}: {}", text.trim_end());
-            return ExitCode::FAILURE;
-        }
+    let bans: Vec<wharf::admin::BanInfo> = match get_json(args, "/bans") {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("wharf: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    let Ok(bans) = serde_json::from_str::<Vec<wharf::admin::BanInfo>>(&text) else {
-        eprintln!("wharf: unexpected answer: {text}");
-        return ExitCode::FAILURE;
     };
     if json {
         println!(

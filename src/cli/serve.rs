@@ -234,23 +234,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         None => None,
     };
     wharf::observe::init(config.log_format, log_file.clone());
-    // The first line of every log: what runs, from which commit, serving what, how.
-    let listen: Vec<String> = config
-        .all_listeners()
-        .iter()
-        .map(|l| l.address.to_string())
-        .collect();
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        commit = env!("WHARF_COMMIT"),
-        config = %reload_args.config.as_ref().map_or("embedded default".into(), |p| p.display().to_string()),
-        listen = %listen.join(","),
-        root = %config.root.display(),
-        anonymous = %config.anonymous_mode(),
-        tls = ?config.tls,
-        users = config.users.len(),
-        "wharf starting"
-    );
+    log_start(&config, reload_args.config.as_deref());
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -322,6 +306,26 @@ pub fn serve(args: ServeArgs) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// The first line of every log: what runs, from which commit, serving what, how.
+fn log_start(config: &Config, file: Option<&std::path::Path>) {
+    let listen: Vec<String> = config
+        .all_listeners()
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        commit = env!("WHARF_COMMIT"),
+        config = %file.map_or("embedded default".into(), |p| p.display().to_string()),
+        listen = %listen.join(","),
+        root = %config.root.display(),
+        anonymous = %config.anonymous_mode(),
+        tls = ?config.tls,
+        users = config.users.len(),
+        "wharf starting"
+    );
 }
 
 /// The line `serve` prints once it listens: what, where, and a command to try.

@@ -20,12 +20,7 @@ pub fn humanize(message: &str, snippet: &str) -> String {
 /// `storage `NAME`` find that block's `name = "NAME"` line, `listener ADDR` its address,
 /// a leading `key:` or `key ` the line that sets the key. 1-based line and column.
 pub fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
-    let find = |needle: &dyn Fn(&str) -> bool| {
-        text.lines()
-            .enumerate()
-            .find(|(_, l)| needle(l.trim_start()))
-            .map(|(i, l)| (i + 1, l.len() - l.trim_start().len() + 1))
-    };
+    let find = |needle: &dyn Fn(&str) -> bool| locate_in(text, needle);
     for block in ["user `", "storage `"] {
         if let Some(rest) = message.strip_prefix(block)
             && let Some((name, _)) = rest.split_once('`')
@@ -48,10 +43,25 @@ pub fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
     if key.len() < 3 {
         return None;
     }
-    find(&|l: &str| {
+    // A top-level key: before the first table header, so `root` is never found in a
+    // `[[user]]` block.
+    let top_len: usize = text
+        .split_inclusive('\n')
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(str::len)
+        .sum();
+    let top = &text[..top_len];
+    locate_in(top, &|l: &str| {
         l.strip_prefix(key.as_str())
             .is_some_and(|r| r.trim_start().starts_with('='))
     })
+}
+
+fn locate_in(text: &str, needle: &dyn Fn(&str) -> bool) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .find(|(_, l)| needle(l.trim_start()))
+        .map(|(i, l)| (i + 1, l.len() - l.trim_start().len() + 1))
 }
 
 /// `unknown field `x`, expected one of `a`, `b`` → the closest key, if one is close.
@@ -124,11 +134,14 @@ mod tests {
 
     #[test]
     fn semantic_errors_find_their_line() {
-        let text = "root = \"/srv\"\n\n[[user]]\nname = \"a\"\n\n[[user]]\n  name = \"b\"\nupload_mode = 0o4755\n";
+        let text = "root = \"/srv\"\nupload_mode = 0o4755\n[[user]]\nname = \"a\"\n\n[[user]]\n  name = \"b\"\n";
         assert_eq!(locate(text, "user `b`: password must be …"), Some((7, 3)));
-        assert_eq!(locate(text, "upload_mode 0o4755: setuid …"), Some((8, 1)));
+        assert_eq!(locate(text, "upload_mode 0o4755: setuid …"), Some((2, 1)));
         assert_eq!(locate(text, "user `zz`: …"), None);
         assert_eq!(locate(text, "no key here"), None);
+        // A global key set nowhere at the top is not found inside a user's block.
+        let users_only = "[[user]]\nname = \"a\"\nroot = \"/x\"\n";
+        assert_eq!(locate(users_only, "root ./ftp does not exist"), None);
     }
 
     #[test]

@@ -232,6 +232,16 @@ enum Flow {
     Quit,
 }
 
+/// A client's bytes fit for a text log line: at most `max` characters, control characters
+/// (a CR, an escape sequence) shown as `?`, so no argument can forge or hide a log line.
+fn loggable(b: &[u8], max: usize) -> String {
+    lossy(b)
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -417,7 +427,7 @@ impl Session {
                 // followed by a password.
                 self.verb = "(unparsed)";
                 let token = line.split(|b| *b == b' ').next().unwrap_or_default();
-                self.arg = lossy(token).chars().take(16).collect();
+                self.arg = loggable(token, 16);
                 self.rename_from = None;
                 if let Some(r) = crate::error::parse_failure(&e) {
                     self.send(r).await?;
@@ -428,7 +438,7 @@ impl Session {
         self.verb = cmd.verb();
         self.arg = match (&cmd, line.iter().position(|b| *b == b' ')) {
             (Command::Pass(_), _) | (_, None) => String::new(),
-            (_, Some(i)) => lossy(&line[i + 1..]).chars().take(256).collect(),
+            (_, Some(i)) => loggable(&line[i + 1..], 256),
         };
         self.listed.view.touch(self.verb);
         if self.traced() {

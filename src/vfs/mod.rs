@@ -26,7 +26,11 @@ pub fn check_roots(
     users: &[crate::config::UserConfig],
 ) -> Result<(), String> {
     use crate::config::{AnonymousMode, StorageKind, storage_name};
-    let mut roots: Vec<(String, &std::path::Path)> = vec![("root".into(), &config.root)];
+    let mut roots: Vec<(String, &std::path::Path)> = Vec::new();
+    // The embedded default's ./ftp is the one root `serve` makes itself.
+    if config.root != crate::config::Config::default().root {
+        roots.push(("root".into(), &config.root));
+    }
     if let (Some(r), false) = (
         &config.anonymous_root,
         config.anonymous_mode() == AnonymousMode::Off,

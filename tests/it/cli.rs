@@ -243,6 +243,9 @@ fn the_log_starts_with_what_runs_and_refusals_say_what_who_and_why() {
     let mut c = crate::harness::Ctrl::connect(wharf.ftp());
     c.login("anonymous", "me@example.com");
     assert_eq!(c.cmd("DELE nosuch.txt").code, 550);
+    // A control character in an argument cannot reach a log line raw (no forged lines,
+    // no terminal escapes).
+    assert_eq!(c.cmd("DELE a\x1b[31mb\rc").code, 550);
     // An idle session gets 421 at shutdown: the server speaking, not a failed command.
     assert!(wharf.stop().success());
     let text = wharf.log();
@@ -276,6 +279,8 @@ fn the_log_starts_with_what_runs_and_refusals_say_what_who_and_why() {
             .any(|l| l.contains("command error") && l.contains("code=421")),
         "{text}"
     );
+    assert!(text.contains("path=a?[31mb?c"), "{text}");
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text}");
 }
 
 /// The `wharf serve` lines of the README's recipes, as written.
