@@ -25,12 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server. With no flags: ./ftp on [::]:2121, anonymous read-only.
+    /// Run the server. With no flags and no /etc/wharf/wharf.toml: ./ftp on [::]:2121,
+    /// anonymous read-only.
     Serve(Box<ServeArgs>),
     /// Validate a configuration file and explain what it does.
     CheckConfig {
-        /// The TOML file.
-        file: PathBuf,
+        /// The TOML file (default: /etc/wharf/wharf.toml, the file `serve` reads).
+        #[arg(env = "WHARF_CONFIG")]
+        file: Option<PathBuf>,
         /// Also check that every S3 storage answers with its credentials.
         #[arg(long)]
         probe: bool,
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Serve(args) => serve(*args),
         Cmd::CheckConfig { file, probe } => {
+            let file = file.unwrap_or_else(|| cli::DEFAULT_CONFIG.into());
             let checked = Config::load(&file)
                 .map_err(|e| e.to_string())
                 .and_then(|c| wharf::shared::preflight(&c).map(|_| c));

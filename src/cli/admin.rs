@@ -34,14 +34,10 @@ pub enum BanAction {
 /// How the admin commands find the endpoint.
 #[derive(clap::Args)]
 pub struct AdminArgs {
-    /// The server's configuration file (admin_socket, admin_listen, admin_token).
-    #[arg(
-        long,
-        value_name = "FILE",
-        default_value = "/etc/wharf/wharf.toml",
-        global = true
-    )]
-    config: PathBuf,
+    /// The server's configuration file (admin_socket, admin_listen, admin_token). Default:
+    /// /etc/wharf/wharf.toml when it exists, as for `serve`.
+    #[arg(long, value_name = "FILE", env = "WHARF_CONFIG", global = true)]
+    config: Option<PathBuf>,
     /// The admin endpoint, overriding the config: ADDR:PORT, or the path of its socket.
     #[arg(long, value_name = "ADDR:PORT|PATH", global = true)]
     admin: Option<wharf::admin::Endpoint>,
@@ -49,10 +45,10 @@ pub struct AdminArgs {
 
 impl AdminArgs {
     fn client(&self) -> Result<wharf::admin::Client, String> {
-        let config = if self.config.exists() {
-            Config::load(&self.config).map_err(|e| e.to_string())?
-        } else {
-            Config::default()
+        let path = super::config_path(self.config.clone(), super::DEFAULT_CONFIG.as_ref());
+        let config = match &path {
+            Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
         };
         // The socket first: its file mode already decides who may use it.
         let endpoint = self
@@ -61,9 +57,10 @@ impl AdminArgs {
             .or_else(|| config.admin_socket.map(wharf::admin::Endpoint::Unix))
             .or_else(|| config.admin_listen.map(wharf::admin::Endpoint::Tcp))
             .ok_or_else(|| {
+                let file = path.as_deref().unwrap_or(super::DEFAULT_CONFIG.as_ref());
                 format!(
                     "no admin endpoint: set admin_socket or admin_listen in {} or pass --admin",
-                    self.config.display()
+                    file.display()
                 )
             })?;
         Ok(wharf::admin::Client::new(endpoint, config.admin_token))

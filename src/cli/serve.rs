@@ -9,9 +9,14 @@ use wharf::config::{AnonymousMode, Config, LogFormat, PortRange, TlsMode, UserCo
 
 #[derive(clap::Args, Default, Clone)]
 pub struct ServeArgs {
-    /// Configuration file (TOML); flags override it.
-    #[arg(long, value_name = "FILE")]
+    /// Configuration file (TOML); flags override it. Default: /etc/wharf/wharf.toml when it
+    /// exists (the file every subcommand reads), else the embedded default.
+    #[arg(long, value_name = "FILE", env = "WHARF_CONFIG")]
     config: Option<PathBuf>,
+    /// Read no configuration file (neither WHARF_CONFIG nor /etc/wharf/wharf.toml): the
+    /// embedded default and the flags only.
+    #[arg(long)]
+    no_config: bool,
     /// Address to listen on (repeatable), e.g. 127.0.0.1:2121 or [::1]:2121.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
@@ -209,8 +214,13 @@ fn fixed_mmap_threshold() {
     }
 }
 
-pub fn serve(args: ServeArgs) -> ExitCode {
+pub fn serve(mut args: ServeArgs) -> ExitCode {
     fixed_mmap_threshold();
+    // Resolved once: a reload re-reads the same file.
+    args.config = match args.no_config {
+        true => None,
+        false => super::config_path(args.config.take(), super::DEFAULT_CONFIG.as_ref()),
+    };
     let pid_file = args.pid_file.clone();
     // A root named on the command line is made if missing (the one-command drop box);
     // roots in a configuration file must exist.

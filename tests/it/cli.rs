@@ -136,6 +136,67 @@ fn serve_on_the_embedded_default_creates_ftp_and_says_how_to_connect() {
     assert!(dir.path().join("ftp").is_dir());
 }
 
+#[test]
+fn serve_check_config_and_the_admin_commands_read_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("served");
+    std::fs::create_dir(&root).unwrap();
+    let sock = dir.path().join("admin.sock");
+    let file = dir.path().join("wharf.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nroot = \"{}\"\nadmin_socket = \"{}\"\n",
+            root.display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    // WHARF_CONFIG stands in for the packaged /etc/wharf/wharf.toml: no --config anywhere.
+    let run = |args: &[&str]| {
+        Command::new(WHARF)
+            .args(args)
+            .env("WHARF_CONFIG", &file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let mut wharf = Wharf::start(
+        serve().env("WHARF_CONFIG", &file).current_dir(dir.path()),
+        &dir.path().join("stderr.log"),
+    );
+    assert!(wharf.line.contains("served"), "{}", wharf.line);
+    assert!(wharf.log().contains("wharf.toml"), "{}", wharf.log());
+    let who = run(&["who"]);
+    assert!(
+        who.status.success(),
+        "{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    let check = run(&["check-config"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("wharf.toml: ok"));
+    assert!(
+        wharf
+            .stop_within(std::time::Duration::from_secs(10))
+            .success()
+    );
+    // --no-config runs on the embedded default even when a file is there.
+    let plain = Wharf::start(
+        serve()
+            .args(["--no-config", "--listen", "127.0.0.1:0"])
+            .env("WHARF_CONFIG", &file)
+            .current_dir(dir.path()),
+        &dir.path().join("stderr2.log"),
+    );
+    assert!(!plain.line.contains("served"), "{}", plain.line);
+    assert!(dir.path().join("ftp").is_dir());
+}
+
 /// The `try:` command of a start line, run as printed (FILE and a password filled in);
 /// returns curl's output.
 fn run_hint(line: &str, dir: &std::path::Path, password: &str) -> std::process::Output {
@@ -294,9 +355,8 @@ fn readme_serve_recipes() -> Vec<String> {
         .unwrap_or_default();
     recipes
         .lines()
-        .map(str::trim)
+        .map(|l| l.split(" #").next().unwrap().trim())
         .filter(|l| l.starts_with("wharf serve") || l.starts_with("sudo wharf serve"))
-        .filter(|l| !l.contains("--config"))
         .map(String::from)
         .collect()
 }
@@ -337,6 +397,79 @@ fn the_readme_serve_recipes_start_as_written() {
             let _ = std::fs::remove_dir(&w[1]);
         }
     }
+    // One after the other: both listen on the default port.
+    the_readme_users_recipe_runs_as_written();
+}
+
+/// The Users recipe: its TOML block and the commands of the `sh` block after it.
+fn readme_users_recipe() -> (String, Vec<String>) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let users = readme.split("**Users**").nth(1).unwrap();
+    let block = |lang: &str| {
+        let start = users.find(&format!("```{lang}\n")).unwrap() + lang.len() + 4;
+        users[start..].split("```").next().unwrap().to_string()
+    };
+    let commands = block("sh")
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    (block("toml"), commands)
+}
+
+/// Run by [`the_readme_serve_recipes_start_as_written`], which also takes port 2121.
+fn the_readme_users_recipe_runs_as_written() {
+    if std::net::TcpListener::bind("[::]:2121").is_err() {
+        return; // the embedded default's port is in use on this machine
+    }
+    let (toml, commands) = readme_users_recipe();
+    assert!(commands.len() >= 3, "{commands:?}");
+    // The file the recipe puts in /etc/wharf, with its paths here and a real hash;
+    // WHARF_CONFIG stands in for the default path, so the commands run as written.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("srv")).unwrap();
+    let config = toml
+        .replace("/srv/ftp", &dir.path().join("srv").display().to_string())
+        .replace(
+            "/run/wharf.sock",
+            &dir.path().join("admin.sock").display().to_string(),
+        )
+        .replace("$argon2id$...", &wharf::auth::hash_password(b"secret"));
+    let file = dir.path().join("wharf.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut serving = None;
+    for command in &commands {
+        let args = shell_words(command.strip_prefix("wharf ").expect(command));
+        let mut cmd = Command::new(WHARF);
+        cmd.args(&args)
+            .env("WHARF_CONFIG", &file)
+            .current_dir(dir.path());
+        if args[0] == "serve" {
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+            let wharf = Wharf::start(&mut cmd, &dir.path().join("log"));
+            assert!(wharf.line.contains("-u alice"), "{}", wharf.line);
+            serving = Some(wharf);
+            continue;
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        serving.is_some(),
+        "the recipe starts the server: {commands:?}"
+    );
 }
 
 /// Splits a recipe line as the shell would (single quotes only, which is all they use).
