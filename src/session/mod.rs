@@ -16,6 +16,7 @@ mod security;
 mod state;
 mod transfer;
 mod upload;
+mod zerocopy;
 
 pub use state::{Phase, gate};
 

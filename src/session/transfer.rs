@@ -1,7 +1,8 @@
 //! One data transfer, run as its own task so the session can answer ABOR and STAT while it
 //! runs: open the data connection, move the bytes, close the connection.
 //!
-//! Plain RETR in TYPE I is sendfile(2). Otherwise bytes move through two large buffers per
+//! Plain RETR in TYPE I is sendfile(2), plain STOR in TYPE I splice(2) (see `zerocopy`).
+//! Otherwise bytes move through two large buffers per
 //! transfer that alternate between the network and a blocking-pool disk read or write
 //! (never a buffer per chunk, never a copy through tokio's file buffer). TYPE A conversion
 //! happens chunk by chunk. The data connection is closed before the task ends,
@@ -21,6 +22,8 @@ use crate::datachan::DataSetup;
 use crate::error::{DataError, Error, TransferError};
 use crate::limits::{Bucket, FIRST_TRANSFER_BUFFER, TRANSFER_BUFFER};
 use crate::tls::{SessionToken, Stream, TokenOwners};
+
+use super::zerocopy;
 use wharf_proto::ascii;
 
 /// What to move: one kind per command family; where the bytes come from or go to
@@ -110,11 +113,11 @@ pub struct Outcome {
 }
 
 /// What the copy loops report to and are bounded by.
-struct Meter {
-    stall: Duration,
-    progress: Arc<AtomicU64>,
-    bucket: Option<Arc<Bucket>>,
-    cancel: tokio_util::sync::CancellationToken,
+pub(super) struct Meter {
+    pub stall: Duration,
+    pub progress: Arc<AtomicU64>,
+    pub bucket: Option<Arc<Bucket>>,
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Meter {
@@ -217,7 +220,7 @@ async fn move_bytes(job: Job, stream: &mut Stream, p: &Meter) -> Result<u64, Tra
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
             Stream::Plain(tcp) if sendfile && !ascii && p.bucket.is_none() => {
-                match send_zero_copy(&file, tcp, p).await? {
+                match zerocopy::send_zero_copy(&file, tcp, p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
                     None => send(file, left, stream, false, 0, p).await?,
@@ -233,7 +236,15 @@ async fn move_bytes(job: Job, stream: &mut Stream, p: &Meter) -> Result<u64, Tra
         Job::Receive {
             into: Receiving::File(file),
             ascii,
-        } => receive(stream, file, ascii, p).await?,
+        } => match &*stream {
+            // Plain TCP, bytes as they are, no rate limit: spliced into the file.
+            Stream::Plain(tcp)
+                if !ascii && p.bucket.is_none() && zerocopy::can_splice_into(&file) =>
+            {
+                zerocopy::receive_spliced(tcp, file, p).await?
+            }
+            _ => receive(stream, file, ascii, p).await?,
+        },
         Job::Receive {
             into: Receiving::Object(upload),
             ascii,
@@ -244,7 +255,10 @@ async fn move_bytes(job: Job, stream: &mut Stream, p: &Meter) -> Result<u64, Tra
     })
 }
 
-async fn io_stall<T>(stall: Duration, f: impl Future<Output = T>) -> Result<T, TransferError> {
+pub(super) async fn io_stall<T>(
+    stall: Duration,
+    f: impl Future<Output = T>,
+) -> Result<T, TransferError> {
     tokio::time::timeout(stall, f)
         .await
         .map_err(|_| TransferError::Stalled(stall))
@@ -437,53 +451,6 @@ impl DiskReader {
         Ok((buf, n))
     }
 }
-
-/// RETR with sendfile(2) from the file's current position (REST already applied).
-/// `None`: the kernel cannot sendfile this file, and nothing was sent.
-async fn send_zero_copy(
-    file: &std::fs::File,
-    tcp: &tokio::net::TcpStream,
-    p: &Meter,
-) -> Result<Option<u64>, TransferError> {
-    use std::os::fd::AsFd;
-    let mut total = 0u64;
-    loop {
-        io_stall(p.stall, tcp.writable())
-            .await?
-            .map_err(TransferError::Network)?;
-        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile(tcp.as_fd(), file.as_fd(), None, SENDFILE_CHUNK)
-                .map_err(std::io::Error::from)
-        });
-        match sent {
-            Ok(0) => return Ok(Some(total)),
-            Ok(n) => {
-                total += n as u64;
-                p.progress.store(total, Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e)
-                if total == 0
-                    && e.raw_os_error()
-                        .is_some_and(|c| c == nix::libc::EINVAL || c == nix::libc::ENOSYS) =>
-            {
-                return Ok(None);
-            }
-            Err(e)
-                if e.raw_os_error()
-                    .is_some_and(|c| c == nix::libc::EPIPE || c == nix::libc::ECONNRESET) =>
-            {
-                return Err(TransferError::Network(e));
-            }
-            // Reading the file failed (EIO and the like).
-            Err(e) => return Err(TransferError::File(e.into())),
-        }
-    }
-}
-
-/// Bytes one sendfile call may move: large enough to amortise the call, small enough that
-/// progress (STAT, ABOR) stays fresh.
-const SENDFILE_CHUNK: usize = 8 << 20;
 
 async fn receive(
     input: &mut (impl AsyncRead + Unpin),

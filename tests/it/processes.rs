@@ -40,6 +40,11 @@ pub struct Wharf {
 impl Wharf {
     /// Spawns `cmd` (a [`serve`]) with stderr into `log`, and reads its start line.
     pub fn start(cmd: &mut Command, log: &Path) -> Wharf {
+        Wharf::try_start(cmd, log).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Wharf::start`], or why it did not start (its exit status and log).
+    pub fn try_start(cmd: &mut Command, log: &Path) -> Result<Wharf, String> {
         cmd.stderr(std::fs::File::create(log).expect("create the log"));
         let mut child = cmd
             .spawn()
@@ -50,17 +55,17 @@ impl Wharf {
         if !line.starts_with("wharf serving") {
             let _ = child.kill();
             let status = child.wait();
-            panic!(
+            return Err(format!(
                 "wharf did not start ({status:?}): {line:?}\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
-            );
+            ));
         }
-        Wharf {
+        Ok(Wharf {
             child,
             line,
             log: log.to_path_buf(),
             _stdout: stdout,
-        }
+        })
     }
 
     /// The first FTP address of the start line

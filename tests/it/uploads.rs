@@ -145,6 +145,28 @@ fn failed_uploads_can_be_kept_for_resume() {
     );
 }
 
+/// A plain binary upload is spliced on a thread of its own; a client that goes quiet still
+/// ends it at `data_stall_timeout`, with a 426 and a session that goes on.
+#[test]
+fn a_stalled_upload_ends_at_the_stall_timeout() {
+    let s = TestServer::with(|cfg| cfg.data_stall_timeout = 1);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR quiet.bin").code, 150);
+    data.write_all(&bytes(10_000, 9)).unwrap();
+    let started = std::time::Instant::now();
+    let r = c.read_reply();
+    assert_eq!(r.code, 426, "{}", r.text());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    drop(data);
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
+
 /// Waits (bounded) for the file a hook writes, ending in `END`; its contents.
 fn hook_record(path: &std::path::Path) -> String {
     let read = || std::fs::read_to_string(path).unwrap_or_default();

@@ -1,0 +1,193 @@
+//! The kernel moves the bytes of plain binary transfers: sendfile(2) for RETR, and for
+//! STOR splice(2) from the socket into a pipe and from the pipe into the file, so no byte
+//! passes through user space (one copy, into the page cache, instead of two).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{SpliceFFlags, splice};
+
+use super::transfer::{Meter, io_stall};
+use crate::error::TransferError;
+
+/// Bytes one sendfile call may move: large enough to amortise the call, small enough that
+/// progress (STAT, ABOR) stays fresh.
+const SENDFILE_CHUNK: usize = 8 << 20;
+
+/// The pipe between socket and file: what the kernel may hold for one upload at a time.
+/// 1 MiB is the unprivileged maximum (`/proc/sys/fs/pipe-max-size`) on stock kernels.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// How often the upload thread looks at ABOR and the stall deadline while waiting.
+const WAKE: Duration = Duration::from_millis(100);
+
+/// RETR with sendfile(2) from the file's current position (REST already applied).
+/// `None`: the kernel cannot sendfile this file, and nothing was sent.
+pub async fn send_zero_copy(
+    file: &std::fs::File,
+    tcp: &tokio::net::TcpStream,
+    p: &Meter,
+) -> Result<Option<u64>, TransferError> {
+    let mut total = 0u64;
+    loop {
+        io_stall(p.stall, tcp.writable())
+            .await?
+            .map_err(TransferError::Network)?;
+        let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(tcp.as_fd(), file.as_fd(), None, SENDFILE_CHUNK)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => return Ok(Some(total)),
+            Ok(n) => {
+                total += n as u64;
+                p.progress.store(total, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e)
+                if total == 0
+                    && e.raw_os_error()
+                        .is_some_and(|c| c == nix::libc::EINVAL || c == nix::libc::ENOSYS) =>
+            {
+                return Ok(None);
+            }
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|c| c == nix::libc::EPIPE || c == nix::libc::ECONNRESET) =>
+            {
+                return Err(TransferError::Network(e));
+            }
+            // Reading the file failed (EIO and the like).
+            Err(e) => return Err(TransferError::File(e.into())),
+        }
+    }
+}
+
+/// Whether [`receive_spliced`] can write into `file`: splice(2) refuses files opened for
+/// appending (APPE opens at the end instead, so this is a guard, not a limit).
+pub fn can_splice_into(file: &std::fs::File) -> bool {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    fcntl(file, FcntlArg::F_GETFL)
+        .is_ok_and(|flags| !OFlag::from_bits_truncate(flags).contains(OFlag::O_APPEND))
+}
+
+/// STOR in TYPE I over plain TCP: socket → pipe → file with splice(2), on one blocking
+/// thread for the whole upload (file writes may block; no hand-off per chunk). The file is
+/// written from its current position (REST applied). Every byte received is in the file
+/// when this returns, also on error.
+pub async fn receive_spliced(
+    tcp: &tokio::net::TcpStream,
+    file: std::fs::File,
+    p: &Meter,
+) -> Result<u64, TransferError> {
+    // The thread works on its own descriptor of the socket; the stream stays with the task
+    // (and closes the connection after).
+    let socket = tcp
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(TransferError::Network)?;
+    let progress = p.progress.clone();
+    let cancel = p.cancel.clone();
+    let stall = p.stall;
+    // If this task is dropped (the session ended), the thread stops at its next wake-up.
+    let gone = cancel.child_token();
+    let _guard = gone.clone().drop_guard();
+    tokio::task::spawn_blocking(move || {
+        splice_loop(&socket, &file, stall, &gone, |total| {
+            progress.store(total, Ordering::Relaxed)
+        })
+    })
+    .await
+    .map_err(|e| TransferError::File(std::io::Error::other(e).into()))?
+}
+
+/// The upload thread: waits for data with poll(2) (in slices, to see a cancel), moves what
+/// came into the pipe, and the pipe's content into the file.
+fn splice_loop(
+    socket: &OwnedFd,
+    file: &std::fs::File,
+    stall: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+    progress: impl Fn(u64),
+) -> Result<u64, TransferError> {
+    let (pipe_out, pipe_in) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| TransferError::File(std::io::Error::from(e).into()))?;
+    // A bigger pipe means fewer, larger splices; the default (64 KiB) still works.
+    let _ = nix::fcntl::fcntl(
+        &pipe_in,
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
+    );
+    let mut total = 0u64;
+    let mut last_data = Instant::now();
+    let mut file_splices = true;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(TransferError::Cancelled);
+        }
+        let from_socket = splice(
+            socket,
+            None,
+            &pipe_in,
+            None,
+            PIPE_SIZE,
+            SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+        );
+        match from_socket {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                drain(&pipe_out, file, n, &mut file_splices)?;
+                total += n as u64;
+                progress(total);
+                last_data = Instant::now();
+            }
+            Err(Errno::EAGAIN) => {
+                if last_data.elapsed() >= stall {
+                    return Err(TransferError::Stalled(stall));
+                }
+                wait_readable(socket)?;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(TransferError::Network(e.into())),
+        }
+    }
+}
+
+/// Moves exactly `n` bytes from the pipe into the file: spliced, or, on a file system that
+/// cannot take a splice (`splices` turns false), read and written.
+fn drain(
+    pipe: &OwnedFd,
+    file: &std::fs::File,
+    mut n: usize,
+    splices: &mut bool,
+) -> Result<(), TransferError> {
+    let file_error = |e: std::io::Error| TransferError::File(e.into());
+    while n > 0 && *splices {
+        match splice(pipe, None, file, None, n, SpliceFFlags::SPLICE_F_MOVE) {
+            Ok(0) => return Err(file_error(std::io::ErrorKind::WriteZero.into())),
+            Ok(m) => n -= m,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EINVAL) => *splices = false,
+            Err(e) => return Err(file_error(e.into())),
+        }
+    }
+    let mut buf = vec![0u8; n.min(PIPE_SIZE)];
+    while n > 0 {
+        let m = nix::unistd::read(pipe, &mut buf[..n.min(PIPE_SIZE)])
+            .map_err(|e| file_error(e.into()))?;
+        std::io::Write::write_all(&mut &*file, &buf[..m]).map_err(file_error)?;
+        n -= m;
+    }
+    Ok(())
+}
+
+/// Waits up to [`WAKE`] for the socket to have data (or an end, or an error).
+fn wait_readable(socket: &OwnedFd) -> Result<(), TransferError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(WAKE.as_millis() as u16)) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(TransferError::Network(e.into())),
+    }
+}
