@@ -10,7 +10,7 @@
 //! matches; a user removed by a reload is not found before the cache is asked.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -23,6 +23,30 @@ type Tag = [u8; 32];
 pub struct CredentialCache {
     key: [u8; 32],
     entries: Mutex<HashMap<String, (Tag, Instant)>>,
+    /// Verifications under way, by tag: the same credentials arriving meanwhile wait for
+    /// the first check instead of each costing one (a fleet that starts together).
+    flights: Mutex<HashMap<Tag, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while one set of credentials is verified; see [`CredentialCache::flight`].
+pub struct Flight<'a> {
+    cache: &'a CredentialCache,
+    tag: Tag,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.cache.flights.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's reference and this guard's: nobody else waits, the entry can go.
+        if flights
+            .get(&self.tag)
+            .is_some_and(|f| Arc::strong_count(f) <= 2)
+        {
+            flights.remove(&self.tag);
+        }
+        drop(self.held.take());
+    }
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -38,6 +62,7 @@ impl Default for CredentialCache {
         CredentialCache {
             key,
             entries: Mutex::default(),
+            flights: Mutex::default(),
         }
     }
 }
@@ -75,6 +100,25 @@ impl CredentialCache {
         entries.insert(user.to_string(), (tag, Instant::now()));
     }
 
+    /// Waits until no other verification of these credentials is under way, then holds the
+    /// turn until dropped: the caller asks [`Self::remembers`] again and verifies only if
+    /// the one before it failed (failures are never remembered).
+    pub async fn flight(&self, user: &str, password: &[u8], phc: &str) -> Flight<'_> {
+        let tag: Tag = self.mac(user, password, phc).finalize().into_bytes().into();
+        let lock = self
+            .flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tag)
+            .or_default()
+            .clone();
+        Flight {
+            cache: self,
+            tag,
+            held: Some(lock.lock_owned().await),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Tag, Instant)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -102,5 +146,31 @@ mod tests {
         c.remember("ab", b"c", "$h", ttl);
         assert!(!c.remembers("ab", b"", "c$h", ttl));
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[tokio::test]
+    async fn the_same_credentials_wait_for_the_check_under_way() {
+        let c = CredentialCache::default();
+        let first = c.flight("a", b"pw", "$h").await;
+        let wait = std::time::Duration::from_millis(50);
+        // The same triple waits; another password does not.
+        assert!(
+            tokio::time::timeout(wait, c.flight("a", b"pw", "$h"))
+                .await
+                .is_err()
+        );
+        assert!(
+            tokio::time::timeout(wait, c.flight("a", b"other", "$h"))
+                .await
+                .is_ok()
+        );
+        drop(first);
+        let second = tokio::time::timeout(wait, c.flight("a", b"pw", "$h")).await;
+        assert!(second.is_ok(), "free once the first is done");
+        drop(second);
+        assert!(
+            c.flights.lock().unwrap().is_empty(),
+            "no entry outlives its flights"
+        );
     }
 }

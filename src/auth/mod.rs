@@ -226,6 +226,17 @@ impl Authenticator {
                 self.cache
                     .remembers(&u.name, password, &u.hash, self.cache_for)
             });
+        // Identical credentials that arrive together are verified once.
+        let flight = match (&user, remembered || self.cache_for.is_zero()) {
+            (Some(u), false) => Some(self.cache.flight(&u.name, password, &u.hash).await),
+            _ => None,
+        };
+        let remembered = remembered
+            || flight.is_some()
+                && user.as_ref().is_some_and(|u| {
+                    self.cache
+                        .remembers(&u.name, password, &u.hash, self.cache_for)
+                });
         let ok = if remembered {
             true
         } else {
@@ -245,6 +256,7 @@ impl Authenticator {
             }
             ok
         };
+        drop(flight);
         let Some(user) = user.filter(|_| ok) else {
             return Ok(None);
         };
