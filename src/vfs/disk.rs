@@ -82,6 +82,48 @@ fn blocking_mode(f: &std::fs::File) -> io::Result<()> {
     Ok(())
 }
 
+/// The kernel has openat2(2)'s RESOLVE_CACHED (Linux 5.12); cleared at the first EINVAL.
+static RESOLVE_CACHED_WORKS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// `open_read` without a trip to the blocking pool, when the kernel can open the file from
+/// its caches alone: openat2 with RESOLVE_CACHED fails with EAGAIN rather than read the
+/// disk, and fstat and lseek of an open file never do. RESOLVE_BENEATH keeps the lookup
+/// inside the root (absolute or escaping symlinks fail it). `None` for anything but an
+/// open regular file: the blocking path then decides, with its errors.
+fn open_cached(dir: &Dir, path: &VPath, offset: u64) -> Option<(std::fs::File, u64)> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    use std::sync::atomic::Ordering;
+    if !RESOLVE_CACHED_WORKS.load(Ordering::Relaxed) {
+        return None;
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::from_bits_retain(nix::libc::RESOLVE_CACHED),
+        );
+    let fd = match openat2(std::os::fd::AsFd::as_fd(dir), path.relative(), how) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            RESOLVE_CACHED_WORKS.store(false, Ordering::Relaxed);
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let mut f = std::fs::File::from(fd);
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    blocking_mode(&f).ok()?;
+    if offset > 0 {
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).ok()?;
+    }
+    Some((f, meta.len()))
+}
+
 /// A root directory and the only door to it.
 #[derive(Debug, Clone)]
 pub struct Disk {
@@ -97,6 +139,50 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|_| Err(Error::Io(io::Error::other("blocking task failed"))))
+}
+
+/// The names in a directory but `.` and `..`, as getdents(2) returns them (a few large
+/// reads, no allocation but the name's).
+fn entry_names(sub: &Dir) -> Result<Vec<std::ffi::CString>, Error> {
+    use nix::fcntl::OFlag;
+    // Opened anew: the jail's handle may be O_PATH, which getdents refuses.
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut raw = nix::dir::Dir::openat(
+        std::os::fd::AsFd::as_fd(sub),
+        c".",
+        flags,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let mut names = Vec::new();
+    for item in raw.iter() {
+        let item = item.map_err(io::Error::from)?;
+        let name = item.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// An [`Entry`] from fstatat(2)'s answer.
+fn stat_entry(name: Vec<u8>, st: &nix::sys::stat::FileStat) -> Entry {
+    use nix::libc::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+    let kind = match st.st_mode & S_IFMT {
+        S_IFDIR => Kind::Dir,
+        S_IFREG => Kind::File,
+        S_IFLNK => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    Entry {
+        name,
+        kind,
+        size: st.st_size as u64,
+        mtime: st.st_mtime,
+        mode: st.st_mode & 0o7777,
+        nlink: st.st_nlink,
+        unique: (st.st_dev, st.st_ino),
+    }
 }
 
 /// Directories with at least this many entries are described by two threads.
@@ -226,41 +312,52 @@ impl Disk {
         blocking(move || {
             use std::os::unix::ffi::OsStrExt;
             let sub = dir.open_dir(path.relative())?;
-            let mut items = Vec::new();
-            for item in sub.entries()? {
-                let item = item?;
-                items.push((item.file_name().as_bytes().to_vec(), item));
-            }
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            let describe = |items: Vec<(Vec<u8>, cap_std::fs::DirEntry)>| -> Vec<Entry> {
-                items
-                    .into_iter()
-                    .filter_map(|(name, item)| {
-                        let lmeta = item.metadata().ok()?;
-                        let meta = if lmeta.file_type().is_symlink() {
-                            sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&name)))
-                                .unwrap_or(lmeta)
-                        } else {
-                            lmeta
-                        };
-                        Some(entry(name, &meta))
+            let names = entry_names(&sub)?;
+            // Each name is one component of a directory inside the jail: fstatat beside it
+            // goes nowhere else. A symlink is followed only by the jail (cap-std).
+            let describe = |names: &[std::ffi::CString]| -> Vec<Entry> {
+                use nix::fcntl::AtFlags;
+                names
+                    .iter()
+                    .filter_map(|name| {
+                        let st = nix::sys::stat::fstatat(
+                            &sub,
+                            name.as_c_str(),
+                            AtFlags::AT_SYMLINK_NOFOLLOW,
+                        )
+                        .ok()?;
+                        let bytes = name.as_bytes().to_vec();
+                        if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFLNK {
+                            let target =
+                                sub.metadata(Path::new(std::ffi::OsStr::from_bytes(&bytes)));
+                            return Some(match target {
+                                Ok(m) => entry(bytes, &m),
+                                Err(_) => stat_entry(bytes, &st),
+                            });
+                        }
+                        Some(stat_entry(bytes, &st))
                     })
                     .collect()
             };
-            // The stat calls are most of a big listing's time: two threads share them.
-            if items.len() < PARALLEL_LIST {
-                return Ok(describe(items));
-            }
-            let second = items.split_off(items.len() / 2);
-            std::thread::scope(|s| {
-                let later = s.spawn(|| describe(second));
-                let mut out = describe(items);
-                match later.join() {
-                    Ok(rest) => out.extend(rest),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-                Ok(out)
-            })
+            // The stat calls are most of a big listing's time: two threads share them, in
+            // the order the directory returned its entries (near each other on disk and in
+            // the inode cache); the names are sorted after.
+            let mut out = if names.len() < PARALLEL_LIST {
+                describe(&names)
+            } else {
+                let (first, second) = names.split_at(names.len() / 2);
+                std::thread::scope(|s| {
+                    let later = s.spawn(|| describe(second));
+                    let mut out = describe(first);
+                    match later.join() {
+                        Ok(rest) => out.extend(rest),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                    out
+                })
+            };
+            out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
         })
         .await
     }
@@ -271,6 +368,9 @@ impl Disk {
         path: &VPath,
         offset: u64,
     ) -> Result<(std::fs::File, u64), Error> {
+        if let Some(opened) = open_cached(&self.dir, path, offset) {
+            return Ok(opened);
+        }
         let dir = self.dir.clone();
         let path = path.clone();
         blocking(move || {
@@ -526,6 +626,26 @@ mod tests {
         assert_eq!(find("good").kind, Kind::File);
         assert_eq!(find("good").size, 2);
         assert_eq!(find("sub").kind, Kind::Dir);
+    }
+
+    /// The cached open (no blocking pool) takes only what the jail's own open would, and
+    /// nothing that escapes: escaping links, FIFOs and directories go to the slow path.
+    #[test]
+    fn a_cached_open_stays_inside_and_takes_only_files() {
+        let (root, jail, _outside) = setup();
+        nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Warm the dentry cache as a first listing or open would.
+        for p in ["/sub/inside", "/good", "/leak", "/rel", "/out/secret", "/fifo", "/sub"] {
+            let _ = std::fs::symlink_metadata(root.path().join(&p[1..]));
+        }
+        let (mut f, len) = open_cached(&jail.dir, &v("/sub/inside"), 1).expect("cached");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut f, &mut rest).unwrap();
+        assert_eq!((len, rest.as_str()), (2, "k"));
+        // A link that stays inside may take either path (the kernel may want its body read).
+        for p in ["/leak", "/rel", "/out/secret", "/fifo", "/sub", "/missing"] {
+            assert!(open_cached(&jail.dir, &v(p), 0).is_none(), "{p}");
+        }
     }
 
     #[tokio::test]
