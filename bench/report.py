@@ -57,6 +57,25 @@ DETAILS = {
 }
 
 
+# iperf3 rows carry the link (bench/run --link) in place of a server.
+LINKS = ("loopback", "veth")
+
+
+def link_of(meta):
+    """The link's description for the header, and its name for the ceiling line."""
+    link = meta.get("link", "loopback")
+    if link == "loopback":
+        return "Loopback", "Loopback"
+    d = meta.get("delay_ms") or 0
+    desc = (
+        f"veth pair between two network namespaces (servers in the root namespace on "
+        f"{meta.get('host')}, every client in its own namespace; veth's default offloads)"
+    )
+    if d:
+        desc += f", {d:g} ms round trip added with netem"
+    return desc, link + (f" ({d:g} ms round trip)" if d else "")
+
+
 def errors_of(r):
     n = 0
     for k in ("errors", "dropped", "not_done"):
@@ -109,14 +128,15 @@ def main():
 
     iperf = {}
     for r in rows:
-        if r["server"] == "loopback":
+        if r["server"] in LINKS:
             iperf.setdefault(r["scenario"], []).append(r.get("mb_per_s"))
     iperf = {k: median(v) for k, v in iperf.items()}
     out = []
     quick = " (quick smoke run: 1 repetition, smaller sizes — not for comparison)" if meta.get("quick") else ""
     out.append(f"# wharf benchmark, {meta.get('date')}{quick}\n")
+    link_desc, link_name = link_of(meta)
     out.append(
-        f"Loopback, {meta.get('cpu')}, kernel {meta.get('kernel')}. Medians of "
+        f"{link_desc}, {meta.get('cpu')}, kernel {meta.get('kernel')}. Medians of "
         f"{meta.get('reps')} repetition(s), servers interleaved and the order rotated each "
         f"repetition. Transfers: {meta.get('big_mib')} MiB file in page cache; logins for "
         f"{meta.get('login_secs')} s; small files: {meta['small'][0]} sessions × "
@@ -124,7 +144,7 @@ def main():
         f"idle: {meta.get('idle_n')} sessions. MB = 10^6 bytes.\n"
     )
     ip = ", ".join(f"`{k}` {v:.0f} MB/s" for k, v in iperf.items() if v)
-    out.append(f"Loopback ceiling (one TCP stream, median of one run per repetition): {ip or 'not measured'}.\n")
+    out.append(f"{link_name} ceiling (one TCP stream, median of one run per repetition): {ip or 'not measured'}.\n")
     out.append("| server | " + " | ".join(c[1] for c in cols) + " |")
     out.append("|---|" + "---|" * len(cols))
     for s in servers:
@@ -194,7 +214,7 @@ def main():
     )
     out.append("| scenario | foreign CPU/s | steal/s | client CPU/s | server CPU/s |")
     out.append("|---|---|---|---|---|")
-    for sc in sorted({r["scenario"] for r in rows if r["server"] != "loopback" and r["scenario"] != "restart"}):
+    for sc in sorted({r["scenario"] for r in rows if r["server"] not in LINKS and r["scenario"] != "restart"}):
         rs = [r for r in rows if r["scenario"] == sc]
 
         def per_s(key):
@@ -277,7 +297,8 @@ def write_svg(path, meta, servers, cols, table):
         f'font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="10" y="20" font-size="14" font-weight="bold">wharf vs peers, {e(str(meta.get("date")))}'
-        f'{" (quick run)" if meta.get("quick") else ""}</text>',
+        f'{" (quick run)" if meta.get("quick") else ""}'
+        f'{"" if meta.get("link", "loopback") == "loopback" else ", " + e(link_of(meta)[1])}</text>',
         '<text x="10" y="38">Each bar: the server\'s median normalised to the best peer (1.0, dashed line); '
         "longer is better; capped at 3.0.</text>",
     ]

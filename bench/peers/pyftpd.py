@@ -1,6 +1,9 @@
 """pyftpdlib for wharf's benchmark: anonymous read/write on ROOT, explicit FTPS offered.
 
-Usage: pyftpd.py PORT ROOT PASV_LOW PASV_HIGH CERT KEY
+Usage: pyftpd.py PORT ROOT PASV_LOW PASV_HIGH CERT KEY [HOST]
+
+HOST is the address to listen on (default 127.0.0.1); PASV announces the address the client
+connected to.
 
 The default single-process async FTPServer, as pyftpdlib's documentation starts it, with
 its connection caps lifted (the default max_cons of 512 would refuse the idle scenarios)
@@ -17,6 +20,7 @@ from pyftpdlib.servers import FTPServer
 
 def main():
     port, root, low, high, cert, key = sys.argv[1:7]
+    host = sys.argv[7] if len(sys.argv) > 7 else "127.0.0.1"
     logging.basicConfig(level=logging.WARNING)
     auth = DummyAuthorizer()
     auth.add_anonymous(root, perm="elradfmwMT")
@@ -28,7 +32,7 @@ def main():
     handler.tls_data_required = False
     handler.passive_ports = range(int(low), int(high) + 1)
     handler.timeout = 600
-    server = FTPServer(("127.0.0.1", int(port)), handler)
+    server = FTPServer((host, int(port)), handler)
     server.max_cons = 0
     server.max_cons_per_ip = 0
     server.serve_forever(handle_exit=True)

@@ -243,7 +243,8 @@ pub fn serve(mut args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    wharf::observe::init(config.log_format, log_file.clone());
+    // Held to the end of serve: its drop writes out the lines still queued.
+    let _log = wharf::observe::init(config.log_format, log_file.clone());
     log_start(&config, reload_args.config.as_deref());
     for warning in config.warnings() {
         tracing::warn!("{warning}");

@@ -40,6 +40,9 @@ pub const MAX_TRACKED_ADDRESSES: usize = 100_000;
 /// go, then all.
 pub const MAX_CACHED_CREDENTIALS: usize = 10_000;
 
+/// Event-log lines queued for the log thread at most (~3 MB); past it sessions wait.
+pub const LOG_QUEUE_LINES: usize = 16_384;
+
 /// The longest delay after a failed login.
 pub const MAX_LOGIN_DELAY: Duration = Duration::from_secs(5);
 

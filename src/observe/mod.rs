@@ -59,7 +59,7 @@ impl LogFile {
     }
 }
 
-/// One line per `write` call from tracing; the file lock is held only for that write.
+/// Writes through to the current file; the file lock is held only for that write.
 pub struct LogWriter(LogFile);
 
 impl Write for LogWriter {
@@ -72,39 +72,43 @@ impl Write for LogWriter {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
-    type Writer = LogWriter;
-    fn make_writer(&'a self) -> LogWriter {
-        LogWriter(self.clone())
-    }
-}
-
 /// Installs the global subscriber, writing to `file` or stderr. `RUST_LOG` overrides the
-/// default `info` level. Safe to call more than once (later calls are ignored), which tests
-/// rely on.
-pub fn init(format: LogFormat, file: Option<LogFile>) {
+/// default `info` level. Safe to call more than once (later calls are ignored).
+///
+/// Lines go through a queue to a thread of their own, which writes what has queued up in
+/// one call and flushes whenever the queue is empty: a session never waits for a write(2),
+/// and a busy server writes many lines per call. The queue never drops a line; when it is
+/// full (the log's reader stalls), sessions wait, as they would for a direct write. Keep
+/// the guard until the end: dropping it writes out what is queued.
+pub fn init(
+    format: LogFormat,
+    file: Option<LogFile>,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = file.is_none() && std::io::stderr().is_terminal();
+    let sink: Box<dyn Write + Send> = match file {
+        Some(f) => Box::new(LogWriter(f)),
+        None => Box::new(std::io::stderr()),
+    };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(crate::limits::LOG_QUEUE_LINES)
+        .thread_name("wharf-log")
+        .finish(std::io::BufWriter::with_capacity(64 << 10, sink));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(ansi);
-    let _ = match (format, file) {
-        (LogFormat::Text, None) => builder.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Text, Some(f)) => builder.with_writer(f).try_init(),
-        (LogFormat::Json, None) => builder
-            .with_writer(std::io::stderr)
-            .json()
-            .flatten_event(true)
-            .with_span_list(false)
-            .try_init(),
-        (LogFormat::Json, Some(f)) => builder
-            .with_writer(f)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_span_list(false)
             .try_init(),
     };
+    guard
 }
 
 /// One completed or failed file transfer, for the xferlog.

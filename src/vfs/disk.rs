@@ -635,7 +635,15 @@ mod tests {
         let (root, jail, _outside) = setup();
         nix::unistd::mkfifo(&root.path().join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         // Warm the dentry cache as a first listing or open would.
-        for p in ["/sub/inside", "/good", "/leak", "/rel", "/out/secret", "/fifo", "/sub"] {
+        for p in [
+            "/sub/inside",
+            "/good",
+            "/leak",
+            "/rel",
+            "/out/secret",
+            "/fifo",
+            "/sub",
+        ] {
             let _ = std::fs::symlink_metadata(root.path().join(&p[1..]));
         }
         let (mut f, len) = open_cached(&jail.dir, &v("/sub/inside"), 1).expect("cached");
