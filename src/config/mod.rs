@@ -172,7 +172,7 @@ pub struct Config {
     pub atomic_uploads: Option<bool>,
     /// What an atomic upload that fails leaves behind.
     pub failed_uploads: FailedUploads,
-    /// sendfile(2) for plain binary downloads: auto (not for loopback clients), always,
+    /// sendfile(2) for plain binary downloads: auto or always (wherever the kernel can),
     /// never.
     pub sendfile: Sendfile,
     /// Permission bits of uploaded files and of made directories (e.g. 0o644, 0o755);

@@ -73,8 +73,8 @@ pub enum FailedUploads {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Sendfile {
-    /// For clients on other hosts. On loopback the kernel has no copy to save (the
-    /// receiver copies anyway) and a buffered copy measured faster and cheaper.
+    /// Wherever the kernel can sendfile the file (the same as `Always` since sendfile runs
+    /// on a thread of its own, which measured best on loopback and veth alike).
     #[default]
     Auto,
     Always,

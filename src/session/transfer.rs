@@ -220,7 +220,7 @@ async fn move_bytes(job: Job, stream: &mut Stream, p: &Meter) -> Result<u64, Tra
             // Plain TCP, bytes as they are, no rate limit: the kernel copies page cache to
             // the socket (sendfile), no user-space buffer at all.
             Stream::Plain(tcp) if sendfile && !ascii && p.bucket.is_none() => {
-                match zerocopy::send_zero_copy(&file, tcp, p).await? {
+                match zerocopy::send_zero_copy(&file, left, tcp, p).await? {
                     Some(n) => n,
                     // The kernel refused sendfile for this file: copy through a buffer.
                     None => send(file, left, stream, false, 0, p).await?,

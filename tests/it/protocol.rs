@@ -776,6 +776,29 @@ fn abor_mid_transfer_then_session_usable() {
     assert_eq!(r.code, 226);
 }
 
+/// A big binary download is sent from a thread of its own; a client that stops reading
+/// still ends it at `data_stall_timeout`, with a 426 and a session that goes on.
+#[test]
+fn a_stalled_download_ends_at_the_stall_timeout() {
+    let s = TestServer::with(|cfg| cfg.data_stall_timeout = 1);
+    std::fs::write(s.path("big"), bytes(64 << 20, 5)).unwrap();
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let data = c.epsv();
+    assert_eq!(c.cmd("RETR big").code, 150);
+    let started = std::time::Instant::now();
+    let r = c.read_reply();
+    assert_eq!(r.code, 426, "{}", r.text());
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(800)
+            && waited < std::time::Duration::from_secs(10),
+        "{waited:?}"
+    );
+    drop(data);
+    assert_eq!(c.cmd("NOOP").code, 200);
+}
+
 /// Regression: ABOR sent as urgent data (ftplib's `abort()` makes the final LF urgent; BSD
 /// ftp sends IAC IP, then IAC as urgent data, then DM ABOR) went unanswered.
 #[test]
