@@ -38,24 +38,13 @@ pub async fn send_zero_copy(
     p: &Meter,
 ) -> Result<Option<u64>, TransferError> {
     if left > crate::limits::TRANSFER_BUFFER as u64 {
-        let socket = tcp
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(TransferError::Network)?;
         let file = file
             .try_clone()
             .map_err(|e| TransferError::File(e.into()))?;
-        let progress = p.progress.clone();
-        let stall = p.stall;
-        let gone = p.cancel.child_token();
-        let _guard = gone.clone().drop_guard();
-        return tokio::task::spawn_blocking(move || {
-            sendfile_loop(&socket, &file, stall, &gone, |total| {
-                progress.store(total, Ordering::Relaxed)
-            })
+        return on_own_thread(tcp, p, move |socket, stall, cancel, progress| {
+            sendfile_loop(socket, &file, stall, cancel, progress)
         })
-        .await
-        .map_err(|e| TransferError::File(std::io::Error::other(e).into()))?;
+        .await;
     }
     let mut total = 0u64;
     loop {
@@ -99,7 +88,7 @@ fn sendfile_loop(
     file: &std::fs::File,
     stall: Duration,
     cancel: &tokio_util::sync::CancellationToken,
-    progress: impl Fn(u64),
+    progress: &dyn Fn(u64),
 ) -> Result<Option<u64>, TransferError> {
     let mut total = 0u64;
     let mut last_sent = Instant::now();
@@ -148,20 +137,37 @@ pub async fn receive_spliced(
     file: std::fs::File,
     p: &Meter,
 ) -> Result<u64, TransferError> {
-    // The thread works on its own descriptor of the socket; the stream stays with the task
-    // (and closes the connection after).
+    on_own_thread(tcp, p, move |socket, stall, cancel, progress| {
+        splice_loop(socket, &file, stall, cancel, progress)
+    })
+    .await
+}
+
+/// Runs `work` on a blocking thread with its own descriptor of the socket (the stream stays
+/// with the task and closes the connection after), the stall time, a cancel that also
+/// fires if this task is dropped (the session ended), and a progress callback.
+async fn on_own_thread<T: Send + 'static>(
+    tcp: &tokio::net::TcpStream,
+    p: &Meter,
+    work: impl FnOnce(
+        &OwnedFd,
+        Duration,
+        &tokio_util::sync::CancellationToken,
+        &dyn Fn(u64),
+    ) -> Result<T, TransferError>
+    + Send
+    + 'static,
+) -> Result<T, TransferError> {
     let socket = tcp
         .as_fd()
         .try_clone_to_owned()
         .map_err(TransferError::Network)?;
     let progress = p.progress.clone();
-    let cancel = p.cancel.clone();
     let stall = p.stall;
-    // If this task is dropped (the session ended), the thread stops at its next wake-up.
-    let gone = cancel.child_token();
+    let gone = p.cancel.child_token();
     let _guard = gone.clone().drop_guard();
     tokio::task::spawn_blocking(move || {
-        splice_loop(&socket, &file, stall, &gone, |total| {
+        work(&socket, stall, &gone, &|total| {
             progress.store(total, Ordering::Relaxed)
         })
     })
@@ -176,7 +182,7 @@ fn splice_loop(
     file: &std::fs::File,
     stall: Duration,
     cancel: &tokio_util::sync::CancellationToken,
-    progress: impl Fn(u64),
+    progress: &dyn Fn(u64),
 ) -> Result<u64, TransferError> {
     let (pipe_out, pipe_in) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| TransferError::File(std::io::Error::from(e).into()))?;
