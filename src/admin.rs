@@ -338,7 +338,14 @@ impl std::str::FromStr for Endpoint {
 /// Binds the admin Unix socket with mode 0600, replacing a stale socket left by a previous
 /// run (but never another kind of file).
 pub fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    // /run is emptied at boot: its directory (e.g. /run/wharf) is made when missing, as
+    // systemd's RuntimeDirectory= does; only that one level, never a whole tree.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        std::fs::DirBuilder::new().mode(0o755).create(parent)?;
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(std::io::Error::new(

@@ -126,6 +126,18 @@ fn ensure_generated(dir: &Path) -> io::Result<(PathBuf, PathBuf)> {
     Ok((cert, key))
 }
 
+/// Gives the generated certificate and key in `dir`, where they exist, to `uid`/`gid`: they
+/// are made as root before `run_as` drops it, and every reload after re-reads them.
+pub fn hand_generated_to(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    for name in [GENERATED_CERT, GENERATED_KEY] {
+        match std::os::unix::fs::lchown(dir.join(name), Some(uid), Some(gid)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -48,6 +48,9 @@ pub fn apply_process_settings(config: &Config) -> io::Result<()> {
         None => entry.gid,
     };
     let uid: Uid = entry.uid;
+    let state = crate::secrets::state_dir(config);
+    crate::tls::hand_generated_to(&state, uid.as_raw(), gid.as_raw())
+        .map_err(|e| io::Error::other(format!("run_as: {}: {e}", state.display())))?;
     setgroups(&[gid]).map_err(io::Error::from)?;
     setgid(gid).map_err(io::Error::from)?;
     setuid(uid).map_err(io::Error::from)?;

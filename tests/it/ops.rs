@@ -516,8 +516,23 @@ fn reload_opens_and_closes_listeners_and_keeps_their_sessions() {
 fn admin_socket_is_private_replaces_a_stale_one_and_serves_the_cli() {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
+    // Its directory is made when missing, as /run/wharf is after a boot outside systemd.
+    let run = dir.path().join("run");
+    let sock = run.join("admin.sock");
+    std::fs::write(
+        dir.path().join("first.toml"),
+        format!("admin_socket = \"{}\"\n", sock.display()),
+    )
+    .unwrap();
+    let mut first = spawn(dir.path(), &["--config", "first.toml"]);
+    assert!(sock.exists(), "{}", first.log());
+    assert_eq!(
+        std::fs::metadata(&run).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    first.kill();
     // A socket left behind by a run that was killed.
+    std::fs::remove_file(&sock).ok();
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
     std::fs::write(
         dir.path().join("wharf.toml"),

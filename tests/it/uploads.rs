@@ -313,3 +313,49 @@ fn run_as_drops_root_after_binding() {
         uid
     );
 }
+
+/// The self-signed certificate is generated as root, before the drop: it must stay readable
+/// to `run_as`, or every reload (which re-reads it) fails as the packaged service runs it.
+#[test]
+fn run_as_can_reload_the_generated_certificate() {
+    if !is_root() {
+        eprintln!("skipping: needs root to drop privileges");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    let root = dir.path().join("ftp");
+    std::fs::create_dir(&root).unwrap();
+    let cfg = dir.path().join("wharf.toml");
+    let text = format!(
+        "run_as = \"nobody\"\nlisten = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"\n\
+         tls = \"optional\"\ntls_dir = \"{}\"\n",
+        state.display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut wharf = crate::processes::Wharf::start(
+        crate::processes::serve()
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--root")
+            .arg(&root),
+        &dir.path().join("stderr.log"),
+    );
+    let admin = wharf.admin().to_string();
+    let out = crate::processes::cli(dir.path(), &["reload", "--admin", &admin]);
+    let log = wharf.log();
+    wharf.kill();
+    assert!(
+        out.status.success(),
+        "{}{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = std::fs::metadata(state.join(wharf::tls::GENERATED_KEY)).unwrap();
+    assert_eq!(
+        (key.uid(), key.mode() & 0o777),
+        (nobody.uid.as_raw(), 0o600)
+    );
+}
