@@ -9,6 +9,11 @@ use wharf::config::Config;
 
 mod cli;
 
+// See Cargo.toml: the static (musl) build's allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cli::admin::{AdminArgs, BanAction, admin_call, ban_list, kick, who};
 use cli::serve::{ServeArgs, serve};
 

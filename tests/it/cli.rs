@@ -63,6 +63,57 @@ fn check_config_accepts_the_example_and_explains() {
     assert!(text.contains("passive ports: 50000-50999"), "{text}");
 }
 
+/// `shipped` (a config file of dist/) with each of `paths` made in a temporary directory and
+/// pointed there, and `run_as` given to root: check-config's stdout, asserting it passed.
+fn check_shipped(shipped: &str, paths: &[&str]) -> String {
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut local = text.replace("run_as = \"wharf\"", "run_as = \"root\"");
+    for path in paths {
+        let here = dir.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&here).unwrap();
+        local = local.replace(path, &here.display().to_string());
+    }
+    let file = dir.path().join("wharf.toml");
+    std::fs::write(&file, local).unwrap();
+    let out = Command::new(WHARF)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{shipped}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Debian package's /etc/wharf/wharf.toml and the container image's pass check-config
+/// once what the package's postinst (or the image) makes is there; root stands in for the
+/// `wharf` user. dist/test-release and dist/container/test run them for real.
+#[test]
+fn the_packaged_and_container_configs_pass_check_config() {
+    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/dist");
+    let deb = format!("{dist}/deb/wharf.toml");
+    assert!(
+        std::fs::read_to_string(&deb)
+            .unwrap()
+            .contains("run_as = \"wharf\"")
+    );
+    let text = check_shipped(
+        &deb,
+        &["/srv/ftp", "/var/lib/wharf", "/var/log/wharf", "/run/wharf"],
+    );
+    assert!(text.contains("passive ports: 50000-50099"), "{text}");
+    let text = check_shipped(
+        &format!("{dist}/container/wharf.toml"),
+        &["/srv/ftp", "/var/lib/wharf"],
+    );
+    assert!(text.contains("passive ports: 30000-30009"), "{text}");
+    assert!(text.contains("listen: [::]:2121"), "{text}");
+}
+
 #[test]
 fn a_missing_root_in_a_file_refuses_the_start_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
