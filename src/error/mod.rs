@@ -47,6 +47,9 @@ pub enum Error {
     /// The object store failed or did not answer in time, after the retries.
     #[error("object storage unavailable")]
     Storage,
+    /// The object store answered with a reply wharf cannot read (logged with its cause).
+    #[error("unreadable object storage reply")]
+    StorageReply,
     /// The storage cannot do this (SITE CHMOD on an S3 root).
     #[error("not supported by this storage")]
     Unsupported,
@@ -156,6 +159,10 @@ impl Error {
             Error::Storage => (
                 Code::LocalError,
                 "Storage unavailable or too slow; try again later.",
+            ),
+            Error::StorageReply => (
+                Code::LocalError,
+                "Local error in processing: unreadable reply from the storage.",
             ),
             Error::Unsupported => (Code::FileUnavailable, "Not supported by this storage."),
             Error::Busy => (

@@ -23,6 +23,7 @@ mod protocol;
 mod proxy;
 mod s3;
 mod s3_clients;
+mod s3_moto;
 mod s3_ops;
 mod tls;
 mod uploads;

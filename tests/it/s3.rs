@@ -149,9 +149,23 @@ impl Garage {
             let _ = c.wait();
         }
     }
+}
 
-    /// A `[[storage]]` block for this server under `prefix`.
-    pub fn storage(&self, name: &str, prefix: &str) -> StorageConfig {
+/// An S3 server a test runs (Garage, moto): what a `[[storage]]` block on it looks like.
+pub trait S3Server {
+    /// A `[[storage]]` block named `name` for this server under `prefix`.
+    fn storage(&self, name: &str, prefix: &str) -> StorageConfig;
+
+    /// A store on the same location, to look at the bucket from outside wharf.
+    fn store(&self, prefix: &str) -> std::sync::Arc<wharf::vfs::s3::ObjectStore> {
+        let c = self.storage("look", prefix);
+        let secret = wharf::vfs::s3::Secret::load(&c).unwrap();
+        std::sync::Arc::new(wharf::vfs::s3::ObjectStore::new(&c, &secret).unwrap())
+    }
+}
+
+impl S3Server for Garage {
+    fn storage(&self, name: &str, prefix: &str) -> StorageConfig {
         let creds = self.dir.path().join("credentials");
         std::fs::write(
             &creds,
@@ -173,13 +187,6 @@ impl Garage {
             ..StorageConfig::default()
         }
     }
-
-    /// A store on the same location, to look at the bucket from outside wharf.
-    pub fn store(&self, prefix: &str) -> std::sync::Arc<wharf::vfs::s3::ObjectStore> {
-        let c = self.storage("look", prefix);
-        let secret = wharf::vfs::s3::Secret::load(&c).unwrap();
-        std::sync::Arc::new(wharf::vfs::s3::ObjectStore::new(&c, &secret).unwrap())
-    }
 }
 
 impl Drop for Garage {
@@ -189,7 +196,7 @@ impl Drop for Garage {
 }
 
 /// A wharf server whose every root (users and anonymous) is `prefix` in Garage's bucket.
-pub fn server(g: &Garage, prefix: &str, f: impl FnOnce(&mut wharf::Config)) -> TestServer {
+pub fn server(g: &impl S3Server, prefix: &str, f: impl FnOnce(&mut wharf::Config)) -> TestServer {
     let storage = g.storage("bucket", prefix);
     TestServer::with(move |c| {
         c.storages.push(storage);
@@ -208,14 +215,14 @@ pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 /// Whether `path` exists in the bucket, seen from outside wharf.
-pub fn visible(g: &Garage, prefix: &str, path: &str) -> bool {
+pub fn visible(g: &impl S3Server, prefix: &str, path: &str) -> bool {
     let store = g.store(prefix);
     let p = wharf::vfs::VPath::root().resolve(path.as_bytes()).unwrap();
     block(async move { store.exists(&p).await.unwrap() })
 }
 
 /// The bytes in the stored parts of `path`'s unfinished upload, seen from outside wharf.
-pub fn pending(g: &Garage, prefix: &str, path: &str) -> Option<u64> {
+pub fn pending(g: &impl S3Server, prefix: &str, path: &str) -> Option<u64> {
     let store = g.store(prefix);
     let p = wharf::vfs::VPath::root().resolve(path.as_bytes()).unwrap();
     block(async move { store.pending(&p).await.unwrap().map(|p| p.bytes) })
@@ -224,7 +231,7 @@ pub fn pending(g: &Garage, prefix: &str, path: &str) -> Option<u64> {
 /// Waits until wharf has stored `bytes` of `path`'s running upload as parts: the upload is
 /// under way in S3, not only in socket buffers.
 #[track_caller]
-pub fn await_parts(g: &Garage, prefix: &str, path: &str, bytes: usize) {
+pub fn await_parts(g: &impl S3Server, prefix: &str, path: &str, bytes: usize) {
     let stored = || pending(g, prefix, path).is_some_and(|b| b >= bytes as u64);
     assert!(
         wait_for(Duration::from_secs(20), stored).is_some(),

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::clients_util::*;
 use crate::harness::*;
-use crate::s3::{Garage, PART, await_parts, block, server, visible};
+use crate::s3::{Garage, PART, S3Server, await_parts, block, server, visible};
 
 /// An object's bytes, read from outside wharf.
 fn object(g: &Garage, prefix: &str, path: &str) -> Vec<u8> {

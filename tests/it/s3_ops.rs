@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Ctrl, TestServer, bytes, wait_for};
-use crate::s3::{Garage, PART, await_parts, block, pending, server, visible};
+use crate::s3::{Garage, PART, S3Server, await_parts, block, pending, server, visible};
 
 /// A logged-in client in TYPE I.
 fn bin(s: &TestServer) -> Ctrl {

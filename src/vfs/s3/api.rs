@@ -170,6 +170,13 @@ struct CopyPartXml {
     etag: String,
 }
 
+/// A reply the storage sent but wharf cannot read: logged with the operation and the cause,
+/// answered as a local error (the storage answered; it is not unavailable).
+fn unreadable(operation: &str, cause: &str) -> Error {
+    tracing::warn!(operation, cause = %redact(cause), "unreadable object storage reply");
+    Error::StorageReply
+}
+
 impl S3Api {
     pub(super) fn new(
         bucket: rusty_s3::Bucket,
@@ -250,7 +257,7 @@ impl S3Api {
         let text = String::from_utf8_lossy(&body);
         rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .map(|r| r.upload_id().to_string())
-            .map_err(|_| Error::Storage)
+            .map_err(|e| unreadable("CreateMultipartUpload", &e.to_string()))
     }
 
     pub(super) async fn upload_part(
@@ -360,12 +367,11 @@ impl S3Api {
             }
             let url = action.sign(S3_SIGNED_FOR);
             let (_, body) = self.send(reqwest::Method::GET, url, &[], None).await?;
-            let page =
-                rusty_s3::actions::ListParts::parse_response(&String::from_utf8_lossy(&body))
-                    .map_err(|_| Error::Storage)?;
-            out.extend(page.parts.into_iter().map(|p| (p.number, p.etag, p.size)));
-            match page.next_part_number_marker {
-                Some(m) if m > 0 && out.len() < 10_000 && marker != Some(m) => marker = Some(m),
+            let page = super::xml::list_parts(&String::from_utf8_lossy(&body))
+                .map_err(|cause| unreadable("ListParts", &cause))?;
+            out.extend(page.parts);
+            match page.next_marker {
+                Some(m) if out.len() < 10_000 && marker != Some(m) => marker = Some(m),
                 _ => break,
             }
         }
@@ -400,10 +406,7 @@ impl S3Api {
             );
             let (_, body) = self.send(reqwest::Method::GET, url, &[], None).await?;
             let page: ListUploadsXml = quick_xml::de::from_str(&String::from_utf8_lossy(&body))
-                .map_err(|e| {
-                    tracing::warn!(error = %redact(&e.to_string()), "unreadable ListMultipartUploads reply");
-                    Error::Storage
-                })?;
+                .map_err(|e| unreadable("ListMultipartUploads", &e.to_string()))?;
             for u in page.uploads {
                 let initiated = parse_initiated(&u.initiated);
                 out.push(UploadInfo {

@@ -26,6 +26,7 @@ mod api;
 mod creds;
 mod store;
 mod upload;
+mod xml;
 
 #[cfg(doc)]
 use super::VPath;
