@@ -286,7 +286,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Aborts, now and hourly, the interrupted uploads nobody resumed in time.
+    /// Aborts, now and hourly, the interrupted uploads nobody resumed in time, and removes
+    /// stale upload temporaries from the local roots (vfs::sweep).
     pub fn start_janitor(self: &Arc<Shared>) {
         let shared = Arc::downgrade(self);
         self.tasks.spawn_until_ending(async move {
@@ -297,6 +298,11 @@ impl Shared {
                     return;
                 };
                 let config = shared.config();
+                let local = config.clone();
+                let swept = tokio::task::spawn_blocking(move || sweep_local(&local)).await;
+                if let Ok(n @ 1..) = swept {
+                    tracing::info!(removed = n, "removed stale upload temporaries");
+                }
                 let stores = read(&shared.stores);
                 for st in &config.storages {
                     let Some(store) = stores.get(&st.name) else {
@@ -391,4 +397,20 @@ fn write<T>(lock: &RwLock<T>, value: T) {
         Ok(mut v) => *v = value,
         Err(e) => *e.into_inner() = value,
     }
+}
+
+/// One sweep of every local root `config` serves; how many temporaries were removed.
+fn sweep_local(config: &Config) -> usize {
+    let users = config.all_users().unwrap_or_default();
+    let stale = crate::vfs::sweep::stale_after(config);
+    crate::vfs::sweep::local_roots(config, &users)
+        .iter()
+        .map(|root| match crate::vfs::sweep::sweep(root, stale) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(root = %root.display(), error = %e, "janitor could not walk a root");
+                0
+            }
+        })
+        .sum()
 }

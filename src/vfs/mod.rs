@@ -10,6 +10,7 @@ mod disk;
 mod jail;
 mod rules;
 pub mod s3;
+pub mod sweep;
 mod vpath;
 
 pub use disk::{Disk, Ownership, Roots, WriteMode};

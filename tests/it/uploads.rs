@@ -359,3 +359,39 @@ fn run_as_can_reload_the_generated_certificate() {
         (nobody.uid.as_raw(), 0o600)
     );
 }
+
+/// A node killed mid-upload leaves its hidden temporary; the next start (and every hour)
+/// removes temporaries unwritten for longer than a live upload can be, and nothing else.
+#[test]
+fn the_janitor_removes_stale_upload_temporaries_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ftp");
+    std::fs::create_dir_all(root.join("scans")).unwrap();
+    let stale = root.join("scans/.wharf-upload.00000000deadbeef.big.iso");
+    let live = root.join("scans/.wharf-upload.00000000cafebabe.live.iso");
+    let kept = root.join("scans/old.pdf");
+    for f in [&stale, &live, &kept] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    for f in [&stale, &kept] {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    let mut wharf = crate::processes::Wharf::start(
+        crate::processes::serve()
+            .args(["--no-config", "--listen", "127.0.0.1:0", "--root"])
+            .arg(&root),
+        &dir.path().join("stderr.log"),
+    );
+    let gone = wait_for(Duration::from_secs(10), || !stale.exists());
+    let log = wharf.log();
+    wharf.kill();
+    assert!(gone.is_some(), "{log}");
+    assert!(live.exists() && kept.exists());
+    assert!(log.contains("removed stale upload temporaries"), "{log}");
+}
