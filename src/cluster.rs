@@ -83,6 +83,8 @@ pub struct Cluster {
     learned: Mutex<HashSet<IpAddr>>,
     /// Where the polls and the background lock releases run.
     tasks: crate::tasks::Tasks,
+    /// This node's live sessions, re-registered when the database returns after an outage.
+    who: std::sync::OnceLock<Weak<crate::observe::Who>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -130,6 +132,7 @@ impl Cluster {
             ready: AtomicBool::new(false),
             learned: Mutex::new(HashSet::new()),
             tasks,
+            who: std::sync::OnceLock::new(),
         }))
     }
 
@@ -138,8 +141,20 @@ impl Cluster {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(error = %e, "shared state (PostgreSQL) unreachable");
+                self.lost();
                 None
             }
+        }
+    }
+
+    /// The database is away (unreachable, timed out, connection closed): nothing is counted
+    /// there until the heartbeat has prepared it again and re-registered this node's live
+    /// sessions, whatever happened to its rows meanwhile.
+    fn lost(&self) {
+        if self.ready.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "shared state lost; this node's sessions are registered again when it returns"
+            );
         }
     }
 
@@ -162,11 +177,15 @@ impl Cluster {
             Ok(Ok(n)) => Some(n),
             Ok(Err(e)) => {
                 self.schema_lost(&e);
+                if e.is_closed() {
+                    self.lost();
+                }
                 tracing::warn!(error = %e, "shared state statement failed");
                 None
             }
             Err(_) => {
                 tracing::warn!("shared state statement timed out");
+                self.lost();
                 None
             }
         }
@@ -182,10 +201,16 @@ impl Cluster {
             Ok(Ok(row)) => row.try_get(0).ok(),
             Ok(Err(e)) => {
                 self.schema_lost(&e);
+                if e.is_closed() {
+                    self.lost();
+                }
                 tracing::warn!(error = %e, "shared state query failed");
                 None
             }
-            Err(_) => None,
+            Err(_) => {
+                self.lost();
+                None
+            }
         }
     }
 
@@ -227,20 +252,63 @@ impl Cluster {
     }
 
     /// Connects and migrates now if it can (start-up says whether it could).
+    /// After an outage, this node's live sessions are registered before anything is
+    /// counted again, and once more right after (sessions admitted meanwhile).
     pub async fn start(&self) -> Result<(), String> {
-        let r = tokio::time::timeout(crate::limits::CLUSTER_JOIN_WITHIN, self.prepare())
-            .await
-            .unwrap_or_else(|_| Err("timed out".into()));
-        if r.is_ok() {
+        let r = tokio::time::timeout(crate::limits::CLUSTER_JOIN_WITHIN, async {
+            self.prepare().await?;
+            self.register_live().await
+        })
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+        if let Ok(n) = r {
             self.ready.store(true, Ordering::Relaxed);
-            tracing::info!(node = %self.node, "joined the cluster");
+            let again = self.register_live().await.unwrap_or(0);
+            tracing::info!(node = %self.node, sessions = n.max(again), "joined the cluster");
         }
-        r
+        r.map(|_| ())
+    }
+
+    /// Records every live session of this node (address and user) in one statement and
+    /// marks them registered; how many.
+    async fn register_live(&self) -> Result<usize, String> {
+        let Some(who) = self.who.get().and_then(Weak::upgrade) else {
+            return Ok(0);
+        };
+        let views = who.all();
+        if views.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = views.iter().map(|v| v.id as i64).collect();
+        let clients: Vec<IpAddr> = views.iter().map(|v| v.client).collect();
+        let users: Vec<Option<String>> = views
+            .iter()
+            .map(|v| v.user.lock().ok().and_then(|u| u.clone()))
+            .collect();
+        let c = self.pool.get().await.map_err(|e| e.to_string())?;
+        c.execute(
+            "INSERT INTO wharf_sessions (node, id, client, username)
+             SELECT $1, * FROM unnest($2::bigint[], $3::inet[], $4::text[])
+             ON CONFLICT (node, id) DO UPDATE
+             SET client = EXCLUDED.client, username = EXCLUDED.username",
+            &[&self.node, &ids, &clients, &users],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        for v in &views {
+            v.registered.store(true, Ordering::Relaxed);
+        }
+        Ok(views.len())
     }
 
     /// The heartbeat (and late preparation) and the ban poll, for as long as the server
     /// lives.
-    pub fn spawn_tasks(self: &Arc<Self>, guard: Weak<crate::limits::Guard>) {
+    pub fn spawn_tasks(
+        self: &Arc<Self>,
+        guard: Weak<crate::limits::Guard>,
+        who: Weak<crate::observe::Who>,
+    ) {
+        let _ = self.who.set(who);
         let me = self.clone();
         let alive = guard.clone();
         self.tasks.spawn_until_ending(async move {

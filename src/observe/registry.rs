@@ -26,6 +26,9 @@ pub struct SessionView {
     pub wake: Notify,
     /// The administrator ended this session.
     pub kicked: AtomicBool,
+    /// Counted in the cluster's shared state (at admission, login, or re-registered after
+    /// an outage): its end must be told there.
+    pub registered: AtomicBool,
 }
 
 impl SessionView {
@@ -90,6 +93,7 @@ impl Who {
             transfer: Mutex::new(None),
             wake: Notify::new(),
             kicked: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
         });
         if let Ok(mut m) = self.inner.lock() {
             m.insert(id, view.clone());

@@ -147,7 +147,10 @@ impl Server {
             "session limits (0 = none)"
         );
         if let Some(c) = &self.shared.cluster {
-            c.spawn_tasks(Arc::downgrade(&self.shared.guard));
+            c.spawn_tasks(
+                Arc::downgrade(&self.shared.guard),
+                Arc::downgrade(&self.shared.who),
+            );
         }
         if let Some(admin) = self.admin {
             tasks.spawn(crate::admin::serve(admin, self.shared.clone()));

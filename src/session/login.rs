@@ -23,7 +23,9 @@ impl Session {
             .await
         {
             Ok(registered) => {
-                self.registered = registered;
+                if registered {
+                    self.listed.view.registered.store(true, Ordering::Relaxed);
+                }
                 true
             }
             Err(denied) => {
@@ -158,7 +160,11 @@ impl Session {
         if let Some(c) = self.shared.cluster.clone() {
             // Boxed, like every rare and big future here: the session's task stays small.
             match Box::pin(c.login(self.listed.view.id, self.peer, &grant.user, max)).await {
-                Ok(registered) => self.registered |= registered,
+                Ok(registered) => {
+                    if registered {
+                        self.listed.view.registered.store(true, Ordering::Relaxed);
+                    }
+                }
                 Err(denied) => {
                     info!(user = %grant.user, reason = ?denied, "login refused by the cluster");
                     self.slot.logout();

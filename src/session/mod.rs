@@ -76,7 +76,7 @@ pub async fn run(
     if Box::pin(session.join_cluster()).await {
         session.serve().instrument(span).await;
     }
-    if session.registered
+    if session.listed.view.registered.load(Ordering::Relaxed)
         && let Some(c) = &session.shared.cluster
     {
         Box::pin(c.end(session.listed.view.id)).await;
@@ -156,7 +156,6 @@ async fn open(
         queued: VecDeque::new(),
         verb: "",
         arg: String::new(),
-        registered: false,
         upload_lock: None,
     };
     Some((session, span))
@@ -221,8 +220,6 @@ struct Session {
     /// what the server says on its own (shutdown, idle timeout, kick).
     verb: &'static str,
     arg: String,
-    /// Counted in the cluster's shared session table (to be removed at the end).
-    registered: bool,
     /// The cluster-wide lock on the name being uploaded, until the transfer ends (boxed:
     /// it holds a database connection, and most sessions never have one).
     upload_lock: Option<Box<crate::cluster::UploadLock>>,

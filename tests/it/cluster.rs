@@ -204,6 +204,57 @@ fn database_away_follows_the_policy_and_recovers() {
     );
 }
 
+/// Sessions opened while the database was away are registered when it returns, before
+/// limits count again: a user over the limit across the nodes is refused afterwards.
+#[test]
+fn sessions_opened_during_an_outage_count_once_the_database_returns() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let two = |c: &mut wharf::Config| {
+        c.max_sessions_per_user = 2;
+        c.max_sessions_per_ip = 0;
+    };
+    let a = node(&pg, "a", root.path(), two);
+    let b = node(&pg, "b", root.path(), two);
+    let c = node(&pg, "c", root.path(), two);
+    pg.halt();
+    // Policy local: each node lets the user in up to its own limit, 4 sessions in all.
+    let held: Vec<Ctrl> = [
+        (a.v4, "192.0.2.1"),
+        (a.v4, "192.0.2.2"),
+        (b.v4, "192.0.2.3"),
+        (b.v4, "192.0.2.4"),
+    ]
+    .into_iter()
+    .map(|(addr, ip)| {
+        let mut s = client(addr, ip);
+        assert_eq!(s.try_login(USER, PASS).code, 230, "during the outage");
+        s
+    })
+    .collect();
+    pg.resume();
+    let refused = wait_for(Duration::from_secs(20), || {
+        let mut s = client(c.v4, "192.0.2.5");
+        s.try_login(USER, PASS).code == 421
+    });
+    assert!(
+        refused.is_some(),
+        "a fifth session of the user is refused once the nodes registered theirs"
+    );
+    // The held sessions end: their rows go with them, and the user may log in again.
+    drop(held);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let mut s = client(c.v4, "192.0.2.6");
+            s.try_login(USER, PASS).code == 230
+        })
+        .is_some(),
+        "ended sessions stop counting"
+    );
+}
+
 #[test]
 fn a_dead_nodes_sessions_stop_counting() {
     let Some(pg) = Postgres::start() else { return };
