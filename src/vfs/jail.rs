@@ -242,9 +242,8 @@ impl Jail {
         }
     }
 
-    /// MFMT and MDTM with a time; returns the time the file has now (Unix seconds). S3
-    /// sets an object's time itself: there this changes nothing, and the reply reports
-    /// the time the object has.
+    /// MFMT and MDTM with a time; returns the time the file has now (Unix seconds). On S3
+    /// the time is kept as the object's `mtime` metadata (rclone's convention).
     pub async fn set_mtime(&self, path: &Authorized, mtime: SystemTime) -> Result<i64, Error> {
         let path = path.path();
         match self {
@@ -254,7 +253,12 @@ impl Jail {
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64))
             }
-            Jail::Object(o) => Box::pin(o.stat(path)).await.map(|e| e.mtime),
+            Jail::Object(o) => {
+                let secs = mtime
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                Box::pin(o.set_mtime(path, secs)).await
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! S3 roots on a second S3 implementation: moto (`moto_server`, from PyPI), whose replies
 //! differ from Garage's (ListParts' root is `ListPartsResponse`). An interrupted upload is
-//! resumed with curl sending only the missing bytes, and the object is byte-exact.
+//! resumed with curl sending only the missing bytes, and the object is byte-exact; a time
+//! set with MFMT is kept and listed.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};

@@ -32,10 +32,18 @@ fn directories_files_and_renames_map_onto_objects() {
     assert_eq!(c.cmd("SIZE a.txt").text(), "213 6\r\n");
     let mdtm = c.cmd("MDTM a.txt");
     assert_eq!(mdtm.code, 213, "{}", mdtm.text());
-    // MFMT changes nothing on S3 and says which time the object has.
-    let mfmt = c.cmd("MFMT 20000101000000 a.txt");
-    assert_eq!(mfmt.code, 213, "{}", mfmt.text());
-    assert!(!mfmt.text().contains("20000101"), "{}", mfmt.text());
+    // MFMT keeps the time as the object's `mtime` metadata; MDTM, MLSD and LIST show it.
+    let mfmt = c.cmd("MFMT 20000102030405 a.txt");
+    assert_eq!(mfmt.text(), "213 Modify=20000102030405; a.txt\r\n");
+    assert_eq!(c.cmd("MDTM a.txt").text(), "213 20000102030405\r\n");
+    let (_, mlsd) = c.retr("MLSD");
+    let mlsd = String::from_utf8(mlsd).unwrap();
+    assert!(mlsd.contains("modify=20000102030405"), "{mlsd}");
+    assert_eq!(
+        c.cmd("SIZE a.txt").text(),
+        "213 6\r\n",
+        "the copy keeps the data"
+    );
     assert_eq!(c.cmd("SITE CHMOD 600 a.txt").code, 550);
     let (r, data) = c.retr("RETR a.txt");
     assert_eq!((r.code, data.as_slice()), (226, &b"hello\n"[..]));
@@ -72,6 +80,11 @@ fn directories_files_and_renames_map_onto_objects() {
     assert_eq!(c.cmd("RNTO b.txt").code, 250);
     assert!(!visible(&g, "ops", "/docs/a.txt"));
     assert_eq!(c.cmd("SIZE b.txt").text(), "213 6\r\n");
+    assert_eq!(
+        c.cmd("MDTM b.txt").text(),
+        "213 20000102030405\r\n",
+        "a rename keeps the time"
+    );
     // A directory holding objects is not renamed (rename_dir_limit = 0).
     assert_eq!(c.cmd("RNFR /docs").code, 350);
     assert_eq!(c.cmd("RNTO /papers").code, 550);

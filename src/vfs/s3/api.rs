@@ -321,6 +321,29 @@ impl S3Api {
         Ok(parsed.etag)
     }
 
+    /// Sets an object's `mtime` metadata (rclone's convention: decimal Unix seconds) by
+    /// copying it onto itself with its metadata replaced (CopyObject; up to 5 GiB).
+    pub(super) async fn set_mtime(&self, key: &str, mtime: &str) -> Result<(), Error> {
+        let src = format!(
+            "/{}/{}",
+            self.bucket.name(),
+            percent_encoding::utf8_percent_encode(key, KEY_SET)
+        );
+        let headers = [
+            ("x-amz-copy-source", src.as_str()),
+            ("x-amz-metadata-directive", "REPLACE"),
+            ("x-amz-meta-mtime", mtime),
+        ];
+        let mut action = rusty_s3::actions::PutObject::new(&self.bucket, Some(&self.creds), key);
+        for (k, v) in headers {
+            action.headers_mut().insert(k, v.to_string());
+        }
+        let url = action.sign(S3_SIGNED_FOR);
+        self.send(reqwest::Method::PUT, url, &headers, None)
+            .await
+            .map(|_| ())
+    }
+
     pub(super) async fn complete(
         &self,
         key: &str,

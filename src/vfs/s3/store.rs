@@ -183,6 +183,19 @@ impl ObjectStore {
         Err(Error::NotFound)
     }
 
+    /// MFMT: stores `secs` as the object's `mtime` metadata (a copy onto itself); returns
+    /// the time it has now. Directories have no time of their own on S3.
+    pub async fn set_mtime(&self, path: &VPath, secs: i64) -> Result<i64, Error> {
+        let e = self.stat(path).await?;
+        if e.kind == Kind::Dir {
+            return Ok(e.mtime);
+        }
+        self.api
+            .set_mtime(&self.full_key(path)?, &secs.to_string())
+            .await?;
+        Ok(secs)
+    }
+
     /// A marker `dir/` or any key beneath it makes a directory.
     async fn is_dir(&self, path: &VPath) -> Result<bool, Error> {
         if path.is_root() {
@@ -217,8 +230,10 @@ impl ObjectStore {
         let lister = self.op.lister(&dir).await.map_err(storage_error)?;
         Ok(Entries {
             lister,
+            op: self.op.clone(),
             dir: dir.trim_start_matches('/').to_string(),
             seen: path.is_root(),
+            ready: Default::default(),
         })
     }
 
@@ -419,18 +434,47 @@ impl ObjectStore {
 }
 
 /// A directory's entries as S3 lists them (ListObjectsV2 with a delimiter, paginated).
+/// ListObjectsV2 carries no metadata: each file's set time (MFMT here, or rclone's) is read
+/// with a HEAD, [`HEADS_IN_FLIGHT`] at a time over batches of [`HEAD_BATCH`] entries, so
+/// mirror tools comparing times see the ones they set.
 pub struct Entries {
     lister: opendal::Lister,
+    /// For the HEADs.
+    op: Operator,
     /// The directory's own key (`a/b/`), whose marker is not an entry.
     dir: String,
     /// Something was listed (or it is the root): the directory exists.
     seen: bool,
+    /// Entries listed and looked up, not yet handed out.
+    ready: std::collections::VecDeque<Entry>,
 }
+
+const HEAD_BATCH: usize = 64;
+
+/// The time a HEAD of `key` reports (none for a directory, or when the HEAD fails: the
+/// listing's own time stands).
+async fn head_time(op: Operator, key: Option<String>) -> Option<i64> {
+    let key = key?;
+    op.stat(&key).await.ok().map(|m| mtime_of(&m))
+}
+const HEADS_IN_FLIGHT: usize = 16;
 
 impl Entries {
     /// The next entry; `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Entry>, Error> {
-        while let Some(item) = self.lister.try_next().await.map_err(storage_error)? {
+        if self.ready.is_empty() {
+            self.fill().await?;
+        }
+        Ok(self.ready.pop_front())
+    }
+
+    /// Lists up to a batch, then reads the files' times.
+    async fn fill(&mut self) -> Result<(), Error> {
+        let mut batch: Vec<(Entry, Option<String>)> = Vec::new();
+        while batch.len() < HEAD_BATCH {
+            let Some(item) = self.lister.try_next().await.map_err(storage_error)? else {
+                break;
+            };
             self.seen = true;
             let own = item.path().trim_start_matches('/');
             if own == self.dir {
@@ -442,20 +486,51 @@ impl Entries {
                 continue;
             }
             let m = item.metadata();
-            return Ok(Some(if m.is_dir() {
-                dir_entry(name.as_bytes().to_vec(), key)
+            batch.push(if m.is_dir() {
+                (dir_entry(name.as_bytes().to_vec(), key), None)
             } else {
-                file_entry(name.as_bytes().to_vec(), key, m)
-            }));
+                (
+                    file_entry(name.as_bytes().to_vec(), key, m),
+                    Some(key.to_string()),
+                )
+            });
         }
-        Ok(None)
+        // Futures made first (each owns its operator and key): a closure over borrowed
+        // data in the stream would not be Send for every lifetime.
+        let heads: Vec<_> = batch
+            .iter()
+            .map(|(_, key)| head_time(self.op.clone(), key.clone()))
+            .collect();
+        let times: Vec<Option<i64>> = futures_util::stream::iter(heads)
+            .buffered(HEADS_IN_FLIGHT)
+            .collect()
+            .await;
+        for ((mut entry, _), time) in batch.into_iter().zip(times) {
+            if let Some(t) = time {
+                entry.mtime = t;
+            }
+            self.ready.push_back(entry);
+        }
+        Ok(())
     }
 }
 
+/// An object's time: its `mtime` metadata when a client set one (MFMT here, or rclone,
+/// which writes the same key), else S3's LastModified.
 pub(super) fn mtime_of(m: &opendal::Metadata) -> i64 {
-    m.last_modified()
-        .map(|t| t.into_inner().as_second())
+    m.user_metadata()
+        .and_then(|u| u.get(MTIME_KEY).and_then(parse_mtime))
+        .or_else(|| m.last_modified().map(|t| t.into_inner().as_second()))
         .unwrap_or(0)
+}
+
+/// The user-metadata key of a set modification time (`x-amz-meta-mtime`), rclone's.
+const MTIME_KEY: &str = "mtime";
+
+/// rclone writes decimal Unix seconds with a fraction ("1700000000.123456789").
+fn parse_mtime(v: &str) -> Option<i64> {
+    let whole = v.trim().split('.').next()?;
+    whole.parse::<i64>().ok()
 }
 
 /// MLSD's `unique` fact for a key: objects have no inode, but a key names one object.
