@@ -83,6 +83,13 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Library errors (opendal's among them) capture a backtrace whenever RUST_BACKTRACE is
+    // set: costly on every storage timeout, and it grows memory. Panics keep theirs;
+    // RUST_LIB_BACKTRACE set by the operator wins.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(args) => serve(*args),

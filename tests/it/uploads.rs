@@ -395,3 +395,44 @@ fn the_janitor_removes_stale_upload_temporaries_at_start() {
     assert!(live.exists() && kept.exists());
     assert!(log.contains("removed stale upload temporaries"), "{log}");
 }
+
+/// RUST_BACKTRACE=1 in wharf's environment must not make every library error capture a
+/// backtrace (storage timeouts: cost and memory); panics keep theirs. What wharf runs
+/// (an upload hook here) shows the process's setting.
+#[test]
+fn rust_backtrace_does_not_reach_library_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ftp");
+    std::fs::create_dir(&root).unwrap();
+    let seen = dir.path().join("env.txt");
+    let cfg = dir.path().join("wharf.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "anonymous = \"write\"\nupload_hook = [\"/bin/sh\", \"-c\", \"env > {}\"]\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    let mut wharf = crate::processes::Wharf::start(
+        crate::processes::serve()
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&cfg)
+            .arg("--root")
+            .arg(&root)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LIB_BACKTRACE"),
+        &dir.path().join("stderr.log"),
+    );
+    let mut c = Ctrl::connect(wharf.ftp());
+    c.login("anonymous", "x@example.com");
+    let (_, r) = c.stor("STOR a.txt", b"x");
+    assert_eq!(r.code, 226, "{}", r.text());
+    let ran = wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&seen).is_ok_and(|e| e.contains("RUST_BACKTRACE"))
+    });
+    wharf.kill();
+    assert!(ran.is_some(), "the hook ran");
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.lines().any(|l| l == "RUST_LIB_BACKTRACE=0"), "{env}");
+}
