@@ -60,6 +60,10 @@ impl TransferError {
                 "Connection closed; transfer aborted.",
             ),
             TransferError::File(e) if upload => return e.reply(Op::Store),
+            // A storage failure reads the same whatever the command (RETR, LIST, SIZE, …).
+            TransferError::File(e @ (Error::Storage | Error::StorageReply)) => {
+                return e.reply(Op::Other);
+            }
             TransferError::File(_) => (Code::LocalError, "Local error reading the file."),
         };
         Reply::new(code, text)

@@ -237,6 +237,45 @@ fn unreachable_storage_fails_fast_and_recovers() {
     assert_eq!(done.code, 226, "{}", done.text());
 }
 
+/// A hung S3 (connections accepted, nothing answered): every command and transfer gets its
+/// answer within the storage's budget, timeout × (retries + 1) plus the backoff, on the
+/// control and the data connection alike, and the same reply text.
+#[test]
+fn a_frozen_storage_is_answered_within_its_budget() {
+    let Some(g) = Garage::start() else { return };
+    let mut st = g.storage("bucket", "frozen");
+    st.timeout = 2;
+    st.retries = 1;
+    let s = crate::harness::TestServer::with(move |c| {
+        c.storages.push(st);
+        c.root = "storage:bucket".into();
+    });
+    let mut c = bin(&s);
+    let (_, done) = c.stor("STOR a.bin", &bytes(1000, 3));
+    assert_eq!(done.code, 226);
+    g.freeze(true);
+    let budget = Duration::from_secs(2 * 2 + 3);
+    let mut times = Vec::new();
+    for cmd in ["SIZE a.bin", "MDTM a.bin"] {
+        let t = Instant::now();
+        let r = c.cmd(cmd);
+        times.push((cmd, t.elapsed(), r.text()));
+    }
+    for cmd in ["RETR a.bin", "LIST"] {
+        let t = Instant::now();
+        let (r, _) = c.retr(cmd);
+        times.push((cmd, t.elapsed(), r.text()));
+    }
+    g.freeze(false);
+    for (cmd, took, text) in &times {
+        assert!(*took < budget, "{cmd}: {took:?} ({text})");
+        assert_eq!(
+            text, "451 Storage unavailable or too slow; try again later.\r\n",
+            "{cmd}"
+        );
+    }
+}
+
 #[test]
 fn wrong_credentials_are_reported_at_start() {
     let Some(g) = Garage::start() else { return };
