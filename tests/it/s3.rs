@@ -142,18 +142,6 @@ impl Garage {
         }
     }
 
-    /// Freezes the server (SIGSTOP): connections open, nothing answered, as a hung S3.
-    pub fn freeze(&self, on: bool) {
-        if let Some(c) = &self.child {
-            let sig = if on {
-                nix::sys::signal::Signal::SIGSTOP
-            } else {
-                nix::sys::signal::Signal::SIGCONT
-            };
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
-        }
-    }
-
     /// Stops the server (SIGKILL), as a crashed or unreachable S3 would be.
     pub fn halt(&mut self) {
         if let Some(mut c) = self.child.take() {

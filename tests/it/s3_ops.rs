@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::hang::Relay;
 use crate::harness::{Ctrl, TestServer, bytes, wait_for};
 use crate::s3::{Garage, PART, S3Server, await_parts, block, pending, server, visible};
 
@@ -237,24 +238,36 @@ fn unreachable_storage_fails_fast_and_recovers() {
     assert_eq!(done.code, 226, "{}", done.text());
 }
 
-/// A hung S3 (connections accepted, nothing answered): every command and transfer gets its
-/// answer within the storage's budget, timeout × (retries + 1) plus the backoff, on the
-/// control and the data connection alike, and the same reply text.
-#[test]
-fn a_frozen_storage_is_answered_within_its_budget() {
-    let Some(g) = Garage::start() else { return };
-    let mut st = g.storage("bucket", "frozen");
+/// A wharf server on `g` behind a relay a test can hang, with a storage budget of
+/// timeout 2 s × (1 retry + 1): each stalled request is answered within about 4 s.
+fn behind_relay(g: &Garage) -> (TestServer, Relay) {
+    let relay = Relay::start(g.port);
+    let mut st = g.storage("bucket", "hung");
+    st.endpoint = Some(format!("http://127.0.0.1:{}", relay.port));
     st.timeout = 2;
     st.retries = 1;
-    let s = crate::harness::TestServer::with(move |c| {
+    let s = TestServer::with(move |c| {
         c.storages.push(st);
         c.root = "storage:bucket".into();
     });
+    (s, relay)
+}
+
+/// The most a stalled storage may take to be answered: timeout × (retries + 1) plus the
+/// backoff and some slack.
+const HUNG_BUDGET: Duration = Duration::from_secs(2 * 2 + 3);
+const HUNG: &str = "451 Storage unavailable or too slow; try again later.\r\n";
+
+/// A hung S3 (connections accepted, nothing answered): every command and transfer gets its
+/// answer within the storage's budget, and the same reply text.
+#[test]
+fn a_hung_storage_is_answered_within_its_budget() {
+    let Some(g) = Garage::start() else { return };
+    let (s, relay) = behind_relay(&g);
     let mut c = bin(&s);
     let (_, done) = c.stor("STOR a.bin", &bytes(1000, 3));
     assert_eq!(done.code, 226);
-    g.freeze(true);
-    let budget = Duration::from_secs(2 * 2 + 3);
+    relay.hang(true);
     let mut times = Vec::new();
     for cmd in ["SIZE a.bin", "MDTM a.bin"] {
         let t = Instant::now();
@@ -266,14 +279,66 @@ fn a_frozen_storage_is_answered_within_its_budget() {
         let (r, _) = c.retr(cmd);
         times.push((cmd, t.elapsed(), r.text()));
     }
-    g.freeze(false);
+    relay.hang(false);
     for (cmd, took, text) in &times {
-        assert!(*took < budget, "{cmd}: {took:?} ({text})");
-        assert_eq!(
-            text, "451 Storage unavailable or too slow; try again later.\r\n",
-            "{cmd}"
-        );
+        assert!(*took < HUNG_BUDGET, "{cmd}: {took:?} ({text})");
+        assert_eq!(text, HUNG, "{cmd}");
     }
+    // And it recovers once the storage answers again.
+    assert_eq!(c.cmd("SIZE a.bin").text(), "213 1000\r\n");
+}
+
+/// A storage that hangs in the middle of a download or an upload: the transfer ends with
+/// the same 451 within the budget, the client is not left waiting, and the session goes on.
+#[test]
+fn a_storage_hanging_mid_transfer_ends_the_transfer_within_its_budget() {
+    let Some(g) = Garage::start() else { return };
+    let (s, relay) = behind_relay(&g);
+    let mut c = bin(&s);
+    let big = bytes(3 * PART, 9);
+    let (_, done) = c.stor("STOR big.bin", &big);
+    assert_eq!(done.code, 226, "{}", done.text());
+
+    // Download: some bytes arrive, then the storage hangs.
+    let mut data = c.pasv();
+    assert_eq!(c.cmd("RETR big.bin").code, 150);
+    let mut got = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut data, &mut got).unwrap();
+    relay.hang(true);
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut data, &mut rest);
+    let end = c.read_reply();
+    let took = t.elapsed();
+    assert!(got.len() + rest.len() < big.len(), "the whole file arrived");
+    assert!(
+        took < HUNG_BUDGET + Duration::from_secs(2),
+        "RETR: {took:?}"
+    );
+    assert_eq!(end.text(), HUNG);
+    relay.hang(false);
+
+    // Upload: the first part is stored, then the storage hangs while the client sends.
+    let mut data = c.pasv();
+    assert_eq!(c.cmd("STOR up.bin").code, 150);
+    data.write_all(&big[..PART + 1]).unwrap();
+    relay.hang(true);
+    let sender = std::thread::spawn(move || {
+        // The rest goes until wharf stops reading (or closes the connection).
+        let _ = data.write_all(&big[PART + 1..]);
+    });
+    let t = Instant::now();
+    let end = c.read_reply();
+    let took = t.elapsed();
+    assert!(
+        took < HUNG_BUDGET + Duration::from_secs(2),
+        "STOR: {took:?}"
+    );
+    assert_eq!(end.text(), HUNG);
+    relay.hang(false);
+    sender.join().unwrap();
+    assert!(!visible(&g, "hung", "up.bin"), "a failed upload appeared");
+    assert_eq!(c.cmd("NOOP").code, 200);
 }
 
 #[test]
