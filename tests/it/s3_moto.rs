@@ -146,3 +146,9 @@ fn moto_resumes_an_interrupted_upload_with_curl() {
         "resumed object differs"
     );
 }
+
+#[test]
+fn moto_keeps_names_exactly() {
+    let Some(m) = Moto::start() else { return };
+    crate::s3_ops::names_keep_their_spaces(&m);
+}

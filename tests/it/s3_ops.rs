@@ -496,3 +496,86 @@ fn janitor_aborts_interrupted_uploads_past_their_age() {
         "janitor did not run"
     );
 }
+
+/// Names exactly as given: spaces at either end of a name are part of it, as on disk, for
+/// small objects and multipart ones, through every command that names a file.
+pub fn names_keep_their_spaces(g: &impl S3Server) {
+    let s = server(g, "spaces", |_| {});
+    let mut c = bin(&s);
+    let small = bytes(1000, 5);
+    let big = bytes(PART + 10, 6);
+    for (name, data) in [
+        ("trail.txt ", &small),
+        (" lead.txt", &small),
+        ("both ", &big),
+    ] {
+        let (_, done) = c.stor(&format!("STOR {name}"), data);
+        assert_eq!(done.code, 226, "STOR {name:?}: {}", done.text());
+    }
+    assert!(visible(g, "spaces", "trail.txt "), "the key lost its space");
+    assert!(
+        !visible(g, "spaces", "trail.txt"),
+        "stored without its space"
+    );
+    let names = |c: &mut Ctrl| {
+        let (r, list) = c.retr("NLST");
+        assert_eq!(r.code, 226);
+        let mut v: Vec<String> = String::from_utf8(list)
+            .unwrap()
+            .split("\r\n")
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&mut c), [" lead.txt", "both ", "trail.txt "]);
+    assert_eq!(c.cmd("SIZE trail.txt ").text(), "213 1000\r\n");
+    assert_eq!(c.cmd("SIZE trail.txt").code, 550);
+    assert_eq!(c.cmd("SIZE  lead.txt").text(), "213 1000\r\n");
+    assert_eq!(c.cmd("SIZE both ").text(), format!("213 {}\r\n", big.len()));
+    let (r, got) = c.retr("RETR trail.txt ");
+    assert_eq!((r.code, got), (226, small.clone()));
+    assert_eq!(c.cmd("REST 990").code, 350);
+    let (r, got) = c.retr("RETR trail.txt ");
+    assert_eq!((r.code, &got[..]), (226, &small[990..]));
+    let (r, got) = c.retr("RETR both ");
+    assert!(r.code == 226 && got == big, "RETR of the multipart object");
+    assert_eq!(c.cmd("MFMT 20200102030405 trail.txt ").code, 213);
+    assert_eq!(c.cmd("MDTM trail.txt ").text(), "213 20200102030405\r\n");
+    let (r, mlsd) = c.retr("MLSD");
+    assert_eq!(r.code, 226);
+    let mlsd = String::from_utf8(mlsd).unwrap();
+    assert!(
+        mlsd.contains("modify=20200102030405;") && mlsd.contains("; trail.txt \r\n"),
+        "{mlsd}"
+    );
+    // A rename onto another spaced name keeps the bytes and the time; APPE adds to it.
+    assert_eq!(c.cmd("RNFR trail.txt ").code, 350);
+    assert_eq!(c.cmd("RNTO  moved  ").code, 250);
+    assert_eq!(c.cmd("MDTM  moved  ").text(), "213 20200102030405\r\n");
+    let (_, done) = c.stor("APPE  moved  ", b"more");
+    assert_eq!(done.code, 226, "{}", done.text());
+    let (_, got) = c.retr("RETR  moved  ");
+    assert_eq!(got, [&small[..], b"more"].concat());
+    assert_eq!(names(&mut c), [" lead.txt", " moved  ", "both "]);
+    // Directories too.
+    assert_eq!(c.cmd("MKD  sub ").code, 257);
+    assert_eq!(c.cmd("CWD  sub ").code, 250);
+    let (_, done) = c.stor("STOR x ", b"x");
+    assert_eq!(done.code, 226);
+    assert_eq!(names(&mut c), ["x "]);
+    assert_eq!(c.cmd("DELE x ").code, 250);
+    assert_eq!(c.cmd("CDUP").code, 250);
+    assert_eq!(c.cmd("RMD  sub ").code, 250);
+    for name in [" lead.txt", " moved  ", "both "] {
+        assert_eq!(c.cmd(&format!("DELE {name}")).code, 250, "DELE {name:?}");
+    }
+    assert_eq!(names(&mut c), Vec::<String>::new());
+}
+
+#[test]
+fn names_keep_their_spaces_on_garage() {
+    let Some(g) = Garage::start() else { return };
+    names_keep_their_spaces(&g);
+}

@@ -100,8 +100,8 @@ impl Policy {
 
 /// The signer and sender of the multipart calls.
 pub(super) struct S3Api {
-    bucket: rusty_s3::Bucket,
-    creds: rusty_s3::Credentials,
+    pub(super) bucket: rusty_s3::Bucket,
+    pub(super) creds: rusty_s3::Credentials,
     http: reqwest::Client,
     /// The key prefix: empty, or ending in `/`.
     pub(super) prefix: String,
@@ -196,7 +196,7 @@ impl S3Api {
 
     /// Sends a presigned request, retrying network errors and 5xx as [`Policy`] says;
     /// returns the first answer that is not a server error.
-    async fn request(
+    pub(super) async fn request(
         &self,
         method: reqwest::Method,
         url: &url::Url,
@@ -227,7 +227,7 @@ impl S3Api {
     }
 
     /// A request whose answer must be a success; returns its headers and body.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: reqwest::Method,
         url: url::Url,
@@ -459,7 +459,7 @@ fn parse_initiated(text: &str) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-fn refusal(status: reqwest::StatusCode) -> Error {
+pub(super) fn refusal(status: reqwest::StatusCode) -> Error {
     match status.as_u16() {
         404 => Error::NotFound,
         403 => Error::Access,
@@ -484,7 +484,7 @@ struct ErrorXml {
 }
 
 /// What a copy source's key keeps unescaped.
-const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(super) const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'/')
     .remove(b'-')
     .remove(b'_')

@@ -8,6 +8,9 @@
 //! rusty-s3 signs those and reqwest sends them. Both go through one retry and timeout
 //! policy ([`api::Policy`]).
 //!
+//! Names are kept exactly, spaces at either end included: opendal trims a path's edge
+//! whitespace, so keys it would change go through `exact.rs` instead.
+//!
 //! Directories: `dir/` markers written by MKD, and any prefix with objects beneath it.
 //! Uploads: objects appear only when complete. An interrupted multipart upload is left in
 //! S3 (invisible) so that it can be resumed; S3 itself is the record of its parts
@@ -21,9 +24,11 @@
 //! - `upload.rs`: [`Upload`] and how one starts, resumes or appends; the janitor.
 //! - `api.rs`: the signed multipart calls and [`api::Policy`].
 //! - `creds.rs`: [`Secret`] and the key given to opendal.
+//! - `exact.rs`: the object calls for keys opendal would change (ending in whitespace).
 
 mod api;
 mod creds;
+mod exact;
 mod store;
 mod upload;
 mod xml;

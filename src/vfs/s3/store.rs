@@ -11,6 +11,7 @@ use wharf_proto::listing::{Entry, Kind};
 
 use super::api::{self, Policy, S3Api};
 use super::creds::{Secret, StaticKey};
+use super::exact;
 use super::install_once;
 use crate::config::StorageConfig;
 use crate::error::Error;
@@ -28,7 +29,7 @@ pub type ByteStream =
 #[derive(Debug)]
 pub struct ObjectStore {
     pub(super) op: Operator,
-    pub(super) api: S3Api,
+    pub(super) api: std::sync::Arc<S3Api>,
     /// Bytes per multipart part (≥ 5 MiB).
     pub part_size: usize,
     /// Parts of one upload sent at once; with the part being filled, the memory one
@@ -42,6 +43,57 @@ pub struct ObjectStore {
     /// only for the memory service of the unit tests, which has no interrupted uploads
     /// to find.
     pub(super) multipart: bool,
+}
+
+/// The path opendal is handed for the key `rel`: opendal 0.59 trims whitespace at both ends
+/// of a path before it strips leading `/`s, so a leading `/` keeps a name's leading spaces.
+/// (Trailing ones on a file's key cannot be kept: those keys go to [`exact`].)
+fn od(rel: &str) -> String {
+    format!("/{rel}")
+}
+
+/// What a HEAD of a file's key tells.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    pub(super) size: u64,
+    /// When S3 stored it (LastModified), Unix seconds.
+    pub(super) stored: i64,
+    /// The time a client set (the `mtime` metadata), if any.
+    pub(super) set: Option<i64>,
+}
+
+impl Head {
+    fn of(m: &opendal::Metadata) -> Head {
+        Head {
+            size: m.content_length(),
+            stored: m
+                .last_modified()
+                .map(|t| t.into_inner().as_second())
+                .unwrap_or(0),
+            set: m
+                .user_metadata()
+                .and_then(|u| u.get(MTIME_KEY).and_then(parse_mtime)),
+        }
+    }
+
+    /// The time shown: the one a client set, else when it was stored.
+    pub(super) fn mtime(&self) -> i64 {
+        self.set.unwrap_or(self.stored)
+    }
+}
+
+/// A file's HEAD, by opendal or, for a key opendal would change, by [`exact`]; `None`
+/// when no object has this key.
+async fn head_of(op: &Operator, api: &S3Api, rel: &str) -> Result<Option<Head>, Error> {
+    if exact::needed(rel) {
+        return api.head(&format!("{}{rel}", api.prefix)).await;
+    }
+    match op.stat(&od(rel)).await {
+        Ok(m) if !m.is_dir() => Ok(Some(Head::of(&m))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(storage_error(e)),
+    }
 }
 
 pub(super) fn storage_error(e: opendal::Error) -> Error {
@@ -100,7 +152,7 @@ impl ObjectStore {
         let rbucket = api::bucket(&endpoint, c.path_style, bucket, region)?;
         Ok(ObjectStore {
             op: policy.layers(op),
-            api: S3Api::new(rbucket, secret, http, prefix, policy),
+            api: std::sync::Arc::new(S3Api::new(rbucket, secret, http, prefix, policy)),
             part_size: c.part_size.max(MIN_PART),
             parts_in_flight: c.parts_in_flight.max(1),
             rename_dir_limit: c.rename_dir_limit,
@@ -125,7 +177,13 @@ impl ObjectStore {
         let http = policy.http_client().unwrap();
         ObjectStore {
             op: policy.layers(op),
-            api: S3Api::new(bucket.unwrap(), &secret, http, String::new(), policy),
+            api: std::sync::Arc::new(S3Api::new(
+                bucket.unwrap(),
+                &secret,
+                http,
+                String::new(),
+                policy,
+            )),
             part_size: MIN_PART,
             parts_in_flight: 1,
             rename_dir_limit: 0,
@@ -165,17 +223,62 @@ impl ObjectStore {
         Ok(format!("{}{}", self.api.prefix, ObjectStore::rel(path)?))
     }
 
+    /// The HEAD of the file key `rel`; `None` when there is no such object.
+    pub(super) async fn head(&self, rel: &str) -> Result<Option<Head>, Error> {
+        head_of(&self.op, &self.api, rel).await
+    }
+
+    /// Deletes the key `rel` (a file's, or a directory's marker). On S3 always one
+    /// DeleteObject of the exact key: opendal may send DeleteObjects, whose XML body some
+    /// servers read with the key's edge whitespace trimmed (Garage deleted nothing for
+    /// ` name` and answered success).
+    async fn delete_key(&self, rel: &str) -> Result<(), Error> {
+        if self.multipart || exact::needed(rel) {
+            return self.api.delete(&self.prefixed(rel)).await;
+        }
+        self.op.delete(&od(rel)).await.map_err(storage_error)
+    }
+
+    /// A whole (small) object.
+    pub(super) async fn read_all(&self, rel: &str) -> Result<Bytes, Error> {
+        if exact::needed(rel) {
+            let (stream, _) = self
+                .api
+                .get(&self.prefixed(rel), 0)
+                .await?
+                .ok_or(Error::NotFound)?;
+            let parts: Vec<Bytes> = stream.try_collect().await.map_err(|_| Error::Storage)?;
+            return Ok(parts.concat().into());
+        }
+        let data = self.op.read(&od(rel)).await.map_err(storage_error)?;
+        Ok(data.to_bytes())
+    }
+
+    /// Writes a whole object in one request.
+    pub(super) async fn write_all(&self, rel: &str, data: Bytes) -> Result<(), Error> {
+        if exact::needed(rel) {
+            return self.api.put(&self.prefixed(rel), data).await;
+        }
+        self.op
+            .write(&od(rel), data)
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    /// The full key of `rel`, with the store's prefix.
+    fn prefixed(&self, rel: &str) -> String {
+        format!("{}{rel}", self.api.prefix)
+    }
+
     pub async fn stat(&self, path: &VPath) -> Result<Entry, Error> {
         let name = path.file_name().unwrap_or(b"/").to_vec();
         if path.is_root() {
             return Ok(dir_entry(name, ""));
         }
         let key = ObjectStore::rel(path)?;
-        match self.op.stat(&key).await {
-            Ok(m) if !m.is_dir() => return Ok(file_entry(name, &key, &m)),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(storage_error(e)),
+        if let Some(h) = self.head(&key).await? {
+            return Ok(file_entry(name, &key, h.size, h.mtime()));
         }
         if self.is_dir(path).await? {
             return Ok(dir_entry(name, &key));
@@ -203,7 +306,7 @@ impl ObjectStore {
         }
         let mut l = self
             .op
-            .lister_with(&ObjectStore::dir_key(path)?)
+            .lister_with(&od(&ObjectStore::dir_key(path)?))
             .limit(1)
             .await
             .map_err(storage_error)?;
@@ -227,10 +330,11 @@ impl ObjectStore {
     /// The entries of a directory, read a page (1,000 keys) at a time.
     pub async fn entries(&self, path: &VPath) -> Result<Entries, Error> {
         let dir = ObjectStore::dir_key(path)?;
-        let lister = self.op.lister(&dir).await.map_err(storage_error)?;
+        let lister = self.op.lister(&od(&dir)).await.map_err(storage_error)?;
         Ok(Entries {
             lister,
             op: self.op.clone(),
+            api: self.api.clone(),
             dir: dir.trim_start_matches('/').to_string(),
             seen: path.is_root(),
             ready: Default::default(),
@@ -265,7 +369,7 @@ impl ObjectStore {
         }
         for dir in missing.iter().rev() {
             self.op
-                .create_dir(&ObjectStore::dir_key(dir)?)
+                .create_dir(&od(&ObjectStore::dir_key(dir)?))
                 .await
                 .map_err(storage_error)?;
         }
@@ -280,7 +384,7 @@ impl ObjectStore {
         let dir = ObjectStore::dir_key(path)?;
         let mut l = self
             .op
-            .lister_with(&dir)
+            .lister_with(&od(&dir))
             .limit(2)
             .await
             .map_err(storage_error)?;
@@ -298,12 +402,12 @@ impl ObjectStore {
             }
         }
         if !marker {
-            return Err(match self.op.stat(&ObjectStore::rel(path)?).await {
-                Ok(_) => Error::NotADirectory,
-                Err(_) => Error::NotFound,
+            return Err(match self.head(&ObjectStore::rel(path)?).await {
+                Ok(Some(_)) => Error::NotADirectory,
+                _ => Error::NotFound,
             });
         }
-        self.op.delete(&dir).await.map_err(storage_error)
+        self.delete_key(&dir).await
     }
 
     pub async fn remove_file(&self, path: &VPath) -> Result<(), Error> {
@@ -311,10 +415,7 @@ impl ObjectStore {
         if e.kind == Kind::Dir {
             return Err(Error::IsADirectory);
         }
-        self.op
-            .delete(&ObjectStore::rel(path)?)
-            .await
-            .map_err(storage_error)
+        self.delete_key(&ObjectStore::rel(path)?).await
     }
 
     /// RNFR/RNTO: a server-side copy (multipart above 5 GiB), then the source is deleted,
@@ -328,7 +429,7 @@ impl ObjectStore {
         if e.kind != Kind::Dir {
             let (f, t) = (ObjectStore::rel(from)?, ObjectStore::rel(to)?);
             self.copy(&f, &t).await?;
-            return self.op.delete(&f).await.map_err(storage_error);
+            return self.delete_key(&f).await;
         }
         if self.exists(to).await? {
             return Err(Error::Exists);
@@ -336,7 +437,7 @@ impl ObjectStore {
         let (fd, td) = (ObjectStore::dir_key(from)?, ObjectStore::dir_key(to)?);
         let keys: Vec<String> = self
             .op
-            .lister_with(&fd)
+            .lister_with(&od(&fd))
             .recursive(true)
             .limit(self.rename_dir_limit + 2)
             .await
@@ -350,33 +451,38 @@ impl ObjectStore {
         if objects > self.rename_dir_limit {
             return Err(Error::NotEmpty);
         }
-        self.op.create_dir(&td).await.map_err(storage_error)?;
+        self.op.create_dir(&od(&td)).await.map_err(storage_error)?;
         for k in keys.iter().filter(|k| **k != fd) {
             let dest = format!("{td}{}", &k[fd.len()..]);
             if k.ends_with('/') {
-                self.op.create_dir(&dest).await.map_err(storage_error)?;
+                self.op
+                    .create_dir(&od(&dest))
+                    .await
+                    .map_err(storage_error)?;
             } else {
                 self.copy(k, &dest).await?;
             }
         }
         for k in keys.iter().filter(|k| **k != fd) {
-            self.op.delete(k).await.map_err(storage_error)?;
+            self.delete_key(k).await?;
         }
-        let _ = self.op.delete(&fd).await;
+        let _ = self.delete_key(&fd).await;
         Ok(())
     }
 
     /// A server-side copy; a service without one (the tests' memory store) reads and writes.
     async fn copy(&self, from: &str, to: &str) -> Result<(), Error> {
-        match self.op.copy(from, to).await {
+        if exact::needed(from) || exact::needed(to) {
+            return self
+                .api
+                .copy(&self.prefixed(from), &self.prefixed(to))
+                .await;
+        }
+        match self.op.copy(&od(from), &od(to)).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == ErrorKind::Unsupported => {
-                let data = self.op.read(from).await.map_err(storage_error)?;
-                self.op
-                    .write(to, data)
-                    .await
-                    .map(|_| ())
-                    .map_err(storage_error)
+                let data = self.read_all(from).await?;
+                self.write_all(to, data).await
             }
             Err(e) => Err(storage_error(e)),
         }
@@ -390,7 +496,14 @@ impl ObjectStore {
             return Err(Error::IsADirectory);
         }
         let key = ObjectStore::rel(path)?;
-        let reader = self.op.reader(&key).await.map_err(storage_error)?;
+        if exact::needed(&key) {
+            return match self.api.get(&self.prefixed(&key), offset).await? {
+                Some(found) => Ok(found),
+                None if self.is_dir(path).await? => Err(Error::IsADirectory),
+                None => Err(Error::NotFound),
+            };
+        }
+        let reader = self.op.reader(&od(&key)).await.map_err(storage_error)?;
         let mut stream = reader
             .into_bytes_stream(offset..)
             .await
@@ -409,11 +522,10 @@ impl ObjectStore {
         }
         // opendal has no kind for a 416: a file no longer than `offset` tells.
         if offset > 0
-            && let Ok(m) = self.op.stat(&key).await
-            && !m.is_dir()
-            && m.content_length() <= offset
+            && let Ok(Some(h)) = self.head(&key).await
+            && h.size <= offset
         {
-            return Ok((Box::pin(futures_util::stream::empty()), m.content_length()));
+            return Ok((Box::pin(futures_util::stream::empty()), h.size));
         }
         Err(storage_error(e))
     }
@@ -441,6 +553,7 @@ pub struct Entries {
     lister: opendal::Lister,
     /// For the HEADs.
     op: Operator,
+    api: std::sync::Arc<S3Api>,
     /// The directory's own key (`a/b/`), whose marker is not an entry.
     dir: String,
     /// Something was listed (or it is the root): the directory exists.
@@ -453,9 +566,9 @@ const HEAD_BATCH: usize = 64;
 
 /// The time a HEAD of `key` reports (none for a directory, or when the HEAD fails: the
 /// listing's own time stands).
-async fn head_time(op: Operator, key: Option<String>) -> Option<i64> {
+async fn head_time(op: Operator, api: std::sync::Arc<S3Api>, key: Option<String>) -> Option<i64> {
     let key = key?;
-    op.stat(&key).await.ok().map(|m| mtime_of(&m))
+    Some(head_of(&op, &api, &key).await.ok()??.mtime())
 }
 const HEADS_IN_FLIGHT: usize = 16;
 
@@ -490,7 +603,12 @@ impl Entries {
                 (dir_entry(name.as_bytes().to_vec(), key), None)
             } else {
                 (
-                    file_entry(name.as_bytes().to_vec(), key, m),
+                    file_entry(
+                        name.as_bytes().to_vec(),
+                        key,
+                        m.content_length(),
+                        Head::of(m).mtime(),
+                    ),
                     Some(key.to_string()),
                 )
             });
@@ -499,7 +617,7 @@ impl Entries {
         // data in the stream would not be Send for every lifetime.
         let heads: Vec<_> = batch
             .iter()
-            .map(|(_, key)| head_time(self.op.clone(), key.clone()))
+            .map(|(_, key)| head_time(self.op.clone(), self.api.clone(), key.clone()))
             .collect();
         let times: Vec<Option<i64>> = futures_util::stream::iter(heads)
             .buffered(HEADS_IN_FLIGHT)
@@ -515,20 +633,11 @@ impl Entries {
     }
 }
 
-/// An object's time: its `mtime` metadata when a client set one (MFMT here, or rclone,
-/// which writes the same key), else S3's LastModified.
-pub(super) fn mtime_of(m: &opendal::Metadata) -> i64 {
-    m.user_metadata()
-        .and_then(|u| u.get(MTIME_KEY).and_then(parse_mtime))
-        .or_else(|| m.last_modified().map(|t| t.into_inner().as_second()))
-        .unwrap_or(0)
-}
-
 /// The user-metadata key of a set modification time (`x-amz-meta-mtime`), rclone's.
 const MTIME_KEY: &str = "mtime";
 
 /// rclone writes decimal Unix seconds with a fraction ("1700000000.123456789").
-fn parse_mtime(v: &str) -> Option<i64> {
+pub(super) fn parse_mtime(v: &str) -> Option<i64> {
     let whole = v.trim().split('.').next()?;
     whole.parse::<i64>().ok()
 }
@@ -543,12 +652,12 @@ fn unique_of(key: &str, dir: bool) -> (u64, u64) {
     (u64::from(dir), h)
 }
 
-fn file_entry(name: Vec<u8>, key: &str, m: &opendal::Metadata) -> Entry {
+fn file_entry(name: Vec<u8>, key: &str, size: u64, mtime: i64) -> Entry {
     Entry {
         name,
         kind: Kind::File,
-        size: m.content_length(),
-        mtime: mtime_of(m),
+        size,
+        mtime,
         mode: 0o644,
         nlink: 1,
         unique: unique_of(key, false),

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use wharf_proto::listing::Kind;
 
 use super::ObjectStore;
-use super::store::{MIN_PART, mtime_of, storage_error};
+use super::store::MIN_PART;
 use crate::error::Error;
 use crate::vfs::VPath;
 
@@ -55,9 +55,11 @@ impl ObjectStore {
             return Ok(None);
         };
         // A complete upload made after the interrupted one replaced it.
-        match self.op.stat(&ObjectStore::rel(path)?).await {
-            Ok(m) if !m.is_dir() && mtime_of(&m) >= unix(latest.initiated) => return Ok(None),
-            _ => {}
+        // (S3's own time: a time set by MFMT says nothing of when the bytes came.)
+        if let Ok(Some(h)) = self.head(&ObjectStore::rel(path)?).await
+            && h.stored >= unix(latest.initiated)
+        {
+            return Ok(None);
         }
         let parts = match self.api.list_parts(&key, &latest.upload_id).await {
             Err(Error::NotFound) => return Ok(None), // aborted meanwhile
@@ -154,7 +156,7 @@ impl ObjectStore {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
+pub(super) fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
@@ -196,8 +198,8 @@ impl Upload {
     /// copied inside S3 when each copied part can be a full part, else read back.
     async fn append_existing(&mut self, size: u64) -> Result<(), Error> {
         if size < MIN_PART as u64 {
-            let old = self.store.op.read(&self.rel).await.map_err(storage_error)?;
-            self.buf.extend_from_slice(&old.to_bytes());
+            let old = self.store.read_all(&self.rel).await?;
+            self.buf.extend_from_slice(&old);
             return Ok(());
         }
         let id = self.store.api.create(&self.key).await?;
@@ -310,13 +312,7 @@ impl Upload {
     pub async fn finish(&mut self) -> Result<(), Error> {
         if self.upload_id.is_none() {
             let data = self.buf.split().freeze();
-            return self
-                .store
-                .op
-                .write(&self.rel, data)
-                .await
-                .map(|_| ())
-                .map_err(storage_error);
+            return self.store.write_all(&self.rel, data).await;
         }
         if !self.buf.is_empty() || self.etags.is_empty() {
             let last = self.buf.split().freeze();
