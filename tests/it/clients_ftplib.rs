@@ -141,18 +141,37 @@ fn name_data(i: usize, name: &str) -> Vec<u8> {
     line.repeat((i + 1) * 100)
 }
 
-fn names_round_trip(v6: bool, mode: Mode) {
-    let s = TestServer::start();
-    let Some(addr) = pick(&s, v6) else { return };
-    let work = scratch();
-    let arg = format!(
+/// [`NAMES`] as the scripts' JSON argument.
+fn names_arg() -> String {
+    format!(
         "[{}]",
         NAMES
             .iter()
             .map(|n| format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\"")))
             .collect::<Vec<_>>()
             .join(",")
+    )
+}
+
+/// The name scenarios (store, list, MLSD, SIZE, MDTM, CWD; fetch, rename, delete) on any
+/// root, such as an S3 one: they check themselves through the protocol only.
+pub fn names_through_the_protocol(s: &TestServer) {
+    let (work, arg) = (scratch(), names_arg());
+    scenario("names_put", s.v4, work.path(), Mode::Passive, Some(&arg));
+    scenario(
+        "names_get_delete",
+        s.v4,
+        work.path(),
+        Mode::Passive,
+        Some(&arg),
     );
+}
+
+fn names_round_trip(v6: bool, mode: Mode) {
+    let s = TestServer::start();
+    let Some(addr) = pick(&s, v6) else { return };
+    let work = scratch();
+    let arg = names_arg();
     scenario("names_put", addr, work.path(), mode, Some(&arg));
     // The names on disk are exactly the bytes the client sent.
     let mut on_disk: Vec<String> = std::fs::read_dir(s.root())

@@ -1,7 +1,8 @@
 //! S3 roots on a second S3 implementation: moto (`moto_server`, from PyPI), whose replies
 //! differ from Garage's (ListParts' root is `ListPartsResponse`). An interrupted upload is
 //! resumed with curl sending only the missing bytes, and the object is byte-exact; a time
-//! set with MFMT is kept and listed.
+//! set with MFMT is kept and listed; names are kept exactly (edge spaces included), by
+//! commands and by Python's ftplib.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -151,4 +152,15 @@ fn moto_resumes_an_interrupted_upload_with_curl() {
 fn moto_keeps_names_exactly() {
     let Some(m) = Moto::start() else { return };
     crate::s3_ops::names_keep_their_spaces(&m);
+}
+
+/// Python's ftplib with odd names (accents, emoji, edge spaces, `%`, quotes) on moto.
+#[test]
+fn moto_ftplib_names_round_trip() {
+    let Some(m) = Moto::start() else { return };
+    if !have("python3") {
+        return;
+    }
+    let s = server(&m, "names", |_| {});
+    crate::clients_ftplib::names_through_the_protocol(&s);
 }
