@@ -100,7 +100,7 @@ impl Session {
             let lock = Box::pin(c.lock_upload(&jail.lock_key(&target)))
                 .await
                 .map_err(|e| e.reply(Op::Store))?;
-            self.upload_lock = lock.map(Box::new);
+            self.upload_lock = Some(Box::new(lock));
         }
         let requested = target.clone();
         let (sink, target, commit) = self.open_sink(&jail, target, mode, unique).await?;

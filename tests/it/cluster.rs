@@ -255,6 +255,55 @@ fn sessions_opened_during_an_outage_count_once_the_database_returns() {
     );
 }
 
+/// An upload begun while the database was away takes its name's lock when the database
+/// returns: once the nodes are back, a second writer of the name through another node is
+/// refused while the first upload goes on.
+#[test]
+fn an_upload_begun_during_an_outage_holds_its_name_once_the_database_returns() {
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let direct = |c: &mut wharf::Config| c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
+    let a = node(&pg, "a", root.path(), direct);
+    let b = node(&pg, "b", root.path(), direct);
+    let mut first = Ctrl::connect(a.v4);
+    first.login(USER, PASS);
+    let mut second = Ctrl::connect(b.v4);
+    second.login(USER, PASS);
+    pg.halt();
+    let mut conn = first.epsv();
+    assert_eq!(
+        first.cmd("STOR same.bin").code,
+        150,
+        "policy local: it goes on"
+    );
+    conn.write_all(&bytes(100_000, 1)).unwrap();
+    pg.resume();
+    // Until both nodes are back, the second writer may get in (policy local); each such
+    // upload is finished at once. Once they are back, it is refused.
+    let refused = wait_for(Duration::from_secs(20), || {
+        let data = second.epsv();
+        let r = second.cmd("STOR same.bin");
+        if r.code == 150 {
+            drop(data);
+            assert_eq!(second.read_reply().code, 226);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        r.code == 450
+    });
+    assert!(
+        refused.is_some(),
+        "the upload begun during the outage did not take its lock"
+    );
+    conn.write_all(b"end").unwrap();
+    drop(conn);
+    assert_eq!(first.read_reply().code, 226);
+    // Its lock ends with it.
+    let (_, done) = second.stor("STOR same.bin", b"second");
+    assert_eq!(done.code, 226, "{}", done.text());
+}
+
 #[test]
 fn a_dead_nodes_sessions_stop_counting() {
     let Some(pg) = Postgres::start() else { return };

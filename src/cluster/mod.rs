@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
 
-use crate::error::Error;
 use crate::limits::CLUSTER_OP_WITHIN;
 use crate::limits::Refusal;
+
+mod locks;
+pub use locks::UploadLock;
 
 pub use crate::config::{ClusterConfig, Unavailable};
 
@@ -85,6 +87,8 @@ pub struct Cluster {
     tasks: crate::tasks::Tasks,
     /// This node's live sessions, re-registered when the database returns after an outage.
     who: std::sync::OnceLock<Weak<crate::observe::Who>>,
+    /// This node's live uploads and their locks, taken again when the database returns.
+    locks: locks::Locks,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -133,6 +137,7 @@ impl Cluster {
             learned: Mutex::new(HashSet::new()),
             tasks,
             who: std::sync::OnceLock::new(),
+            locks: locks::Locks::default(),
         }))
     }
 
@@ -257,7 +262,9 @@ impl Cluster {
     pub async fn start(&self) -> Result<(), String> {
         let r = tokio::time::timeout(crate::limits::CLUSTER_JOIN_WITHIN, async {
             self.prepare().await?;
-            self.register_live().await
+            let n = self.register_live().await?;
+            self.retake_locks().await?;
+            Ok(n)
         })
         .await
         .unwrap_or_else(|_| Err("timed out".into()));
@@ -324,6 +331,10 @@ impl Cluster {
                         tracing::warn!(error = %e, "shared state still unreachable");
                     }
                     continue;
+                }
+                // A lock whose connection died without the database going away.
+                if let Err(e) = me.retake_locks().await {
+                    tracing::warn!(error = %e, "upload locks not taken again yet");
                 }
                 me.exec(
                     "INSERT INTO wharf_nodes (name) VALUES ($1)
@@ -545,106 +556,5 @@ impl Cluster {
             &[&self.node, &(id as i64)],
         )
         .await;
-    }
-
-    /// Takes the upload lock of `key` (a storage location and path) for as long as the
-    /// returned guard lives. `Ok(None)`: no lock (database unreachable, policy `local`).
-    /// `Busy` when another session holds it; `SharedState` when the database did not
-    /// answer and the policy is `refuse`.
-    pub async fn lock_upload(&self, key: &str) -> Result<Option<UploadLock>, Error> {
-        let unavailable = || match self.policy {
-            Unavailable::Local => Ok(None),
-            Unavailable::Refuse => Err(Error::SharedState),
-        };
-        if !self.ready.load(Ordering::Relaxed) {
-            return unavailable();
-        }
-        let Some(c) = self.client().await else {
-            return unavailable();
-        };
-        let id = lock_id(key);
-        let got = tokio::time::timeout(
-            CLUSTER_OP_WITHIN,
-            c.query_one("SELECT pg_try_advisory_lock($1)", &[&id]),
-        )
-        .await;
-        match got {
-            Ok(Ok(row)) if row.try_get::<_, bool>(0).unwrap_or(false) => Ok(Some(UploadLock {
-                client: Some(c),
-                id,
-                tasks: self.tasks.clone(),
-            })),
-            Ok(Ok(_)) => Err(Error::Busy),
-            _ => unavailable(),
-        }
-    }
-}
-
-/// A 64-bit advisory lock id for a key (FNV-1a: the same on every node and build).
-fn lock_id(key: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
-}
-
-/// A held upload lock: released when dropped (and by PostgreSQL if the node dies, since
-/// it belongs to the connection held here).
-pub struct UploadLock {
-    client: Option<Object>,
-    id: i64,
-    tasks: crate::tasks::Tasks,
-}
-
-impl std::fmt::Debug for UploadLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UploadLock")
-    }
-}
-
-impl UploadLock {
-    /// Releases the lock now, so that the client told the upload is done can write the
-    /// name again at once, through any node.
-    pub async fn release(mut self) {
-        if let Some(c) = self.client.take() {
-            unlock(c, self.id).await;
-        }
-    }
-}
-
-async fn unlock(c: Object, id: i64) {
-    let unlocked = tokio::time::timeout(
-        CLUSTER_OP_WITHIN,
-        c.execute("SELECT pg_advisory_unlock($1)", &[&id]),
-    )
-    .await;
-    if !matches!(unlocked, Ok(Ok(_))) {
-        // Never hand a connection that may still hold the lock back to the pool.
-        let _ = Object::take(c);
-    }
-}
-
-impl Drop for UploadLock {
-    /// A lock not released on purpose (an early return) is released in the background.
-    fn drop(&mut self) {
-        let (Some(c), id) = (self.client.take(), self.id) else {
-            return;
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            self.tasks.spawn(unlock(c, id));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_ids_are_stable() {
-        assert_eq!(lock_id("s3://b/p/a.txt"), lock_id("s3://b/p/a.txt"));
-        assert_ne!(lock_id("s3://b/p/a.txt"), lock_id("s3://b/p/b.txt"));
-        assert_eq!(lock_id(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
     }
 }
