@@ -1,8 +1,12 @@
-"""Helpers shared by the benchmark's Python drivers (bench/s3.py, bench/cluster.py)."""
+"""Helpers shared by the benchmark's Python drivers (bench/s3.py, bench/cluster.py,
+bench/scale.py)."""
 
+import glob
 import json
 import os
 import pathlib
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,3 +96,45 @@ def loadgen(binary, args):
     if out.returncode != 0 or r.get("error"):
         sys.exit(f"loadgen {' '.join(args)} failed: {r.get('error')} {out.stderr[-500:]}")
     return r
+
+
+def as_postgres():
+    """preexec_fn dropping to the postgres account (PostgreSQL refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam("postgres")
+
+    def drop():
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+
+    return drop
+
+
+def need_haproxy_and_postgres():
+    if not shutil.which("haproxy") or not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "haproxy", "postgresql"], check=True)
+
+
+def start_postgres(work, procs, listen="127.0.0.1", trust=()):
+    """Debian's PostgreSQL, initdb into work/pg (user wharf, trusted), listening on the
+    `listen` addresses (comma-separated), also trusting the networks in `trust`; returns
+    its port."""
+    pgbin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    pgdir = work / "pg"
+    pgdir.mkdir()
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(pgdir, pw.pw_uid, pw.pw_gid)
+    subprocess.run([f"{pgbin}/initdb", "-D", str(pgdir / "data"), "-A", "trust", "-U", "wharf",
+                    "--no-sync"], check=True, capture_output=True, preexec_fn=as_postgres())
+    if trust:
+        with open(pgdir / "data/pg_hba.conf", "a") as f:
+            for net in trust:
+                f.write(f"host all all {net} trust\n")
+    port = free_port()
+    procs.start([f"{pgbin}/postgres", "-D", str(pgdir / "data"), "-p", str(port), "-k", str(pgdir),
+                 "-c", f"listen_addresses={listen}", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "max_connections=400"], open(work / "pg.log", "w"), preexec_fn=as_postgres())
+    wait_port(port, "postgres", host=listen.split(",")[0])
+    return port

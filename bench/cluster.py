@@ -14,34 +14,18 @@ not scaling (docs/cluster.md). Writes bench/results/<date>[-tag]-cluster.md and 
 
 import argparse
 import datetime
-import glob
 import json
 import os
 import pathlib
-import pwd
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 
-from benchlib import REPO, Procs, build, free_port, loadgen, wait_port
+from benchlib import REPO, Procs, build, free_port, loadgen, need_haproxy_and_postgres, start_postgres, wait_port
 
 PORTS = 300  # passive ports per node
-
-
-def as_postgres():
-    """preexec_fn dropping to the postgres account (PostgreSQL refuses root)."""
-    if os.geteuid() != 0:
-        return None
-    pw = pwd.getpwnam("postgres")
-
-    def drop():
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-
-    return drop
 
 
 def main():
@@ -50,10 +34,8 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each logins run")
     a = ap.parse_args()
-    if not shutil.which("haproxy") or not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
-        subprocess.run(["apt-get", "install", "-y", "-qq", "haproxy", "postgresql"], check=True)
+    need_haproxy_and_postgres()
     wharf, lg = build()
-    pgbin = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="wharf-cluster-bench-"))
     os.chmod(work, 0o755)
@@ -66,18 +48,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: (stop_all(), sys.exit(130)))
     results = []
     try:
-        pgdir = work / "pg"
-        pgdir.mkdir()
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(pgdir, pw.pw_uid, pw.pw_gid)
-        subprocess.run([f"{pgbin}/initdb", "-D", str(pgdir / "data"), "-A", "trust", "-U", "wharf",
-                        "--no-sync"], check=True, capture_output=True, preexec_fn=as_postgres())
-        pgport = free_port()
-        procs.start([f"{pgbin}/postgres", "-D", str(pgdir / "data"), "-p", str(pgport), "-k", str(pgdir),
-                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                     "-c", "max_connections=400"], open(work / "pg.log", "w"), preexec_fn=as_postgres())
-        wait_port(pgport, "postgres")
+        pgport = start_postgres(work, procs)
         root = work / "root"
         root.mkdir()
         (root / "small.bin").write_bytes(os.urandom(16384))
@@ -105,7 +76,7 @@ def main():
 
         def haproxy(count):
             text = (REPO / "dist/haproxy/wharf.cfg").read_text()
-            text = text.replace("bind :21\n", f"bind 127.0.0.1:{lbport}\n").replace("maxconn 50000", "maxconn 4000")
+            text = text.replace("bind :21\n", f"bind 127.0.0.1:{lbport}\n")
             for i, n in enumerate(nodes):
                 lo, hi = 50000 + 1000 * i, 50999 + 1000 * i
                 text = text.replace(f"bind :{lo}-{hi}", f"bind 127.0.0.1:{n['lo']}-{n['hi']}")

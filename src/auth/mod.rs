@@ -149,7 +149,7 @@ impl Authenticator {
                     root: u.root.clone().unwrap_or_else(|| config.root.clone()),
                     home: u.home.clone().unwrap_or_else(|| "/".into()).into_bytes(),
                     rules: Arc::new(Rules::new(Perms::from_list(&u.permissions), &u.dirs)),
-                    atomic: u.atomic_uploads.or(config.atomic_uploads).unwrap_or(false),
+                    atomic: u.atomic_uploads.or(config.atomic_uploads).unwrap_or(true),
                     rate_up: u.rate_up.unwrap_or(config.rate_up),
                     rate_down: u.rate_down.unwrap_or(config.rate_down),
                     enabled: u.enabled,

@@ -168,10 +168,14 @@ pub struct Config {
     /// Drop box (`anonymous = "upload"`): what to do when an uploaded name exists.
     pub upload_collision: Collision,
     /// Uploads go to a hidden temporary name and appear under their own name only when
-    /// complete. Unset: on for anonymous logins, off for users.
+    /// complete; an interrupted binary upload stays hidden and resumable (SIZE, REST +
+    /// STOR, APPE). Unset: on (false keeps in-place writes).
     pub atomic_uploads: Option<bool>,
     /// What an atomic upload that fails leaves behind.
     pub failed_uploads: FailedUploads,
+    /// Seconds an interrupted upload to a local disk stays resumable; then the janitor
+    /// removes it (checked at start and hourly).
+    pub resumable_for: u64,
     /// sendfile(2) for plain binary downloads: auto or always (wherever the kernel can),
     /// never.
     pub sendfile: Sendfile,
@@ -387,6 +391,7 @@ impl Default for Config {
             upload_collision: Collision::Refuse,
             atomic_uploads: None,
             failed_uploads: FailedUploads::Delete,
+            resumable_for: 86_400,
             sendfile: Sendfile::Auto,
             upload_mode: None,
             dir_mode: None,

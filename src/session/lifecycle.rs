@@ -45,6 +45,9 @@ pub(super) struct Commit {
     pub(super) replace: bool,
     /// On a name collision, take the next free `name.N` instead of refusing.
     pub(super) unique: bool,
+    /// A binary upload of a name the client chose: kept hidden for a resume when the
+    /// client goes away.
+    pub(super) resumable: bool,
 }
 
 impl Session {
@@ -222,7 +225,13 @@ impl Session {
         }
         let mut done = t.done.clone();
         if let Some(commit) = t.commit.take() {
-            match self.settle_upload(&commit, ok).await {
+            // As on S3: a client gone keeps what it sent for a resume; a failing file not.
+            let gone = !ok
+                && !matches!(
+                    &res,
+                    Ok(Err(TransferError::File(_) | TransferError::Cancelled)) | Err(_)
+                );
+            match self.settle_upload(&commit, ok, gone).await {
                 Ok(Some(stored)) if stored != *commit.target.path() => {
                     t.path = stored.clone();
                     done = done_reply(&stored, true);
@@ -268,8 +277,8 @@ impl Session {
     }
 
     /// Stops the running transfer, if any: its task is aborted (closing the data
-    /// connection), an atomic upload is removed, and the transfer is logged with `why`.
-    /// An S3 upload stays `resumable` (the session ends under it) or is aborted (ABOR).
+    /// connection) and the transfer is logged with `why`. An upload stays `resumable`
+    /// (the session ends under it) or is discarded (ABOR).
     /// Returns whether there was one.
     pub(super) async fn cancel_transfer(&mut self, why: &str, resumable: bool) -> bool {
         let Some(mut t) = self.transfer.take() else {
@@ -288,7 +297,7 @@ impl Session {
             let _ = (&mut t.handle).await;
         }
         if let Some(commit) = t.commit.take() {
-            let _ = self.settle_upload(&commit, false).await;
+            let _ = self.settle_upload(&commit, false, resumable).await;
         }
         if let Some(upload) = t.upload.take() {
             let mut upload = upload.lock().await;

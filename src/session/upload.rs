@@ -53,6 +53,13 @@ async fn claim_name(jail: &Jail, target: Authorized, unique: bool) -> Result<Aut
 /// Moves a finished atomic upload under its name. Returns the name it got.
 async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
     if c.replace {
+        // The file replaced keeps its permission bits, as when written in place (never
+        // setuid, setgid or sticky: chmod refuses those).
+        if let Ok(old) = jail.stat(c.target.path()).await
+            && old.kind == Kind::File
+        {
+            let _ = jail.chmod(&c.temp, old.mode & 0o777).await;
+        }
         jail.rename(&c.temp, &c.target)
             .await
             .map_err(|e| e.reply(Op::Store))?;
@@ -72,6 +79,53 @@ async fn commit_upload(jail: &Jail, c: &Commit) -> Result<VPath, Reply> {
     }
     let _ = jail.remove_file(&c.temp).await;
     Ok(target.path().clone())
+}
+
+/// An atomic upload replaces a regular file only, as writing in place would: a directory,
+/// FIFO or device under the name is refused now rather than renamed over at the end.
+async fn only_a_file_is_replaced(jail: &Jail, target: Authorized) -> Result<Authorized, Reply> {
+    match jail.stat(target.path()).await {
+        Ok(e) if e.kind == Kind::Dir => Err(Error::IsADirectory.reply(Op::Store)),
+        Ok(e) if e.kind != Kind::File => Err(Error::NotRegular.reply(Op::Store)),
+        _ => Ok(target),
+    }
+}
+
+/// REST n + STOR, or APPE, of a name whose interrupted upload waits hidden: it goes on
+/// (at its end only: any other offset is refused naming the one that works) and appears
+/// when complete. `None` when no interrupted upload waits.
+async fn resume_sink(
+    jail: &Jail,
+    target: &Authorized,
+    mode: WriteMode,
+) -> Result<Option<(Sink, Authorized, Option<Commit>)>, Reply> {
+    let resume = target.upload_resume();
+    let have = match jail.stat(resume.path()).await {
+        Ok(e) if e.kind == Kind::File => e.size,
+        _ => return Ok(None),
+    };
+    if let WriteMode::At(n) = mode
+        && n != have
+    {
+        return Err(Error::ResumeAt(have).reply(Op::Store));
+    }
+    // Under a fresh hidden name while it is written: a second resume finds nothing.
+    let temp = target.upload_temp();
+    jail.rename(&resume, &temp)
+        .await
+        .map_err(|e| e.reply(Op::Store))?;
+    let sink = jail
+        .open_write(&temp, WriteMode::Append)
+        .await
+        .map_err(|e| e.reply(Op::Store))?;
+    let commit = Commit {
+        temp,
+        target: target.clone(),
+        replace: target.perms().overwrite,
+        unique: false,
+        resumable: true,
+    };
+    Ok(Some((sink, target.clone(), Some(commit))))
 }
 
 /// Creates `name.1`, `name.2`, … next to `target`, whichever is free first.
@@ -193,9 +247,16 @@ impl Session {
         unique: bool,
     ) -> Result<(Sink, Authorized, Option<Commit>), Reply> {
         let whole = jail.uploads_appear_whole();
-        let atomic = self.login.as_ref().is_some_and(|l| l.grant.atomic)
-            && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew)
-            && !whole;
+        let atomic_login = self.login.as_ref().is_some_and(|l| l.grant.atomic) && !whole;
+        let atomic = atomic_login && matches!(mode, WriteMode::Truncate | WriteMode::CreateNew);
+        let binary = self.ty == TransferType::Image;
+        if atomic_login
+            && binary
+            && matches!(mode, WriteMode::At(_) | WriteMode::Append)
+            && let Some(resumed) = resume_sink(jail, &target, mode).await?
+        {
+            return Ok(resumed);
+        }
         if whole && mode == WriteMode::CreateNew {
             let target = claim_name(jail, target, unique).await?;
             let sink = jail
@@ -209,7 +270,7 @@ impl Session {
             let target = if mode == WriteMode::CreateNew {
                 claim_name(jail, target, unique).await?
             } else {
-                target
+                only_a_file_is_replaced(jail, target).await?
             };
             let temp = target.upload_temp();
             let sink = jail
@@ -221,6 +282,7 @@ impl Session {
                 target: target.clone(),
                 replace: mode == WriteMode::Truncate,
                 unique,
+                resumable: binary && !unique && target.perms().resume,
             };
             return Ok((sink, target, Some(commit)));
         }
@@ -252,20 +314,32 @@ impl Session {
     }
 
     /// Ends an atomic upload: moves it under its name when it completed (or when failed
-    /// uploads are kept), else removes it. Returns the name it was stored under.
+    /// uploads are kept); keeps it hidden for a resume when the client went away (`gone`)
+    /// from a resumable upload; else removes it. Returns the name it was stored under.
     pub(super) async fn settle_upload(
         &self,
         c: &Commit,
         completed: bool,
+        gone: bool,
     ) -> Result<Option<VPath>, Reply> {
         let Some(login) = &self.login else {
             return Ok(None);
         };
+        let jail = &login.jail;
         let keep = self.cfg.failed_uploads == crate::config::FailedUploads::Keep;
         if completed || keep {
-            return commit_upload(&login.jail, c).await.map(Some);
+            let stored = commit_upload(jail, c).await?;
+            // A complete upload of the name ends any interrupted one.
+            let _ = jail.remove_file(&c.target.upload_resume()).await;
+            return Ok(Some(stored));
         }
-        let _ = login.jail.remove_file(&c.temp).await;
+        if gone && c.resumable {
+            let resume = c.target.upload_resume();
+            if jail.rename(&c.temp, &resume).await.is_ok() {
+                return Ok(None);
+            }
+        }
+        let _ = jail.remove_file(&c.temp).await;
         Ok(None)
     }
 }

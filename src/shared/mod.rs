@@ -402,10 +402,10 @@ fn write<T>(lock: &RwLock<T>, value: T) {
 /// One sweep of every local root `config` serves; how many temporaries were removed.
 fn sweep_local(config: &Config) -> usize {
     let users = config.all_users().unwrap_or_default();
-    let stale = crate::vfs::sweep::stale_after(config);
+    let ages = crate::vfs::sweep::Ages::of(config);
     crate::vfs::sweep::local_roots(config, &users)
         .iter()
-        .map(|root| match crate::vfs::sweep::sweep(root, stale) {
+        .map(|root| match crate::vfs::sweep::sweep(root, ages) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(root = %root.display(), error = %e, "janitor could not walk a root");

@@ -181,9 +181,14 @@ impl Jail {
     /// interrupted upload of that name has stored, so that clients resume it.
     pub async fn size(&self, path: &VPath) -> Result<u64, Error> {
         match self {
-            Jail::Disk(d) => match d.stat(path).await? {
-                e if e.kind == wharf_proto::listing::Kind::File => Ok(e.size),
-                _ => Err(Error::NotRegular),
+            // What an interrupted upload of the name has stored, as on S3, so that
+            // `curl -C -` and lftp resume it.
+            Jail::Disk(d) => match d.stat(&path.upload_resume()).await {
+                Ok(e) if e.kind == wharf_proto::listing::Kind::File => Ok(e.size),
+                _ => match d.stat(path).await? {
+                    e if e.kind == wharf_proto::listing::Kind::File => Ok(e.size),
+                    _ => Err(Error::NotRegular),
+                },
             },
             Jail::Object(o) => Box::pin(o.size(path)).await,
         }

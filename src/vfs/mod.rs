@@ -16,7 +16,7 @@ mod vpath;
 pub use disk::{Disk, Ownership, Roots, WriteMode};
 pub use jail::{Jail, Sink, Source, Storage};
 pub use rules::{Authorized, Perms, Rules};
-pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_TEMP_PREFIX, VPath};
+pub use vpath::{MAX_NAME, MAX_PATH, UPLOAD_RESUME_PREFIX, UPLOAD_TEMP_PREFIX, VPath};
 
 /// Every local root a configuration serves must exist and be a directory, and every
 /// `storage:NAME` must name a declared storage: checked before the server binds (and by

@@ -232,6 +232,14 @@ impl Authorized {
             perms: self.perms,
         }
     }
+
+    /// Where an interrupted upload of this name waits for a resume.
+    pub fn upload_resume(&self) -> Authorized {
+        Authorized {
+            path: self.path.upload_resume(),
+            perms: self.perms,
+        }
+    }
 }
 
 impl Rules {

@@ -2,8 +2,10 @@
 //! cleaning up (a node killed mid-upload, a power cut), on a disk this node alone serves
 //! or one several nodes share. A temporary is stale once it has not been written for
 //! longer than any live upload can go without writing (the stall timeout aborts those),
-//! so no live session on any node loses its file. Walks through cap-std beneath each root,
-//! never following a symlink, and touches nothing but `.wharf-upload.*` regular files.
+//! so no live session on any node loses its file. An interrupted upload kept for a resume
+//! (`.wharf-upload.resume-*`) is removed once it has waited `resumable_for` unresumed.
+//! Walks through cap-std beneath each root, never following a symlink, and touches nothing
+//! but `.wharf-upload.*` regular files.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use cap_fs_ext::DirExt;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use super::UPLOAD_TEMP_PREFIX;
+use super::{UPLOAD_RESUME_PREFIX, UPLOAD_TEMP_PREFIX};
 use crate::config::{Config, StorageKind, UserConfig, storage_name};
 
 /// At most this many directory entries are looked at per root and sweep: a huge tree costs
@@ -53,10 +55,32 @@ pub fn stale_after(config: &Config) -> Duration {
     Duration::from_secs(config.data_stall_timeout.saturating_mul(2)).max(Duration::from_secs(3600))
 }
 
-/// Removes the upload temporaries beneath `root` unwritten for `stale`; how many.
-pub fn sweep(root: &Path, stale: Duration) -> io::Result<usize> {
-    let cutoff = SystemTime::now()
-        .checked_sub(stale)
+/// The two ages after which the janitor removes an upload's hidden file.
+#[derive(Debug, Clone, Copy)]
+pub struct Ages {
+    /// An upload in progress that stopped being written ([`stale_after`]).
+    pub stale: Duration,
+    /// An interrupted upload nobody resumed (`resumable_for`).
+    pub resumable: Duration,
+}
+
+impl Ages {
+    pub fn of(config: &Config) -> Ages {
+        Ages {
+            stale: stale_after(config),
+            resumable: Duration::from_secs(config.resumable_for),
+        }
+    }
+}
+
+/// Removes the upload temporaries beneath `root` older than their age; how many.
+pub fn sweep(root: &Path, ages: Ages) -> io::Result<usize> {
+    let now = SystemTime::now();
+    let stale_cutoff = now
+        .checked_sub(ages.stale)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let resume_cutoff = now
+        .checked_sub(ages.resumable)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut pending = vec![Dir::open_ambient_dir(root, ambient_authority())?];
     let (mut seen, mut removed) = (0usize, 0usize);
@@ -77,12 +101,17 @@ pub fn sweep(root: &Path, stale: Duration) -> io::Result<usize> {
                 }
                 continue;
             }
-            let temp = name
-                .to_str()
-                .is_some_and(|n| n.starts_with(UPLOAD_TEMP_PREFIX));
-            if !temp || !kind.is_file() {
+            let Some(name_text) = name.to_str() else {
+                continue;
+            };
+            if !name_text.starts_with(UPLOAD_TEMP_PREFIX) || !kind.is_file() {
                 continue;
             }
+            let cutoff = if name_text.starts_with(UPLOAD_RESUME_PREFIX) {
+                resume_cutoff
+            } else {
+                stale_cutoff
+            };
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -117,10 +146,15 @@ mod tests {
         let stale = root.join("a/b/.wharf-upload.0123456789abcdef.scan.pdf");
         let fresh = root.join("a/.wharf-upload.fedcba9876543210.live.bin");
         let plain = root.join("a/b/old.txt");
+        // Interrupted uploads kept for a resume wait `resumable_for`, not the stale bound.
+        let waiting = root.join("a/.wharf-upload.resume-0123456789abcdef.doc.pdf");
+        let forgotten = root.join("a/b/.wharf-upload.resume-fedcba9876543210.old.pdf");
         let lookalike = root.join("a/x.wharf-upload.old");
-        for f in [&stale, &fresh, &plain, &lookalike] {
+        for f in [&stale, &fresh, &plain, &lookalike, &waiting, &forgotten] {
             std::fs::write(f, b"x").unwrap();
         }
+        age(&waiting, 7200);
+        age(&forgotten, 2 * 86_400);
         age(&stale, 7200);
         age(&plain, 7200);
         age(&lookalike, 7200);
@@ -132,9 +166,13 @@ mod tests {
         age(&outside, 7200);
         std::os::unix::fs::symlink(d.path(), root.join("escape")).unwrap();
 
-        assert_eq!(sweep(&root, Duration::from_secs(3600)).unwrap(), 1);
-        assert!(!stale.exists());
-        for kept in [&fresh, &plain, &lookalike, &outside] {
+        let ages = Ages {
+            stale: Duration::from_secs(3600),
+            resumable: Duration::from_secs(86_400),
+        };
+        assert_eq!(sweep(&root, ages).unwrap(), 2);
+        assert!(!stale.exists() && !forgotten.exists());
+        for kept in [&fresh, &plain, &lookalike, &outside, &waiting] {
             assert!(kept.exists(), "{}", kept.display());
         }
         assert!(root.join(".wharf-upload.dir").is_dir());

@@ -17,6 +17,9 @@ pub const MAX_NAME: usize = 255;
 
 /// Names of uploads in progress start with this; listings hide them.
 pub const UPLOAD_TEMP_PREFIX: &str = ".wharf-upload.";
+/// An interrupted upload kept for a resume: `.wharf-upload.resume-<hash>.<name>`, one per
+/// name (the hash of the whole name, since the name in it may be cut short).
+pub const UPLOAD_RESUME_PREFIX: &str = ".wharf-upload.resume-";
 
 /// A normalised absolute path inside a jail: `/` or `/a/b`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -123,6 +126,21 @@ impl VPath {
         use argon2::password_hash::rand_core::{OsRng, RngCore};
         let mut name = format!("{UPLOAD_TEMP_PREFIX}{:016x}.", OsRng.next_u64()).into_bytes();
         let own = self.file_name().unwrap_or(b"upload");
+        let room = MAX_NAME.saturating_sub(name.len());
+        name.extend_from_slice(&own[..own.len().min(room)]);
+        self.with_name(&name).unwrap_or_else(|_| self.clone())
+    }
+
+    /// The hidden sibling where an interrupted upload of this name waits for a resume.
+    pub fn upload_resume(&self) -> VPath {
+        use sha2::Digest;
+        let own = self.file_name().unwrap_or(b"upload");
+        let hash = sha2::Sha256::digest(own);
+        let mut name = UPLOAD_RESUME_PREFIX.as_bytes().to_vec();
+        for b in &hash[..8] {
+            name.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+        name.push(b'.');
         let room = MAX_NAME.saturating_sub(name.len());
         name.extend_from_slice(&own[..own.len().min(room)]);
         self.with_name(&name).unwrap_or_else(|_| self.clone())

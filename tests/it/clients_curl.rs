@@ -162,6 +162,51 @@ fn curl_resumes_a_download() {
     assert_file(&local, &full);
 }
 
+/// An upload interrupted by a killed client stays hidden; `curl -C -` finds its length with
+/// SIZE, sends only the rest, and the file appears whole.
+#[test]
+fn curl_resumes_an_interrupted_upload_on_disk() {
+    if !have("curl") {
+        return;
+    }
+    let s = TestServer::start();
+    let home = scratch();
+    let full = bytes(400_000, 7);
+    let local = home.path().join("scan.pdf");
+    put_file(&local, &full);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR scan.pdf").code, 150);
+    std::io::Write::write_all(&mut data, &full[..150_000]).unwrap();
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || c
+            .cmd("STAT")
+            .text()
+            .contains("150000 bytes"))
+        .is_some()
+    );
+    s.kill_client(c, data);
+    assert!(!s.path("scan.pdf").exists(), "half there");
+    let out = ok(
+        &curl(
+            home.path(),
+            &[
+                "-C",
+                "-",
+                "-w",
+                "%{size_upload}",
+                "-T",
+                local.to_str().unwrap(),
+                &s.url("scan.pdf"),
+            ],
+        ),
+        "curl -C - upload",
+    );
+    assert_eq!(out.trim(), "250000", "bytes sent on resume");
+    assert_file(&s.path("scan.pdf"), &full);
+}
+
 #[test]
 fn curl_resumes_an_upload() {
     if !have("curl") {

@@ -12,7 +12,29 @@ fn temp_files(s: &TestServer, dir: &str) -> Vec<String> {
     std::fs::read_dir(s.path(dir))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".wharf-upload."))
+        .filter(|n| n.starts_with(".wharf-upload.") && !n.starts_with(".wharf-upload.resume-"))
+        .collect()
+}
+
+/// Waits (bounded) until the server has read `n` bytes of the running upload (STAT says).
+fn await_received(c: &mut Ctrl, n: usize) {
+    let says = format!("{n} bytes");
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .cmd("STAT")
+            .text()
+            .contains(&says))
+        .is_some(),
+        "server never read the data"
+    );
+}
+
+/// The interrupted uploads kept for a resume in `dir`.
+fn resume_files(s: &TestServer, dir: &str) -> Vec<String> {
+    std::fs::read_dir(s.path(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".wharf-upload.resume-"))
         .collect()
 }
 
@@ -84,6 +106,104 @@ fn killed_client_leaves_nothing_under_the_final_name() {
         "a killed client's upload under its final name"
     );
     assert_eq!(std::fs::read(s.path("keep.bin")).unwrap(), b"old contents");
+    // ABOR discards; the killed ones wait hidden for a resume.
+    assert_eq!(resume_files(&s, "").len(), 2, "{:?}", resume_files(&s, ""));
+}
+
+/// With the defaults, a user's interrupted upload is never half there: nothing appears
+/// under its name, SIZE answers what was stored, REST at that offset (or APPE) continues
+/// it, any other offset is refused naming the right one, and it appears when complete.
+#[test]
+fn interrupted_uploads_stay_hidden_and_resume_by_default() {
+    let s = TestServer::start();
+    let whole = bytes(300_000, 31);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR doc.pdf").code, 150);
+    data.write_all(&whole[..120_000]).unwrap();
+    data.flush().unwrap();
+    await_received(&mut c, 120000);
+    s.kill_client(c, data);
+    assert!(
+        wait_for(Duration::from_secs(10), || resume_files(&s, "").len() == 1).is_some(),
+        "kept for a resume: {:?}",
+        resume_files(&s, "")
+    );
+    assert!(!s.path("doc.pdf").exists(), "half there under its name");
+    let mut c = s.login();
+    let (_, list) = c.retr("NLST");
+    assert!(
+        list.is_empty(),
+        "listed: {}",
+        String::from_utf8_lossy(&list)
+    );
+    c.cmd("TYPE I");
+    assert_eq!(c.cmd("SIZE doc.pdf").text(), "213 120000\r\n");
+    assert_eq!(c.cmd("REST 100000").code, 350);
+    let _data = c.epsv();
+    let r = c.cmd("STOR doc.pdf");
+    assert_eq!(
+        r.text(),
+        "554 Resume is possible only at offset 120000; send REST 120000.\r\n"
+    );
+    drop(_data);
+    // APPE goes on too (curl -C -): a part of the rest, interrupted again, then REST.
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("APPE doc.pdf").code, 150);
+    data.write_all(&whole[120_000..200_000]).unwrap();
+    data.flush().unwrap();
+    await_received(&mut c, 80000);
+    s.kill_client(c, data);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    assert!(
+        wait_for(Duration::from_secs(10), || c.cmd("SIZE doc.pdf").text()
+            == "213 200000\r\n")
+        .is_some()
+    );
+    assert_eq!(c.cmd("REST 200000").code, 350);
+    let (_, done) = c.stor("STOR doc.pdf", &whole[200_000..]);
+    assert_eq!(done.code, 226, "{}", done.text());
+    assert_eq!(std::fs::read(s.path("doc.pdf")).unwrap(), whole);
+    assert!(resume_files(&s, "").is_empty());
+    wait_no_temp(&s, "");
+    assert_eq!(c.cmd("SIZE doc.pdf").text(), "213 300000\r\n");
+
+    // ABOR discards an interrupted upload's continuation too, and a fresh STOR that
+    // completes ends an interrupted one.
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR other.bin").code, 150);
+    data.write_all(&whole[..50_000]).unwrap();
+    c.send_raw(b"ABOR\r\n");
+    assert_eq!(c.read_reply().code, 426);
+    assert_eq!(c.read_reply().code, 226);
+    drop(data);
+    wait_no_temp(&s, "");
+    assert!(resume_files(&s, "").is_empty(), "ABOR kept it");
+    assert_eq!(c.cmd("SIZE other.bin").code, 550);
+}
+
+/// `atomic_uploads = false` keeps today's in-place writes: the partial file is there.
+#[test]
+fn atomic_uploads_false_writes_in_place() {
+    let s = TestServer::with(|cfg| cfg.atomic_uploads = Some(false));
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR inplace.bin").code, 150);
+    data.write_all(&bytes(64_000, 32)).unwrap();
+    data.flush().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || std::fs::metadata(
+            s.path("inplace.bin")
+        )
+        .is_ok_and(|m| m.len() == 64_000))
+        .is_some(),
+        "not written in place"
+    );
+    s.kill_client(c, data);
+    assert!(resume_files(&s, "").is_empty());
 }
 
 #[test]
@@ -119,14 +239,7 @@ fn failed_uploads_can_be_kept_for_resume() {
     data.write_all(&bytes(50_000, 25)).unwrap();
     data.flush().unwrap();
     // Wait (bounded) until the server has read it all, then abort.
-    assert!(
-        wait_for(Duration::from_secs(10), || c
-            .cmd("STAT")
-            .text()
-            .contains("50000 bytes"))
-        .is_some(),
-        "server never read the data"
-    );
+    await_received(&mut c, 50000);
     c.send_raw(b"ABOR\r\n");
     assert_eq!(c.read_reply().code, 426);
     assert_eq!(c.read_reply().code, 226);
