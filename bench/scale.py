@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import REPO, Procs, build, free_port, need_haproxy_and_postgres, start_postgres, wait_port
+from benchlib import REPO, Procs, build, cpu_s, free_port, need_haproxy_and_postgres, start_postgres, wait_port
 
 NODES = 3
 PORTS = 200  # passive ports per node
@@ -92,7 +92,8 @@ def haproxy_cfg(work, lbport, count):
 
 
 def base_port(i):
-    return 40000 + (i - 1) * PORTS
+    """Above the kernel's ephemeral range (32768-60999), where no client socket sits."""
+    return 61000 + (i - 1) * PORTS
 
 
 def run_clients(lg, addr, mode, a):
@@ -152,6 +153,7 @@ def main():
         os.chmod(root / "up", 0o777)
         with open(root / "big.bin", "wb") as f:
             f.write(os.urandom(a.mib << 20))
+        node_pids = []
         for i in range(1, NODES + 1):
             lo = base_port(i)
             cfg = work / f"node{i}.toml"
@@ -162,26 +164,36 @@ def main():
                 f'proxy_trusted = ["10.204.{i}.1/32"]\n'
                 f'[cluster]\ndatabase_url = "postgres://wharf@10.204.{i}.1:{pgport}/postgres"\nnode = "node{i}"\n'
             )
-            procs.start(["ip", "netns", "exec", ns(i), str(wharf), "serve", "--config", str(cfg)],
-                        open(work / f"node{i}.log", "w"))
+            # `ip netns exec` execs wharf: the pid is wharf's.
+            node_pids.append(procs.start(["ip", "netns", "exec", ns(i), str(wharf), "serve", "--config", str(cfg)],
+                                         open(work / f"node{i}.log", "w")).pid)
             wait_port(CONTROL, f"node{i}", host=f"10.204.{i}.2")
         lbport = free_port()
         for rep in range(a.reps):
             counts = [1, 2, 3][rep % 3:] + [1, 2, 3][:rep % 3]
             for count in counts:
+                log = work / f"haproxy{count}-{rep}.log"
                 lb = procs.start(["haproxy", "-db", "-f", str(haproxy_cfg(work, lbport, count))],
-                                 open(work / f"haproxy{count}.log", "w"))
+                                 open(log, "w"))
+                time.sleep(0.5)
+                if lb.poll() is not None:
+                    sys.exit(f"haproxy did not start: {log.read_text()[-2000:]}")
                 wait_port(lbport, "haproxy")
                 time.sleep(2.5)  # the health checks mark the nodes up
                 try:
                     for mode in ["retr", "stor"]:
                         subprocess.run(["sync"], check=False)
+                        before = (sum(cpu_s(p) for p in node_pids), cpu_s(lb.pid))
                         total, secs = run_clients(lg, f"127.0.0.1:{lbport}", mode, a)
+                        gb = total / 1e9
+                        wharf_cpu = (sum(cpu_s(p) for p in node_pids) - before[0]) / gb
+                        lb_cpu = (cpu_s(lb.pid) - before[1]) / gb
                         mbs = total / secs / 1e6
                         print(f"  rep {rep} {count} node(s) {mode}: {mbs:7.1f} MB/s "
                               f"({total / 1e6:.0f} MB in {secs:.1f} s)", flush=True)
                         results.append(dict(rep=rep, nodes=count, mode=mode, bytes=total, secs=secs,
-                                            mb_per_s=mbs))
+                                            mb_per_s=mbs, wharf_cpu_s_per_gb=wharf_cpu,
+                                            haproxy_cpu_s_per_gb=lb_cpu))
                 finally:
                     procs.stop(lb)
     finally:
@@ -213,6 +225,15 @@ def write(results, a):
         med = {n: statistics.median(r["mb_per_s"] for r in results if r["mode"] == mode and r["nodes"] == n)
                for n in (1, 2, 3)}
         lines.append(f"| {label} | {med[1]:.1f} | {med[2]:.1f} | {med[3]:.1f} | {med[3] / med[1]:.2f}× |")
+    cpu = []
+    for mode, label in [("retr", "RETR"), ("stor", "STOR")]:
+        rows = [r for r in results if r["mode"] == mode and "wharf_cpu_s_per_gb" in r]
+        if rows:
+            w = statistics.median(r["wharf_cpu_s_per_gb"] for r in rows)
+            h = statistics.median(r["haproxy_cpu_s_per_gb"] for r in rows)
+            cpu.append(f"{label} wharf {w:.2f}, HAProxy {h:.2f}")
+    if cpu:
+        lines += ["", "CPU seconds per GB moved (all node counts): " + "; ".join(cpu) + "."]
     text = "\n".join(lines) + "\n"
     (out / f"{name}.md").write_text(text)
     print(text)
