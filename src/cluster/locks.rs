@@ -26,6 +26,8 @@ pub(super) struct Locks {
 struct Slot {
     id: i64,
     state: Mutex<SlotState>,
+    /// Another node held the name when the lock was taken again: said once, not per beat.
+    conflict_logged: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,6 +100,7 @@ impl Cluster {
                 conn,
                 released: false,
             }),
+            conflict_logged: Default::default(),
         });
         let mut slots = self.locks.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|w| w.strong_count() > 0);
@@ -149,10 +152,11 @@ impl Cluster {
                     }
                     taken += 1;
                 }
-                Try::Busy => tracing::warn!(
+                Try::Busy if !slot.conflict_logged.swap(true, Ordering::Relaxed) => tracing::warn!(
                     lock = slot.id,
                     "an upload begun while the shared state was away has the same name as one on another node; both go on"
                 ),
+                Try::Busy => {}
                 Try::Away => return Err("the database did not answer".into()),
             }
         }

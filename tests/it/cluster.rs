@@ -36,6 +36,13 @@ fn banned(addr: SocketAddr, client: &str) -> bool {
 }
 
 /// A control connection from `client` (named by a PROXY header).
+/// Two nodes on one directory, without PROXY headers: the tests' data connections come
+/// straight from the test.
+fn direct_nodes(pg: &Postgres, root: &Path) -> (TestServer, TestServer) {
+    let direct = |c: &mut wharf::Config| c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
+    (node(pg, "a", root, direct), node(pg, "b", root, direct))
+}
+
 fn client(addr: SocketAddr, ip: &str) -> Ctrl {
     Ctrl::from_stream(proxied_as(addr, ip))
 }
@@ -110,10 +117,7 @@ fn session_limits_hold_across_nodes() {
 fn one_writer_per_name_across_nodes() {
     let Some(pg) = Postgres::start() else { return };
     let root = tempfile::tempdir().unwrap();
-    // Data connections here come straight from the test, without PROXY headers.
-    let direct = |c: &mut wharf::Config| c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
-    let a = node(&pg, "a", root.path(), direct);
-    let b = node(&pg, "b", root.path(), direct);
+    let (a, b) = direct_nodes(&pg, root.path());
     let mut first = Ctrl::connect(a.v4);
     first.login(USER, PASS);
     let mut conn = first.epsv();
@@ -264,9 +268,7 @@ fn an_upload_begun_during_an_outage_holds_its_name_once_the_database_returns() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let direct = |c: &mut wharf::Config| c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
-    let a = node(&pg, "a", root.path(), direct);
-    let b = node(&pg, "b", root.path(), direct);
+    let (a, b) = direct_nodes(&pg, root.path());
     let mut first = Ctrl::connect(a.v4);
     first.login(USER, PASS);
     let mut second = Ctrl::connect(b.v4);
