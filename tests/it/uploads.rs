@@ -184,6 +184,29 @@ fn interrupted_uploads_stay_hidden_and_resume_by_default() {
     assert_eq!(c.cmd("SIZE other.bin").code, 550);
 }
 
+/// A stranger cannot park data: the anonymous drop box has no resume, so what a killed
+/// anonymous upload sent is removed, not kept for a day.
+#[test]
+fn a_killed_drop_box_upload_is_not_kept() {
+    let s = TestServer::with(|cfg| cfg.anonymous = Some(AnonymousMode::Upload));
+    let mut c = Ctrl::connect(s.v4);
+    c.login("anonymous", "x@example.com");
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR scan.pdf").code, 150);
+    data.write_all(&bytes(90_000, 33)).unwrap();
+    data.flush().unwrap();
+    await_received(&mut c, 90000);
+    s.kill_client(c, data);
+    wait_no_temp(&s, "");
+    assert!(
+        resume_files(&s, "").is_empty(),
+        "{:?}",
+        resume_files(&s, "")
+    );
+    assert!(!s.path("scan.pdf").exists());
+}
+
 /// `atomic_uploads = false` keeps today's in-place writes: the partial file is there.
 #[test]
 fn atomic_uploads_false_writes_in_place() {
