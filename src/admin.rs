@@ -1,6 +1,6 @@
 //! The admin interface: an HTTP endpoint (off by default) with health, Prometheus metrics,
-//! the sessions now connected (kick one), and the bans (list, add, lift); plus the client
-//! the `wharf who|kick|ban|reload` commands use.
+//! the sessions now connected (kick one), the bans (list, add, lift) and quota usage; plus
+//! the client the `wharf who|kick|ban|reload|quota` commands use.
 //!
 //! axum serves it (on TCP, a Unix socket, or both); prometheus-client encodes the metrics.
 //! A TCP listener on a non-loopback address needs a bearer token. Without a token, requests
@@ -55,6 +55,19 @@ async fn trace_set(State(s): State<App>, h: HeaderMap, Json(req): Json<TraceRequ
 pub struct BanInfo {
     pub ip: IpAddr,
     pub seconds_left: u64,
+}
+
+/// A login's quota and what its root holds, as JSON (`GET /quota`).
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
+pub struct QuotaInfo {
+    pub user: String,
+    pub bytes: Option<u64>,
+    pub files: Option<u64>,
+    pub quota_bytes: Option<u64>,
+    pub quota_files: Option<u64>,
+    /// Why the root could not be counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +228,51 @@ async fn kick(State(s): State<App>, h: HeaderMap, Path(id): Path<u64>) -> Respon
     }
 }
 
+/// Usage and limits of every login with a quota (`GET /quota`).
+async fn quota_all(State(s): State<App>, h: HeaderMap) -> Response {
+    quota(s, h, None).await
+}
+
+/// Usage and limits of one user, with a quota or not (`GET /quota/{user}`).
+async fn quota_one(State(s): State<App>, h: HeaderMap, Path(user): Path<String>) -> Response {
+    quota(s, h, Some(user)).await
+}
+
+/// Counts the roots asked for now if no one has yet.
+async fn quota(s: App, h: HeaderMap, user: Option<String>) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    let wanted: Vec<_> = s
+        .auth()
+        .quotas()
+        .into_iter()
+        .filter(|(name, _, quota)| match &user {
+            Some(u) => u == name,
+            None => quota.is_set(),
+        })
+        .collect();
+    if wanted.is_empty() && user.is_some() {
+        return (StatusCode::NOT_FOUND, "no such user\n").into_response();
+    }
+    let mut out = Vec::new();
+    for (user, root, limit) in wanted {
+        let counted = match s.jail(&root).await {
+            Ok(jail) => s.quotas.usage(&jail).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(QuotaInfo {
+            user,
+            bytes: counted.as_ref().ok().map(|u| u.bytes),
+            files: counted.as_ref().ok().map(|u| u.files),
+            quota_bytes: limit.bytes,
+            quota_files: limit.files,
+            error: counted.err(),
+        });
+    }
+    Json(out).into_response()
+}
+
 async fn bans(State(s): State<App>, h: HeaderMap) -> Response {
     if let Err(r) = guard(&s, &h).await {
         return r;
@@ -295,6 +353,8 @@ where
         .route("/metrics", get(metrics))
         .route("/sessions", get(sessions))
         .route("/sessions/{id}/kick", post(kick))
+        .route("/quota", get(quota_all))
+        .route("/quota/{user}", get(quota_one))
         .route("/bans", get(bans).post(add_ban))
         .route("/bans/{ip}", delete(lift_ban))
         .route("/reload", post(reload))

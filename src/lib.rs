@@ -12,6 +12,7 @@ pub mod http;
 pub mod limits;
 pub mod observe;
 pub mod proxy;
+pub mod quota;
 pub mod secrets;
 pub mod server;
 pub mod session;

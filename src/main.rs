@@ -14,7 +14,7 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use cli::admin::{AdminArgs, BanAction, admin_call, ban_list, kick, who};
+use cli::admin::{AdminArgs, BanAction, admin_call, ban_list, kick, quota, who};
 use cli::serve::{ServeArgs, serve};
 
 #[derive(Parser)]
@@ -61,6 +61,16 @@ enum Cmd {
         /// Kick every session of this user instead.
         #[arg(long)]
         user: Option<String>,
+    },
+    /// Show quota usage and limits: of every login with a quota, or of USER.
+    Quota {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// One user (also one without a quota).
+        user: Option<String>,
+        /// JSON, for scripts, instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// List, add or lift bans.
     Ban {
@@ -128,6 +138,7 @@ fn main() -> ExitCode {
         Cmd::HashPassword => hash_password(),
         Cmd::Who { admin, json } => who(&admin, json),
         Cmd::Kick { admin, id, user } => kick(&admin, id, user),
+        Cmd::Quota { admin, user, json } => quota(&admin, user.as_deref(), json),
         Cmd::Ban { admin, action } => match action {
             BanAction::List { json } => ban_list(&admin, json),
             BanAction::Add { ip, seconds } => {

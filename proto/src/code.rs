@@ -82,6 +82,8 @@ pub enum Code {
     ProtNotSupported = 536,
     /// 550: file unavailable (not found, no access, not a directory).
     FileUnavailable = 550,
+    /// 552: requested file action aborted, exceeded storage allocation (a quota).
+    StorageExceeded = 552,
     /// 553: file name not allowed.
     NameNotAllowed = 553,
     /// 554: invalid REST parameter (RFC 3659 section 5.4).

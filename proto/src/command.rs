@@ -86,6 +86,8 @@ pub enum Opts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Site {
     Help,
+    /// `SITE QUOTA`: the login's usage and limits.
+    Quota,
     /// `SITE CHMOD <octal> <path>`.
     Chmod {
         mode: u32,
@@ -484,6 +486,9 @@ pub(crate) fn site(arg: &[u8]) -> Result<Site, ParseError> {
     if sub.eq_ignore_ascii_case(b"HELP") {
         return Ok(Site::Help);
     }
+    if sub.eq_ignore_ascii_case(b"QUOTA") {
+        return Ok(Site::Quota);
+    }
     if sub.eq_ignore_ascii_case(b"CHMOD") {
         const BAD: ParseError =
             ParseError::BadArgument("SITE CHMOD needs an octal mode and a path");
@@ -746,6 +751,7 @@ mod tests {
     #[test]
     fn site() {
         assert_eq!(p(b"SITE HELP"), Ok(Command::Site(Site::Help)));
+        assert_eq!(p(b"SITE quota"), Ok(Command::Site(Site::Quota)));
         assert_eq!(
             p(b"SITE CHMOD 755 a file"),
             Ok(Command::Site(Site::Chmod {

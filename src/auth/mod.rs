@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use std::net::IpAddr;
 
-use crate::config::{AnonymousMode, Collision, Config, UserConfig};
+use crate::config::{AnonymousMode, Collision, Config, Quota, UserConfig};
 use crate::limits::{Busy, PasswordChecks};
 pub use crate::vfs::{Perms, Rules};
 
@@ -53,6 +53,8 @@ pub struct Grant {
     pub rate_down: u64,
     /// The user's configured entry (none for anonymous).
     pub config: Option<Arc<UserConfig>>,
+    /// What the login's root may hold.
+    pub quota: Quota,
 }
 
 /// Every login rule of one configuration.
@@ -63,6 +65,7 @@ pub struct Authenticator {
     anonymous_rules: Arc<Rules>,
     anonymous_atomic: bool,
     anonymous_rates: (u64, u64),
+    anonymous_quota: Quota,
     deny: Vec<String>,
     /// The PAM service, when system accounts are on.
     system: Option<String>,
@@ -110,6 +113,7 @@ async fn system_login(service: &str, name: &[u8], password: &[u8]) -> Option<Gra
         rate_up: 0,
         rate_down: 0,
         config: None,
+        quota: Quota::default(),
     })
 }
 
@@ -167,6 +171,7 @@ impl Authenticator {
             anonymous_rules: Arc::new(Rules::new(anonymous_base, &config.anonymous_dirs)),
             anonymous_atomic: config.atomic_uploads.unwrap_or(true),
             anonymous_rates: (config.anonymous_rate_up, config.anonymous_rate_down),
+            anonymous_quota: config.anonymous_quota(),
             deny: config.denied_names(),
             system: config.system_accounts.then(|| config.pam_service.clone()),
             anonymous_root: config.anonymous_root().to_path_buf(),
@@ -219,6 +224,7 @@ impl Authenticator {
                 rate_up: self.anonymous_rates.0,
                 rate_down: self.anonymous_rates.1,
                 config: None,
+                quota: self.anonymous_quota,
             }));
         }
         let remembered = !self.cache_for.is_zero()
@@ -276,6 +282,7 @@ impl Authenticator {
             rate_up: user.rate_up,
             rate_down: user.rate_down,
             config: Some(user.config.clone()),
+            quota: user.config.quota(),
         }))
     }
 
@@ -289,6 +296,28 @@ impl Authenticator {
 
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    /// Whether some login has a quota (then changes are counted).
+    pub fn has_quota(&self) -> bool {
+        self.anonymous_quota.is_set() || self.users.iter().any(|u| u.config.quota().is_set())
+    }
+
+    /// Each configured user, and anonymous when it may log in: name, root and quota.
+    pub fn quotas(&self) -> Vec<(String, PathBuf, Quota)> {
+        let mut out: Vec<_> = self
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.root.clone(), u.config.quota()))
+            .collect();
+        if self.anonymous != AnonymousMode::Off {
+            out.push((
+                "anonymous".into(),
+                self.anonymous_root.clone(),
+                self.anonymous_quota,
+            ));
+        }
+        out
     }
 
     async fn verify(&self, hash: String, password: &[u8]) -> bool {

@@ -224,3 +224,62 @@ pub fn ban_list(args: &AdminArgs, json: bool) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// `wharf quota [USER]`: usage and limits, a table or the endpoint's JSON.
+pub fn quota(args: &AdminArgs, user: Option<&str>, json: bool) -> ExitCode {
+    let path = match user {
+        Some(u) => format!("/quota/{}", percent_encode(u)),
+        None => "/quota".into(),
+    };
+    let list: Vec<wharf::admin::QuotaInfo> = match get_json(args, &path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wharf: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if list.is_empty() {
+        println!("no login has a quota");
+        return ExitCode::SUCCESS;
+    }
+    let of = |n: Option<u64>, limit: Option<u64>, size: bool| {
+        let show = |v: u64| if size { human(v) } else { v.to_string() };
+        let n = n.map_or("?".into(), show);
+        match limit {
+            Some(l) => format!("{n} / {}", show(l)),
+            None => format!("{n} / -"),
+        }
+    };
+    println!("{:<24}  {:<24}  FILES", "USER", "BYTES");
+    for q in &list {
+        println!(
+            "{:<24}  {:<24}  {}",
+            q.user,
+            of(q.bytes, q.quota_bytes, true),
+            of(q.files, q.quota_files, false)
+        );
+        if let Some(e) = &q.error {
+            eprintln!("wharf: {}: cannot count: {e}", q.user);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// A user name as a query value.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

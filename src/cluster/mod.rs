@@ -3,7 +3,8 @@
 //! address and per user (limits hold across nodes), bans (a ban made on one node reaches
 //! the others within a poll, half a second), and per-path upload locks
 //! (`pg_try_advisory_lock` on a connection held for the upload: a killed node's locks end
-//! with its connections). Without `[cluster]` none of this runs.
+//! with its connections), and quota usage per root (`wharf_quota`, counted once, then
+//! kept by each change). Without `[cluster]` none of this runs.
 //!
 //! Every database call has a timeout; when the database is unreachable, logins follow
 //! `when_unavailable` (refuse, or allow with this node's own limits) and the pool
@@ -22,6 +23,7 @@ use crate::limits::Refusal;
 
 mod locks;
 pub use locks::UploadLock;
+mod quota;
 
 pub use crate::config::{ClusterConfig, Unavailable};
 
@@ -65,6 +67,14 @@ const MIGRATIONS: &[&str] = &[
         count int NOT NULL,
         first timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (client, username)
+    );
+",
+    "
+    CREATE TABLE wharf_quota (
+        key text PRIMARY KEY,
+        bytes bigint NOT NULL,
+        files bigint NOT NULL,
+        counted timestamptz NOT NULL DEFAULT now()
     );
 ",
 ];

@@ -63,6 +63,12 @@ pub struct UserConfig {
     /// Overrides the global `tls_data_reuse` for this user.
     #[serde(default)]
     pub tls_data_reuse: Option<TlsReuse>,
+    /// Bytes this user's root may hold (files and interrupted uploads); unset: no limit.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// Files this user's root may hold; unset: no limit.
+    #[serde(default)]
+    pub quota_files: Option<u64>,
 }
 
 impl UserConfig {
@@ -84,6 +90,16 @@ impl UserConfig {
             tls: None,
             tls_data: None,
             tls_data_reuse: None,
+            quota_bytes: None,
+            quota_files: None,
+        }
+    }
+
+    /// The user's quota.
+    pub fn quota(&self) -> Quota {
+        Quota {
+            bytes: self.quota_bytes,
+            files: self.quota_files,
         }
     }
 }
@@ -263,6 +279,10 @@ pub struct Config {
     pub rate_down: u64,
     pub anonymous_rate_up: u64,
     pub anonymous_rate_down: u64,
+    /// Bytes and files the anonymous root may hold (shared by every anonymous login);
+    /// unset: no limit.
+    pub anonymous_quota_bytes: Option<u64>,
+    pub anonymous_quota_files: Option<u64>,
     /// The text of the 220 greeting.
     pub banner: String,
     /// Append wharf's version to the greeting.
@@ -436,6 +456,8 @@ impl Default for Config {
             rate_down: 0,
             anonymous_rate_up: 0,
             anonymous_rate_down: 0,
+            anonymous_quota_bytes: None,
+            anonymous_quota_files: None,
             banner: "wharf FTP server ready.".into(),
             banner_version: false,
             tls: TlsMode::Off,
@@ -605,6 +627,14 @@ impl Config {
     /// The root anonymous users see.
     pub fn anonymous_root(&self) -> &Path {
         self.anonymous_root.as_deref().unwrap_or(&self.root)
+    }
+
+    /// The quota every anonymous login shares.
+    pub fn anonymous_quota(&self) -> Quota {
+        Quota {
+            bytes: self.anonymous_quota_bytes,
+            files: self.anonymous_quota_files,
+        }
     }
 }
 

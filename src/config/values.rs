@@ -358,3 +358,17 @@ pub struct ProxyPolicy {
     /// Sources allowed to send a header (an empty list trusts nobody).
     pub trusted: Vec<IpNet>,
 }
+
+/// What a login's root may hold (`quota_bytes`, `quota_files`); `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: Option<u64>,
+    pub files: Option<u64>,
+}
+
+impl Quota {
+    /// Whether any limit is set.
+    pub fn is_set(&self) -> bool {
+        self.bytes.is_some() || self.files.is_some()
+    }
+}

@@ -62,6 +62,9 @@ pub enum Error {
     /// REST + STOR at an offset an interrupted upload cannot go on from.
     #[error("resume possible only at offset {0}")]
     ResumeAt(u64),
+    /// The login's quota (bytes or files) would be exceeded.
+    #[error("quota exceeded")]
+    OverQuota,
     #[error("io error: {0}")]
     Io(io::Error),
 }
@@ -168,6 +171,10 @@ impl Error {
             Error::Busy => (
                 Code::FileBusy,
                 "File busy: another upload of this name is in progress.",
+            ),
+            Error::OverQuota => (
+                Code::StorageExceeded,
+                "Exceeded storage allocation (quota); SITE QUOTA shows it.",
             ),
             Error::SharedState => (
                 Code::LocalError,

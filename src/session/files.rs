@@ -50,6 +50,55 @@ pub(super) async fn ascii_size(jail: &Jail, target: &Authorized, size: u64) -> R
 }
 
 impl Session {
+    /// Runs `op`, a change of the files at `paths`, and counts what it changed there in
+    /// the quotas (when some login has one).
+    pub(super) async fn counting<T>(
+        &self,
+        jail: &Jail,
+        paths: &[&VPath],
+        op: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let quotas = &self.shared.quotas;
+        if !quotas.active() {
+            return op.await;
+        }
+        let mut before = Vec::with_capacity(paths.len());
+        for p in paths {
+            before.push(Footprint::of(jail, p).await);
+        }
+        let out = op.await?;
+        for (p, b) in paths.iter().zip(before) {
+            let (bytes, files) = Footprint::of(jail, p).await.since(b);
+            quotas.changed(jail, p, bytes, files).await;
+        }
+        Ok(out)
+    }
+
+    /// SITE QUOTA: what the login's root holds, and its limits.
+    async fn site_quota(&self) -> Result<Reply, Reply> {
+        let login = self.login()?;
+        let usage = self
+            .shared
+            .quotas
+            .usage(&login.jail)
+            .await
+            .map_err(|e| e.reply(Op::Other))?;
+        let q = login.grant.quota;
+        let of = |n: u64, limit: Option<u64>| match limit {
+            Some(l) => format!("{n} of {l}"),
+            None => format!("{n} (no limit)"),
+        };
+        Ok(Reply::multi(
+            Code::Ok,
+            vec![
+                format!("Quota of {}:", login.grant.user).into_bytes(),
+                format!(" Bytes: {}", of(usage.bytes, q.bytes)).into_bytes(),
+                format!(" Files: {}", of(usage.files, q.files)).into_bytes(),
+                b"End.".to_vec(),
+            ],
+        ))
+    }
+
     /// The login's jail and rules (for handlers that check more than one path).
     pub(super) fn access(&self) -> Result<(Jail, Arc<Rules>), Reply> {
         let login = self.login()?;
@@ -105,7 +154,8 @@ impl Session {
 
     pub(super) async fn dele(&mut self, arg: &[u8]) -> Result<Reply, Reply> {
         let (jail, target) = self.allowed(arg, Op::Other, |p| p.delete)?;
-        jail.remove_file(&target)
+        let removed = jail.remove_file(&target);
+        self.counting(&jail, &[target.path()], removed)
             .await
             .map_err(|e| e.reply(Op::Other))?;
         Ok(replies::DELETED.reply())
@@ -130,9 +180,21 @@ impl Session {
         let (from, to) = rules
             .authorize_rename(from, to)
             .map_err(|e| e.reply(Op::Store))?;
-        jail.rename(&from, &to)
-            .await
-            .map_err(|e| e.reply(Op::Store))?;
+        let quotas = self.shared.quotas.clone();
+        let dir = quotas.active()
+            && jail
+                .stat(from.path())
+                .await
+                .is_ok_and(|e| e.kind == Kind::Dir);
+        let renamed = jail.rename(&from, &to);
+        if dir {
+            renamed.await.map_err(|e| e.reply(Op::Store))?;
+            quotas.moved_dir(&jail, from.path(), to.path()).await;
+        } else {
+            self.counting(&jail, &[from.path(), to.path()], renamed)
+                .await
+                .map_err(|e| e.reply(Op::Store))?;
+        }
         Ok(replies::RENAMED.reply())
     }
 
@@ -180,10 +242,12 @@ impl Session {
                     b"SITE commands:".to_vec(),
                     b" CHMOD <octal-mode> <path>".to_vec(),
                     b" UTIME <YYYYMMDDHHMMSS> <path>".to_vec(),
+                    b" QUOTA".to_vec(),
                     b" HELP".to_vec(),
                     b"End.".to_vec(),
                 ],
             )),
+            Site::Quota => self.site_quota().await,
             Site::Chmod { mode, path } => {
                 let (jail, target) = self.allowed(&path, Op::Other, |p| p.chmod)?;
                 jail.chmod(&target, mode)

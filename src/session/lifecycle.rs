@@ -34,6 +34,20 @@ pub(super) struct Running {
     pub(super) commit: Option<Commit>,
     /// An S3 upload, to complete, keep for a resume, or abort when the transfer ends.
     pub(super) upload: Option<Arc<tokio::sync::Mutex<crate::vfs::s3::Upload>>>,
+    /// An upload counted in quotas: what to count when it ends.
+    pub(super) quota: Option<Box<UploadQuota>>,
+}
+
+/// An upload under a quota, or one that changes a root whose quota is counted.
+pub(super) struct UploadQuota {
+    /// Its charge against the login's quota (none without one).
+    pub(super) charge: Option<Arc<crate::quota::Charge>>,
+    /// The name asked for, and what it took before the upload.
+    pub(super) target: Authorized,
+    pub(super) before: Footprint,
+    /// A write in place stopped by the quota is cut back to this length (`None`: the file
+    /// was new, and is removed); `None` when not written in place.
+    pub(super) rollback: Option<Option<u64>>,
 }
 
 /// Where an atomic upload goes when it completes.
@@ -72,7 +86,8 @@ impl Session {
         let cfg = &self.cfg;
         let progress = Arc::new(AtomicU64::new(0));
         let cancel = tokio_util::sync::CancellationToken::new();
-        let params = Params {
+        let mut params = Params {
+            charge: None,
             cancel: cancel.clone(),
             setup,
             local: self.local,
@@ -98,6 +113,8 @@ impl Session {
                 }
             }),
         };
+        let quota = self.upload_quota.take();
+        params.charge = quota.as_ref().and_then(|q| q.charge.clone());
         let upload = match &job {
             Job::Receive {
                 into: Receiving::Object(upload),
@@ -125,6 +142,7 @@ impl Session {
             ascii: self.ty == TransferType::Ascii,
             commit,
             upload,
+            quota,
         }));
         Ok(None)
     }
@@ -244,6 +262,8 @@ impl Session {
                 Err(_) => {}
             }
         }
+        let over = matches!(&res, Ok(Err(TransferError::File(Error::OverQuota))));
+        self.settle_quota(t.quota.take(), &t.path, over).await;
         if let Some(lock) = lock {
             Box::pin(lock.release()).await;
         }
@@ -307,6 +327,7 @@ impl Session {
                 Box::pin(upload.abort()).await;
             }
         }
+        self.settle_quota(t.quota.take(), &t.path, false).await;
         if let Some(lock) = lock {
             Box::pin(lock.release()).await;
         }

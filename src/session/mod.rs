@@ -43,6 +43,7 @@ use crate::config::{Collision, ListenerConfig, Sendfile, TlsData, TlsMode, TlsRe
 use crate::datachan::{self, DataError, DataSetup};
 use crate::error::{Error, Op, TransferError, replies};
 use crate::limits::{self, Refusal, SessionSlot};
+use crate::quota::Footprint;
 use crate::shared::{Shared, Stopping};
 use crate::tls::{SessionToken, Stream};
 use crate::vfs::{Authorized, Jail, Sink, Source, VPath, WriteMode};
@@ -157,6 +158,7 @@ async fn open(
         verb: "",
         arg: String::new(),
         upload_lock: None,
+        upload_quota: None,
     };
     Some((session, span))
 }
@@ -223,6 +225,8 @@ struct Session {
     /// The cluster-wide lock on the name being uploaded, until the transfer ends (boxed:
     /// it holds a database connection, and most sessions never have one).
     upload_lock: Option<Box<crate::cluster::UploadLock>>,
+    /// The quota bookkeeping of the upload about to start (moved into its `Running`).
+    upload_quota: Option<Box<lifecycle::UploadQuota>>,
 }
 
 enum Flow {

@@ -101,6 +101,8 @@ pub struct Params {
     pub bucket: Option<Arc<Bucket>>,
     /// Set by the session to stop: an upload then writes out what it has received.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// An upload's charge against its root's quota.
+    pub charge: Option<Arc<crate::quota::Charge>>,
 }
 
 /// What a finished transfer reports.
@@ -118,9 +120,20 @@ pub(super) struct Meter {
     pub progress: Arc<AtomicU64>,
     pub bucket: Option<Arc<Bucket>>,
     pub cancel: tokio_util::sync::CancellationToken,
+    pub charge: Option<Arc<crate::quota::Charge>>,
 }
 
 impl Meter {
+    /// An upload has received `total` bytes: shown as progress, charged to the quota
+    /// (past it the upload stops with 552).
+    pub(super) fn received(&self, total: u64) -> Result<(), TransferError> {
+        self.progress.store(total, Ordering::Relaxed);
+        match &self.charge {
+            Some(c) => c.reach(total).map_err(TransferError::File),
+            None => Ok(()),
+        }
+    }
+
     /// How much to move at a time: the whole buffer, or small steps under a rate limit.
     fn chunk(&self) -> usize {
         self.bucket.as_ref().map_or(TRANSFER_BUFFER, |b| b.chunk())
@@ -149,6 +162,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         owners,
         bucket,
         cancel,
+        charge,
     } = p;
     let mut stream = setup.open(local, connect_timeout, tls.as_ref()).await?;
     let is_tls = stream.is_tls();
@@ -167,6 +181,7 @@ pub async fn run(p: Params, job: Job) -> Result<Outcome, TransferError> {
         progress,
         bucket,
         cancel,
+        charge,
     };
     let moved = move_bytes(job, &mut stream, &p).await?;
     // Close before the session says 226 (clients wait for EOF, some old ones insist); on
@@ -379,8 +394,8 @@ async fn receive_object(
         } else {
             &buf[..n]
         };
+        p.received(total)?;
         upload.write(data).await.map_err(TransferError::File)?;
-        p.progress.store(total, Ordering::Relaxed);
         tokio::select! {
             _ = p.pace(n) => {}
             _ = p.cancel.cancelled() => {}
@@ -498,7 +513,10 @@ async fn receive(
             buf = disk.write(buf).await?;
             buf.resize(size, 0);
         }
-        p.progress.store(total, Ordering::Relaxed);
+        if let Err(e) = p.received(total) {
+            disk.free().await?;
+            return Err(e);
+        }
         tokio::select! {
             _ = p.pace(n) => {}
             _ = p.cancel.cancelled() => {}

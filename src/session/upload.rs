@@ -2,6 +2,7 @@
 //! and what happens to it once the transfer ends.
 
 use super::*;
+use lifecycle::UploadQuota;
 
 pub(super) enum Store {
     Stor(Vec<u8>),
@@ -157,7 +158,16 @@ impl Session {
             self.upload_lock = Some(Box::new(lock));
         }
         let requested = target.clone();
+        let quota = self.quota_admit(&jail, &target, mode, unique).await?;
         let (sink, target, commit) = self.open_sink(&jail, target, mode, unique).await?;
+        self.upload_quota = quota.map(|mut q| {
+            let in_place = commit.is_none() && matches!(sink, Sink::File(_));
+            q.rollback = in_place.then_some(match mode {
+                WriteMode::Append | WriteMode::At(_) => q.before.file,
+                _ => None,
+            });
+            Box::new(q)
+        });
         let stou = matches!(how, Store::Stou(_));
         let opening = if stou {
             let mut text = b"FILE: ".to_vec();
@@ -294,6 +304,74 @@ impl Session {
             }
             Err(e) => Err(e.reply(Op::Store)),
         }
+    }
+
+    /// Before an upload: refused (552) when the login's root is full; else what its end
+    /// must count. `None` when no login has a quota.
+    async fn quota_admit(
+        &self,
+        jail: &Jail,
+        target: &Authorized,
+        mode: WriteMode,
+        unique: bool,
+    ) -> Result<Option<UploadQuota>, Reply> {
+        let quotas = &self.shared.quotas;
+        let Some(login) = self.login.as_ref().filter(|_| quotas.active()) else {
+            return Ok(None);
+        };
+        let before = Footprint::of(jail, target).await;
+        let charge = match login.grant.quota {
+            q if q.is_set() => {
+                let new_name = unique || mode == WriteMode::CreateNew || before.file.is_none();
+                let replaces = mode == WriteMode::Truncate;
+                let c = quotas
+                    .admit(jail, q, before, new_name, replaces)
+                    .await
+                    .map_err(|e| e.reply(Op::Store))?;
+                Some(Arc::new(c))
+            }
+            _ => None,
+        };
+        Ok(Some(UploadQuota {
+            charge,
+            target: target.clone(),
+            before,
+            rollback: None,
+        }))
+    }
+
+    /// Counts what an ended upload changed (stored under `stored`); one stopped by its
+    /// quota while writing in place is cut back first, so it leaves nothing.
+    pub(super) async fn settle_quota(
+        &self,
+        q: Option<Box<UploadQuota>>,
+        stored: &VPath,
+        over: bool,
+    ) {
+        let (Some(q), Some(login)) = (q, &self.login) else {
+            return;
+        };
+        let jail = &login.jail;
+        if over && let Some(rollback) = q.rollback {
+            let _ = match rollback {
+                Some(len) => jail.truncate(&q.target, len).await,
+                None => match q.target.with_name(stored.file_name().unwrap_or(b"")) {
+                    Ok(file) => jail.remove_file(&file).await,
+                    Err(e) => Err(e),
+                },
+            };
+        }
+        let quotas = &self.shared.quotas;
+        let (bytes, files) = Footprint::of(jail, &q.target).await.since(q.before);
+        quotas.changed(jail, &q.target, bytes, files).await;
+        if stored != q.target.path() {
+            let f = Footprint::of(jail, stored).await;
+            quotas
+                .changed(jail, stored, f.bytes as i64, f.files as i64)
+                .await;
+        }
+        // The charge ends only now that the upload is in the count.
+        drop(q);
     }
 
     /// Tells the upload hooks about a stored file.

@@ -88,7 +88,7 @@ fn sendfile_loop(
     file: &std::fs::File,
     stall: Duration,
     cancel: &tokio_util::sync::CancellationToken,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(u64) -> Result<(), TransferError>,
 ) -> Result<Option<u64>, TransferError> {
     let mut total = 0u64;
     let mut last_sent = Instant::now();
@@ -100,7 +100,7 @@ fn sendfile_loop(
             Ok(0) => return Ok(Some(total)),
             Ok(n) => {
                 total += n as u64;
-                progress(total);
+                progress(total)?;
                 last_sent = Instant::now();
             }
             Err(Errno::EAGAIN) => {
@@ -153,7 +153,7 @@ async fn on_own_thread<T: Send + 'static>(
         &OwnedFd,
         Duration,
         &tokio_util::sync::CancellationToken,
-        &dyn Fn(u64),
+        &dyn Fn(u64) -> Result<(), TransferError>,
     ) -> Result<T, TransferError>
     + Send
     + 'static,
@@ -163,12 +163,17 @@ async fn on_own_thread<T: Send + 'static>(
         .try_clone_to_owned()
         .map_err(TransferError::Network)?;
     let progress = p.progress.clone();
+    let charge = p.charge.clone();
     let stall = p.stall;
     let gone = p.cancel.child_token();
     let _guard = gone.clone().drop_guard();
     tokio::task::spawn_blocking(move || {
         work(&socket, stall, &gone, &|total| {
-            progress.store(total, Ordering::Relaxed)
+            progress.store(total, Ordering::Relaxed);
+            match &charge {
+                Some(c) => c.reach(total).map_err(TransferError::File),
+                None => Ok(()),
+            }
         })
     })
     .await
@@ -182,7 +187,7 @@ fn splice_loop(
     file: &std::fs::File,
     stall: Duration,
     cancel: &tokio_util::sync::CancellationToken,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(u64) -> Result<(), TransferError>,
 ) -> Result<u64, TransferError> {
     let (pipe_out, pipe_in) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| TransferError::File(std::io::Error::from(e).into()))?;
@@ -211,7 +216,7 @@ fn splice_loop(
             Ok(n) => {
                 drain(&pipe_out, file, n, &mut file_splices)?;
                 total += n as u64;
-                progress(total);
+                progress(total)?;
                 last_data = Instant::now();
             }
             Err(Errno::EAGAIN) => {

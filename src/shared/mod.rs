@@ -67,6 +67,8 @@ pub struct Shared {
     stores: RwLock<Arc<Stores>>,
     /// Shared state with the other nodes (`[cluster]`), when configured.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// What each root with a quota holds.
+    pub quotas: Arc<crate::quota::Quotas>,
     pub xferlog: Option<crate::observe::XferLog>,
     /// Shutdown level sessions watch: running, draining (finish transfers), abort.
     stop: tokio::sync::watch::Sender<Stopping>,
@@ -161,13 +163,23 @@ impl Shared {
         let metrics = crate::observe::Metrics::default();
         let tasks = crate::tasks::Tasks::default();
         let who: Arc<crate::observe::Who> = Arc::default();
+        let auth = Authenticator::new(
+            &config,
+            &config
+                .all_users()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+        );
+        let cluster = match &config.cluster.database_url {
+            Some(_) => Some(
+                crate::cluster::Cluster::new(&config.cluster, tasks.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
+        let quotas = crate::quota::Quotas::new(cluster.clone());
+        quotas.set_active(auth.has_quota());
         Ok(Shared {
-            auth: RwLock::new(Arc::new(Authenticator::new(
-                &config,
-                &config
-                    .all_users()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-            ))),
+            auth: RwLock::new(Arc::new(auth)),
             tls: RwLock::new(tls),
             tls_source: RwLock::new(tls_source),
             sessions: Arc::new(Sessions::default()),
@@ -199,13 +211,8 @@ impl Shared {
                 build_stores(&config)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             )),
-            cluster: match &config.cluster.database_url {
-                Some(_) => Some(
-                    crate::cluster::Cluster::new(&config.cluster, tasks.clone())
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-                ),
-                None => None,
-            },
+            cluster,
+            quotas: Arc::new(quotas),
             stop: tokio::sync::watch::Sender::new(Stopping::No),
             tracker: tokio_util::task::TaskTracker::new(),
             tasks: tasks.clone(),
@@ -302,6 +309,8 @@ impl Shared {
                 let swept = tokio::task::spawn_blocking(move || sweep_local(&local)).await;
                 if let Ok(n @ 1..) = swept {
                     tracing::info!(removed = n, "removed stale upload temporaries");
+                    // Interrupted uploads counted in quotas are gone.
+                    shared.quotas.recount().await;
                 }
                 let stores = read(&shared.stores);
                 for st in &config.storages {

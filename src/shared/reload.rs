@@ -57,6 +57,9 @@ impl Shared {
         }
         let auth = Arc::new(Authenticator::new(&fresh, &users).sharing_cache_of(&self.auth()));
         let n = auth.user_count();
+        self.quotas.set_active(auth.has_quota());
+        // Files may have been changed behind wharf's back: counted again at next need.
+        self.quotas.forget_local();
         if let Some(t) = &tls {
             tracing::info!(source = %t.source, sha256 = %t.fingerprint, "TLS certificate loaded");
         }

@@ -534,6 +534,19 @@ impl Disk {
         .await
     }
 
+    /// Cuts a file back to `len` bytes (an in-place upload stopped by its quota).
+    pub async fn truncate(&self, path: &VPath, len: u64) -> Result<(), Error> {
+        let dir = self.dir.clone();
+        let path = path.clone();
+        blocking(move || {
+            let mut opts = cap_std::fs::OpenOptions::new();
+            opts.write(true);
+            let f = dir.open_with(path.relative(), &opts)?;
+            Ok(f.set_len(len)?)
+        })
+        .await
+    }
+
     pub async fn set_mtime(&self, path: &VPath, mtime: SystemTime) -> Result<(), Error> {
         let dir = self.dir.clone();
         let path = path.clone();

@@ -238,6 +238,14 @@ impl Jail {
         }
     }
 
+    /// Cuts a file back to `len` bytes; S3 objects are written whole, never cut.
+    pub async fn truncate(&self, path: &Authorized, len: u64) -> Result<(), Error> {
+        match self {
+            Jail::Disk(d) => d.truncate(path.path(), len).await,
+            Jail::Object(_) => Err(Error::Unsupported),
+        }
+    }
+
     /// SITE CHMOD: S3 stores no permission bits.
     pub async fn chmod(&self, path: &Authorized, mode: u32) -> Result<(), Error> {
         let path = path.path();

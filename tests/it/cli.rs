@@ -586,3 +586,56 @@ fn serve_rejects_bad_flags_without_panicking() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WHARF_PASSWORD_NOCOLON"));
 }
+
+#[test]
+fn wharf_quota_shows_usage_through_the_admin_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("srv");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("held.bin"), vec![7u8; 4096]).unwrap();
+    let hash = wharf::auth::hash_password(b"pw");
+    std::fs::write(
+        dir.path().join("wharf.toml"),
+        format!(
+            "root = \"{}\"\nadmin_listen = \"127.0.0.1:0\"\n\
+             [[user]]\nname = \"judge\"\npassword = \"{hash}\"\nquota_bytes = 10000\nquota_files = 5\n\
+             [[user]]\nname = \"free\"\npassword = \"{hash}\"\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let mut wharf = Wharf::start(
+        serve()
+            .args(["--listen", "127.0.0.1:0", "--config", "wharf.toml"])
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path()),
+        &dir.path().join("stderr.log"),
+    );
+    let admin = wharf.admin().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(WHARF)
+            .args(args)
+            .args(["--admin", &admin])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Every login with a quota: judge, counted at first need; not `free`.
+    let table = run(&["quota"]);
+    let line = table.lines().find(|l| l.starts_with("judge")).unwrap();
+    assert!(line.contains("4.0 KiB / 9.8 KiB"), "{table}");
+    assert!(line.contains("1 / 5"), "{table}");
+    assert!(!table.contains("free"), "{table}");
+    // One user, with a quota or not, as JSON.
+    let json: serde_json::Value = serde_json::from_str(&run(&["quota", "free", "--json"])).unwrap();
+    assert_eq!(json[0]["user"], "free");
+    assert_eq!(json[0]["bytes"], 4096);
+    assert_eq!(json[0]["quota_bytes"], serde_json::Value::Null);
+    wharf.stop();
+}

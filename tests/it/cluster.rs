@@ -338,3 +338,41 @@ fn a_dead_nodes_sessions_stop_counting() {
     let mut e = client(a.v4, "192.0.2.1");
     assert_eq!(e.try_login(USER, PASS).code, 421, "the live node's own do");
 }
+
+#[test]
+fn a_quota_holds_across_nodes() {
+    let Some(pg) = Postgres::start() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let quota = |c: &mut wharf::Config| {
+        c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
+        c.users[0].quota_bytes = Some(100_000);
+    };
+    let (a, b) = (
+        node(&pg, "a", root.path(), quota),
+        node(&pg, "b", root.path(), quota),
+    );
+    let mut on_a = a.login();
+    on_a.cmd("TYPE I");
+    assert_eq!(on_a.stor("STOR one.bin", &bytes(60_000, 1)).1.code, 226);
+    let mut on_b = b.login();
+    on_b.cmd("TYPE I");
+    let r = on_b.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 60000 of 100000"), "{}", r.text());
+    // Node b knows the room is short: refused mid-transfer, nothing left.
+    let mut data = on_b.epsv();
+    assert_eq!(on_b.cmd("STOR two.bin").code, 150);
+    for chunk in bytes(200_000, 2).chunks(16 * 1024) {
+        if data.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    drop(data);
+    let r = on_b.read_reply();
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(!root.path().join("two.bin").exists());
+    // Room given back on b is room on a.
+    assert_eq!(on_b.cmd("DELE one.bin").code, 250);
+    let r = on_a.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 0 of 100000"), "{}", r.text());
+    assert_eq!(on_a.stor("STOR three.bin", &bytes(90_000, 3)).1.code, 226);
+}

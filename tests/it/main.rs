@@ -22,6 +22,7 @@ mod pg;
 mod processes;
 mod protocol;
 mod proxy;
+mod quota;
 mod s3;
 mod s3_clients;
 mod s3_moto;

@@ -579,3 +579,38 @@ fn names_keep_their_spaces_on_garage() {
     let Some(g) = Garage::start() else { return };
     names_keep_their_spaces(&g);
 }
+
+#[test]
+fn quotas_count_objects_from_the_listing_and_refuse_past_them() {
+    let Some(g) = Garage::start() else { return };
+    // Objects stored before any quota was set are counted from the listing.
+    let before = server(&g, "quota", |_| {});
+    let mut c = bin(&before);
+    assert_eq!(c.stor("STOR old.bin", &bytes(30_000, 1)).1.code, 226);
+    assert_eq!(c.cmd("MKD sub").code, 257);
+    assert_eq!(c.stor("STOR sub/two.bin", &bytes(10_000, 2)).1.code, 226);
+    drop(c);
+    drop(before);
+    let s = server(&g, "quota", |c| c.users[0].quota_bytes = Some(100_000));
+    let mut c = bin(&s);
+    let r = c.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 40000 of 100000"), "{}", r.text());
+    assert!(r.text().contains("Files: 2 (no limit)"), "{}", r.text());
+    // Past the quota mid-transfer: 552, and no object appears.
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR big.bin").code, 150);
+    for chunk in bytes(300_000, 3).chunks(16 * 1024) {
+        if data.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    drop(data);
+    let r = c.read_reply();
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(!visible(&g, "quota", "/big.bin"));
+    assert_eq!(c.cmd("DELE old.bin").code, 250);
+    let r = c.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 10000 of 100000"), "{}", r.text());
+    assert_eq!(c.stor("STOR next.bin", &bytes(80_000, 4)).1.code, 226);
+    assert!(c.cmd("SITE QUOTA").text().contains("Bytes: 90000 of"));
+}
