@@ -61,6 +61,9 @@ pub struct BanInfo {
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct QuotaInfo {
     pub user: String,
+    /// The virtual host the user belongs to (none: the default host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub bytes: Option<u64>,
     pub files: Option<u64>,
     pub quota_bytes: Option<u64>,
@@ -243,11 +246,19 @@ async fn quota(s: App, h: HeaderMap, user: Option<String>) -> Response {
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
-    let wanted: Vec<_> = s
-        .auth()
-        .quotas()
+    // The default host's logins, then each virtual host's.
+    let mut all: Vec<_> = s.auth().quotas().into_iter().map(|q| (None, q)).collect();
+    for h in s.hosts().iter() {
+        all.extend(
+            h.auth
+                .quotas()
+                .into_iter()
+                .map(|q| (Some(h.name.clone()), q)),
+        );
+    }
+    let wanted: Vec<_> = all
         .into_iter()
-        .filter(|(name, _, quota)| match &user {
+        .filter(|(_, (name, _, quota))| match &user {
             Some(u) => u == name,
             None => quota.is_set(),
         })
@@ -256,13 +267,14 @@ async fn quota(s: App, h: HeaderMap, user: Option<String>) -> Response {
         return (StatusCode::NOT_FOUND, "no such user\n").into_response();
     }
     let mut out = Vec::new();
-    for (user, root, limit) in wanted {
+    for (host, (user, root, limit)) in wanted {
         let counted = match s.jail(&root).await {
             Ok(jail) => s.quotas.usage(&jail).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         out.push(QuotaInfo {
             user,
+            host,
             bytes: counted.as_ref().ok().map(|u| u.bytes),
             files: counted.as_ref().ok().map(|u| u.files),
             quota_bytes: limit.bytes,

@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use rustls::ServerConfig;
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -66,8 +67,8 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
-/// Builds the TLS server side from `source`.
-pub fn load(source: &CertSource) -> io::Result<Tls> {
+/// Reads a certificate chain and its key; with the chain's leaf fingerprint and path.
+fn read_pair(source: &CertSource) -> io::Result<(Arc<CertifiedKey>, String, String)> {
     let (cert_path, key_path, what) = match source {
         CertSource::Files { cert, key } => (cert.clone(), key.clone(), "configured"),
         CertSource::Generated { dir } => {
@@ -88,13 +89,54 @@ pub fn load(source: &CertSource) -> io::Result<Tls> {
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
     let fingerprint = fingerprint(&chain[0]);
+    let provider = rustls::crypto::ring::default_provider();
+    let certified = CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
+    Ok((
+        Arc::new(certified),
+        fingerprint,
+        format!("{what} certificate {}", cert_path.display()),
+    ))
+}
+
+/// Picks the certificate by the SNI name a client sends: a virtual host's own, else the
+/// default one (also for clients that send no name, or an address).
+#[derive(Debug)]
+struct ByName {
+    default: Arc<CertifiedKey>,
+    hosts: std::collections::HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = hello.server_name().and_then(|n| {
+            self.hosts
+                .get(&n.trim_end_matches('.').to_ascii_lowercase())
+        });
+        Some(named.unwrap_or(&self.default).clone())
+    }
+}
+
+/// Builds the TLS server side from `source`, with the virtual hosts' own certificates
+/// (`hosts`: each host's names and certificate), chosen by SNI.
+pub fn load(source: &CertSource, hosts: &[(Vec<String>, CertSource)]) -> io::Result<Tls> {
+    let (default, fingerprint, from) = read_pair(source)?;
+    let mut by_name = ByName {
+        default,
+        hosts: Default::default(),
+    };
+    for (names, source) in hosts {
+        let (cert, _, _) = read_pair(source)?;
+        for n in names {
+            by_name.hosts.insert(n.to_ascii_lowercase(), cert.clone());
+        }
+    }
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| invalid(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
+            .with_cert_resolver(Arc::new(by_name));
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| invalid(e.to_string()))?;
     // More than one ticket lets a client resume several data connections in parallel.
@@ -105,7 +147,7 @@ pub fn load(source: &CertSource) -> io::Result<Tls> {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         data_acceptor: TlsAcceptor::from(Arc::new(data)),
         fingerprint,
-        source: format!("{what} certificate {}", cert_path.display()),
+        source: from,
     })
 }
 
@@ -302,6 +344,14 @@ impl Stream {
         }
     }
 
+    /// The name the client asked for by SNI, on a TLS connection.
+    pub fn sni(&self) -> Option<String> {
+        match self {
+            Stream::Tls(t) => t.get_ref().1.server_name().map(str::to_ascii_lowercase),
+            _ => None,
+        }
+    }
+
     /// The TCP socket underneath.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
@@ -410,8 +460,8 @@ mod tests {
         let src = CertSource::Generated {
             dir: dir.path().to_path_buf(),
         };
-        let a = load(&src).unwrap();
-        let b = load(&src).unwrap();
+        let a = load(&src, &[]).unwrap();
+        let b = load(&src, &[]).unwrap();
         assert_eq!(a.fingerprint, b.fingerprint, "reused on restart");
         assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
         use std::os::unix::fs::PermissionsExt;
@@ -421,10 +471,13 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // The files work as configured files too.
-        let c = load(&CertSource::Files {
-            cert: dir.path().join(GENERATED_CERT),
-            key: dir.path().join(GENERATED_KEY),
-        })
+        let c = load(
+            &CertSource::Files {
+                cert: dir.path().join(GENERATED_CERT),
+                key: dir.path().join(GENERATED_KEY),
+            },
+            &[],
+        )
         .unwrap();
         assert_eq!(c.fingerprint, a.fingerprint);
     }
@@ -434,10 +487,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("c.pem");
         std::fs::write(&cert, "not a pem").unwrap();
-        let err = load(&CertSource::Files {
-            cert: cert.clone(),
-            key: dir.path().join("k.pem"),
-        })
+        let err = load(
+            &CertSource::Files {
+                cert: cert.clone(),
+                key: dir.path().join("k.pem"),
+            },
+            &[],
+        )
         .unwrap_err();
         assert!(err.to_string().contains("c.pem"), "{err}");
     }

@@ -259,9 +259,13 @@ pub fn quota(args: &AdminArgs, user: Option<&str>, json: bool) -> ExitCode {
     };
     println!("{:<24}  {:<24}  FILES", "USER", "BYTES");
     for q in &list {
+        let who = match &q.host {
+            Some(h) => format!("{}@{h}", q.user),
+            None => q.user.clone(),
+        };
         println!(
             "{:<24}  {:<24}  {}",
-            q.user,
+            who,
             of(q.bytes, q.quota_bytes, true),
             of(q.files, q.quota_files, false)
         );

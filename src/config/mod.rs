@@ -112,6 +112,49 @@ fn yes() -> bool {
     true
 }
 
+/// A virtual host (`[[host]]`): its names, and what it has of its own. Unset keys follow
+/// the globals, except users (a host has only its own) and `anonymous` (off unless set).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// The name `HOST` or SNI selects it by (case-insensitive).
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    #[serde(default)]
+    pub anonymous: Option<AnonymousMode>,
+    #[serde(default)]
+    pub anonymous_root: Option<PathBuf>,
+    #[serde(default)]
+    pub anonymous_quota_bytes: Option<u64>,
+    #[serde(default)]
+    pub anonymous_quota_files: Option<u64>,
+    /// The text of its 220 replies (to HOST, and the greeting of implicit FTPS by SNI).
+    #[serde(default)]
+    pub banner: Option<String>,
+    /// Its certificate, presented to clients that name it by SNI.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub users_file: Option<PathBuf>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+}
+
+impl HostConfig {
+    /// Every name it answers to, lower-cased.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once(&self.name)
+            .chain(&self.aliases)
+            .map(|n| n.to_ascii_lowercase())
+            .collect()
+    }
+}
+
 /// A listener with its own TLS policies (`[[listener]]`); unset keys follow the globals.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +357,10 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     #[serde(rename = "user")]
     pub users: Vec<UserConfig>,
+    /// Name-based virtual hosts (`[[host]]`), chosen by `HOST` or the TLS SNI name; the
+    /// settings above are the default host's.
+    #[serde(rename = "host")]
+    pub hosts: Vec<HostConfig>,
     /// PROXY protocol from a load balancer: `off`, `v1`, `v2` or `any`, on the control
     /// listeners and the passive connections of their sessions; `[[listener]]` can
     /// override. A header is accepted only from `proxy_trusted` (CIDRs); a missing or
@@ -472,6 +519,7 @@ impl Default for Config {
             listeners: Vec::new(),
             users_file: None,
             users: Vec::new(),
+            hosts: Vec::new(),
             storages: Vec::new(),
             proxy_protocol: ProxyProtocol::Off,
             proxy_trusted: Vec::new(),
@@ -627,6 +675,32 @@ impl Config {
     /// The root anonymous users see.
     pub fn anonymous_root(&self) -> &Path {
         self.anonymous_root.as_deref().unwrap_or(&self.root)
+    }
+
+    /// The configuration a virtual host runs with: these globals, with the host's own
+    /// root, anonymous policy, banner, certificate and users.
+    pub fn for_host(&self, h: &HostConfig) -> Config {
+        let mut c = self.clone();
+        c.hosts = Vec::new();
+        if let Some(root) = &h.root {
+            c.root = root.clone();
+        }
+        c.anonymous = Some(h.anonymous.unwrap_or(AnonymousMode::Off));
+        c.anonymous_root = h.anonymous_root.clone().or_else(|| h.root.clone());
+        c.anonymous_dirs = Vec::new();
+        c.anonymous_permissions = None;
+        c.anonymous_quota_bytes = h.anonymous_quota_bytes;
+        c.anonymous_quota_files = h.anonymous_quota_files;
+        if let Some(b) = &h.banner {
+            c.banner = b.clone();
+        }
+        if h.tls_cert.is_some() {
+            c.tls_cert = h.tls_cert.clone();
+            c.tls_key = h.tls_key.clone();
+        }
+        c.users = h.users.clone();
+        c.users_file = h.users_file.clone();
+        c
     }
 
     /// The quota every anonymous login shares.

@@ -13,6 +13,7 @@ impl Config {
         }
         validate_users(&self.users)?;
         self.validate_storages()?;
+        self.validate_hosts()?;
         for l in self.all_listeners() {
             let p = self.proxy_policy(&l);
             if p.enabled() && p.trusted.is_empty() {
@@ -131,6 +132,34 @@ impl Config {
                     root.display()
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Host names are unique, and a host's own certificate has both halves.
+    fn validate_hosts(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for h in &self.hosts {
+            for n in h.names() {
+                if n.is_empty() || n.contains([' ', '\r', '\n', '\0', '/']) {
+                    return Err(ConfigError::Invalid(format!(
+                        "host `{n}`: a name must be a DNS name or an address"
+                    )));
+                }
+                if !seen.insert(n.clone()) {
+                    return Err(ConfigError::Invalid(format!("host `{n}` is named twice")));
+                }
+            }
+            if h.tls_cert.is_some() != h.tls_key.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "host `{}`: tls_cert and tls_key go together",
+                    h.name
+                )));
+            }
+            validate_users(&h.users)
+                .map_err(|e| ConfigError::Invalid(format!("host `{}`: {e}", h.name)))?;
         }
         Ok(())
     }

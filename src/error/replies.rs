@@ -19,6 +19,11 @@ pub const ALREADY_LOGGED_IN: Fixed = Fixed(Code::BadSequence, "Already logged in
 pub const AUTH_TLS_FIRST: Fixed = Fixed(Code::BadSequence, "Use AUTH TLS first.");
 pub const EPSV_ALL_IN_EFFECT: Fixed = Fixed(Code::BadSequence, "EPSV ALL in effect; use EPSV.");
 pub const HOST_BEFORE_USER: Fixed = Fixed(Code::BadSequence, "HOST must come before USER.");
+pub const UNKNOWN_HOST: Fixed = Fixed(Code::ParameterNotImplemented, "Unknown host.");
+pub const HOST_NOT_TLS_NAME: Fixed = Fixed(
+    Code::ParameterNotImplemented,
+    "Host differs from the name given at the TLS handshake.",
+);
 pub const PBSZ_FIRST: Fixed = Fixed(Code::BadSequence, "Send PBSZ 0 before PROT.");
 pub const RNFR_FIRST: Fixed = Fixed(Code::BadSequence, "RNFR required first.");
 pub const TLS_ALREADY_ACTIVE: Fixed = Fixed(Code::BadSequence, "TLS is already active.");

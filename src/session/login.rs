@@ -93,7 +93,7 @@ impl Session {
 
     /// The password check, in its turn; 421 when too many wait.
     async fn check_password(&self, user: &[u8], password: &[u8]) -> Result<Option<Grant>, Reply> {
-        let auth = self.shared.auth();
+        let auth = self.authenticator();
         match auth
             .login(user, password, self.peer, &self.shared.password_checks)
             .await

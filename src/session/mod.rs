@@ -7,6 +7,7 @@
 
 mod datacmd;
 mod files;
+mod hosts;
 mod info;
 mod lifecycle;
 mod list;
@@ -159,7 +160,12 @@ async fn open(
         arg: String::new(),
         upload_lock: None,
         upload_quota: None,
+        host: None,
+        host_by_sni: false,
     };
+    let mut session = session;
+    // Implicit FTPS: the SNI name picks the virtual host before the greeting.
+    session.host_from_sni();
     Some((session, span))
 }
 
@@ -227,6 +233,10 @@ struct Session {
     upload_lock: Option<Box<crate::cluster::UploadLock>>,
     /// The quota bookkeeping of the upload about to start (moved into its `Running`).
     upload_quota: Option<Box<lifecycle::UploadQuota>>,
+    /// The virtual host chosen by HOST or SNI; `None` is the default host.
+    host: Option<Arc<crate::shared::Host>>,
+    /// The host was chosen by the TLS name (a HOST naming another is refused).
+    host_by_sni: bool,
 }
 
 enum Flow {
@@ -252,12 +262,7 @@ impl Session {
     // By reference: an async fn taking `self` by value keeps two copies of it in its task.
     async fn serve(&mut self) {
         info!("connect");
-        let cfg = &self.cfg;
-        let greeting = if cfg.banner_version {
-            format!("{} (wharf {})", cfg.banner, env!("CARGO_PKG_VERSION"))
-        } else {
-            cfg.banner.clone()
-        };
+        let greeting = self.banner();
         if self
             .send(Reply::new(Code::ServiceReady, greeting))
             .await
@@ -542,7 +547,7 @@ impl Session {
             C::Allo => Some(replies::ALLO_NOT_NEEDED.reply()),
             C::Mode => Some(replies::MODE_STREAM.reply()),
             C::Stru => Some(replies::STRUCTURE_FILE.reply()),
-            C::Host(_) => Some(replies::HOST_ACCEPTED.reply()),
+            C::Host(name) => Some(self.host_command(&name)),
             C::Abor => {
                 self.data = None;
                 Some(replies::NO_TRANSFER_TO_ABORT.reply())
@@ -555,6 +560,10 @@ impl Session {
             C::Type(t) => Some(self.set_type(t)),
             C::Rein => {
                 self.logout();
+                // Back to the default host, unless the TLS name chose this one.
+                if !self.host_by_sni {
+                    self.host = None;
+                }
                 Some(replies::REINITIALIZED.reply())
             }
             C::User(name) => Some(self.user(name)),

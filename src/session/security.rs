@@ -40,6 +40,7 @@ impl Session {
                 if self.phase == Phase::LoggedIn {
                     self.logout();
                 }
+                self.host_from_sni();
                 Ok(None)
             }
             Ok(Err(e)) => {
@@ -67,7 +68,7 @@ impl Session {
 
     /// The control-connection TLS policy for a login name.
     pub(super) fn control_policy(&self, name: &[u8]) -> TlsMode {
-        let user = self.shared.auth().user(name);
+        let user = self.authenticator().user(name);
         if user.is_none() && self.exempt(crate::auth::is_anonymous_name(name)) {
             return TlsMode::Optional;
         }

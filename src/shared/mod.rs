@@ -44,6 +44,8 @@ pub struct Shared {
     /// certificate reload; readers clone the `Arc` out and never hold the lock across IO.
     tls: RwLock<Option<Arc<Tls>>>,
     tls_source: RwLock<Option<CertSource>>,
+    /// The virtual hosts (`[[host]]`), replaced whole by a reload.
+    hosts: RwLock<Arc<Vec<Arc<Host>>>>,
     pub sessions: Arc<Sessions>,
     /// Logged-in user behind each control connection's TLS session token.
     pub tls_owners: Arc<crate::tls::TokenOwners>,
@@ -133,6 +135,56 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// The virtual hosts' own certificates: each host's names and its certificate files.
+fn host_certs(config: &Config) -> Vec<(Vec<String>, CertSource)> {
+    config
+        .hosts
+        .iter()
+        .filter_map(|h| match (&h.tls_cert, &h.tls_key) {
+            (Some(cert), Some(key)) => Some((
+                h.names(),
+                CertSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A virtual host (`[[host]]`) as sessions use it.
+#[derive(Debug)]
+pub struct Host {
+    pub name: String,
+    /// Its names and aliases, lower-cased.
+    pub names: Vec<String>,
+    /// The globals with the host's own keys.
+    pub config: Arc<Config>,
+    /// Its own users and anonymous policy.
+    pub auth: Arc<Authenticator>,
+}
+
+/// Builds the virtual hosts of `config`; their logins share `cache_of`'s credential cache.
+fn build_hosts(config: &Config, cache_of: &Authenticator) -> Result<Vec<Arc<Host>>, String> {
+    config
+        .hosts
+        .iter()
+        .map(|h| {
+            let own = config.for_host(h);
+            let users = own
+                .all_users()
+                .map_err(|e| format!("host `{}`: {e}", h.name))?;
+            Ok(Arc::new(Host {
+                name: h.name.clone(),
+                names: h.names(),
+                auth: Arc::new(Authenticator::new(&own, &users).sharing_cache_of(cache_of)),
+                config: Arc::new(own),
+            }))
+        })
+        .collect()
+}
+
 /// Where a configuration's certificate comes from, when it uses TLS at all.
 fn cert_source(config: &Config) -> Option<CertSource> {
     config
@@ -154,7 +206,7 @@ impl Shared {
         let tls_source = cert_source(&config);
         let tls = match &tls_source {
             Some(source) => {
-                let tls = tls::load(source)?;
+                let tls = tls::load(source, &host_certs(&config))?;
                 tracing::info!(source = %tls.source, sha256 = %tls.fingerprint, "TLS ready");
                 Some(Arc::new(tls))
             }
@@ -176,10 +228,13 @@ impl Shared {
             ),
             None => None,
         };
+        let hosts = build_hosts(&config, &auth)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let quotas = crate::quota::Quotas::new(cluster.clone());
-        quotas.set_active(auth.has_quota());
+        quotas.set_active(auth.has_quota() || hosts.iter().any(|h| h.auth.has_quota()));
         Ok(Shared {
             auth: RwLock::new(Arc::new(auth)),
+            hosts: RwLock::new(Arc::new(hosts)),
             tls: RwLock::new(tls),
             tls_source: RwLock::new(tls_source),
             sessions: Arc::new(Sessions::default()),
@@ -388,6 +443,20 @@ impl Shared {
     /// On error the old ones stay in use; sessions already running keep their connections.
     pub fn reload_tls(&self) -> io::Result<()> {
         self.reload_inner().map(|_| ()).map_err(io::Error::other)
+    }
+
+    /// The virtual host named `name` (case-insensitive, a final dot ignored), if any.
+    pub fn host(&self, name: &str) -> Option<Arc<Host>> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        read(&self.hosts)
+            .iter()
+            .find(|h| h.names.contains(&name))
+            .cloned()
+    }
+
+    /// Every virtual host.
+    pub fn hosts(&self) -> Arc<Vec<Arc<Host>>> {
+        read(&self.hosts)
     }
 
     pub fn next_session_id(&self) -> u64 {

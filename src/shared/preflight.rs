@@ -23,6 +23,11 @@ pub fn preflight(config: &Config) -> Result<Vec<UserConfig>, String> {
     note(super::build_stores(config).map(|_| ()));
     note(certificate_files(config));
     note(hook_command(config));
+    for h in &config.hosts {
+        if let Err(e) = preflight(&config.for_host(h)) {
+            problems.push(format!("host `{}`: {e}", h.name));
+        }
+    }
     if problems.is_empty() {
         Ok(users)
     } else {
@@ -33,7 +38,7 @@ pub fn preflight(config: &Config) -> Result<Vec<UserConfig>, String> {
 /// Configured certificate and key files parse (a generated one is made at start).
 fn certificate_files(config: &Config) -> Result<(), String> {
     match super::cert_source(config) {
-        Some(source @ crate::tls::CertSource::Files { .. }) => crate::tls::load(&source)
+        Some(source @ crate::tls::CertSource::Files { .. }) => crate::tls::load(&source, &[])
             .map(|_| ())
             .map_err(|e| format!("tls_cert/tls_key: {e}")),
         _ => Ok(()),

@@ -36,7 +36,9 @@ impl Shared {
         let users = preflight(&fresh)?;
         let source = cert_source(&fresh);
         let tls = match &source {
-            Some(s) => Some(Arc::new(tls::load(s).map_err(|e| format!("TLS: {e}"))?)),
+            Some(s) => Some(Arc::new(
+                tls::load(s, &super::host_certs(&fresh)).map_err(|e| format!("TLS: {e}"))?,
+            )),
             None => None,
         };
         let stores = build_stores(&fresh)?;
@@ -57,13 +59,16 @@ impl Shared {
         }
         let auth = Arc::new(Authenticator::new(&fresh, &users).sharing_cache_of(&self.auth()));
         let n = auth.user_count();
-        self.quotas.set_active(auth.has_quota());
+        let hosts = super::build_hosts(&fresh, &auth)?;
+        self.quotas
+            .set_active(auth.has_quota() || hosts.iter().any(|h| h.auth.has_quota()));
         // Files may have been changed behind wharf's back: counted again at next need.
         self.quotas.forget_local();
         if let Some(t) = &tls {
             tracing::info!(source = %t.source, sha256 = %t.fingerprint, "TLS certificate loaded");
         }
         write(&self.auth, auth);
+        write(&self.hosts, Arc::new(hosts));
         write(&self.tls, tls);
         write(&self.tls_source, source);
         write(

@@ -639,3 +639,32 @@ fn wharf_quota_shows_usage_through_the_admin_endpoint() {
     assert_eq!(json[0]["quota_bytes"], serde_json::Value::Null);
     wharf.stop();
 }
+
+#[test]
+fn check_config_names_the_virtual_host_of_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "root = \"{root}\"\n[[host]]\nname = \"ftp.a.example\"\nroot = \"{root}/missing\"\n",
+            root = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (ok, err) = check_config(&file);
+    assert!(!ok);
+    assert!(err.contains("host `ftp.a.example`"), "{err}");
+    assert!(err.contains("missing"), "{err}");
+    std::fs::write(
+        &file,
+        format!(
+            "root = \"{root}\"\n[[host]]\nname = \"A.example\"\n[[host]]\nname = \"b.example\"\naliases = [\"a.example\"]\n",
+            root = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (ok, err) = check_config(&file);
+    assert!(!ok);
+    assert!(err.contains("host `a.example` is named twice"), "{err}");
+}

@@ -15,6 +15,7 @@ mod hang;
 mod hardening;
 mod hardening_secrets;
 mod harness;
+mod hosts;
 mod limits;
 mod ops;
 mod ops_dist;

@@ -535,13 +535,19 @@ fn serve_tls_auto_generates_and_reuses_a_certificate() {
 fn certificate_reload_keeps_sessions_and_serves_the_new_certificate() {
     let gen_a = tempfile::tempdir().unwrap();
     let gen_b = tempfile::tempdir().unwrap();
-    let a = wharf::tls::load(&wharf::tls::CertSource::Generated {
-        dir: gen_a.path().to_path_buf(),
-    })
+    let a = wharf::tls::load(
+        &wharf::tls::CertSource::Generated {
+            dir: gen_a.path().to_path_buf(),
+        },
+        &[],
+    )
     .unwrap();
-    let b = wharf::tls::load(&wharf::tls::CertSource::Generated {
-        dir: gen_b.path().to_path_buf(),
-    })
+    let b = wharf::tls::load(
+        &wharf::tls::CertSource::Generated {
+            dir: gen_b.path().to_path_buf(),
+        },
+        &[],
+    )
     .unwrap();
     assert_ne!(a.fingerprint, b.fingerprint);
     let live = tempfile::tempdir().unwrap();
