@@ -45,6 +45,8 @@ pub(super) struct UploadQuota {
     /// The name asked for, and what it took before the upload.
     pub(super) target: Authorized,
     pub(super) before: Footprint,
+    /// Bytes of an interrupted upload it continues (counted, now in its temporary name).
+    pub(super) resumed: u64,
     /// A write in place stopped by the quota is cut back to this length (`None`: the file
     /// was new, and is removed); `None` when not written in place.
     pub(super) rollback: Option<Option<u64>>,
@@ -216,6 +218,7 @@ impl Session {
         };
         // Released once the upload is settled, before the reply.
         let lock = self.upload_lock.take();
+        self.quota_before_commit(&mut t.quota).await;
         let bytes = t.progress.load(Ordering::Relaxed);
         let mut ok = matches!(&res, Ok(Ok(_)))
             || matches!(&res, Ok(Err(TransferError::Data(DataError::Tls(e))))
@@ -316,6 +319,7 @@ impl Session {
             t.handle.abort();
             let _ = (&mut t.handle).await;
         }
+        self.quota_before_commit(&mut t.quota).await;
         if let Some(commit) = t.commit.take() {
             let _ = self.settle_upload(&commit, false, resumable).await;
         }

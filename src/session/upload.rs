@@ -158,8 +158,15 @@ impl Session {
             self.upload_lock = Some(Box::new(lock));
         }
         let requested = target.clone();
-        let quota = self.quota_admit(&jail, &target, mode, unique).await?;
+        let mut quota = self.quota_admit(&jail, &target, mode, unique).await?;
         let (sink, target, commit) = self.open_sink(&jail, target, mode, unique).await?;
+        if let Some(q) = quota.as_mut()
+            && q.before.bytes > q.before.file.unwrap_or(0)
+            && !jail.exists(&target.upload_resume()).await.unwrap_or(true)
+        {
+            // It continues an interrupted upload, whose bytes are counted already.
+            q.resumed = q.before.bytes - q.before.file.unwrap_or(0);
+        }
         self.upload_quota = quota.map(|mut q| {
             let in_place = commit.is_none() && matches!(sink, Sink::File(_));
             q.rollback = in_place.then_some(match mode {
@@ -336,8 +343,27 @@ impl Session {
             charge,
             target: target.clone(),
             before,
+            resumed: 0,
             rollback: None,
         }))
+    }
+
+    /// Just before an upload is committed (moved under its name, or completed on S3): the
+    /// name is measured again, so that whatever else changed it during the transfer (a
+    /// concurrent upload of the same name) is not counted twice. A write in place keeps
+    /// the measure from its start, as the name has been changing since.
+    pub(super) async fn quota_before_commit(&self, q: &mut Option<Box<UploadQuota>>) {
+        let (Some(q), Some(login)) = (q.as_mut(), &self.login) else {
+            return;
+        };
+        if q.rollback.is_some() {
+            return;
+        }
+        // What an interrupted upload it continues had stored was counted, and is now in
+        // its hidden temporary name.
+        let mut now = Footprint::of(&login.jail, &q.target).await;
+        now.bytes += q.resumed;
+        q.before = now;
     }
 
     /// Counts what an ended upload changed (stored under `stored`); one stopped by its

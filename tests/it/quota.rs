@@ -223,3 +223,66 @@ fn anonymous_logins_share_their_quota() {
     assert_eq!(r.code, 552, "{}", r.text());
     assert!(!s.path("two.bin").exists());
 }
+
+/// What the directory holds, hidden interrupted uploads included in bytes.
+fn with_resumes(dir: &Path) -> (u64, u64) {
+    let (bytes, files) = on_disk(dir);
+    let parked: u64 = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".wharf-upload.resume-")
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    (bytes + parked, files)
+}
+
+#[test]
+fn concurrent_uploads_of_one_name_count_once() {
+    let s = with_quota(Some(10_000_000), None, |_| {});
+    let (mut a, mut b) = (s.login(), s.login());
+    a.cmd("TYPE I");
+    b.cmd("TYPE I");
+    let (mut da, mut db) = (a.epsv(), b.epsv());
+    assert_eq!(a.cmd("STOR same.bin").code, 150);
+    assert_eq!(b.cmd("STOR same.bin").code, 150);
+    da.write_all(&bytes(70_000, 1)).unwrap();
+    db.write_all(&bytes(90_000, 2)).unwrap();
+    drop(da);
+    assert_eq!(a.read_reply().code, 226);
+    drop(db);
+    assert_eq!(b.read_reply().code, 226);
+    assert_eq!(site_quota(&mut a), on_disk(s.root()));
+    assert_eq!(on_disk(s.root()), (90_000, 1));
+}
+
+#[test]
+fn an_interrupted_then_resumed_upload_counts_once() {
+    let s = with_quota(Some(10_000_000), None, |_| {});
+    let whole = bytes(200_000, 7);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let mut data = c.epsv();
+    assert_eq!(c.cmd("STOR doc.pdf").code, 150);
+    data.write_all(&whole[..120_000]).unwrap();
+    data.flush().unwrap();
+    let received = wait_for(Duration::from_secs(10), || {
+        c.cmd("STAT").text().contains("120000 bytes")
+    });
+    assert!(received.is_some(), "server never read the data");
+    s.kill_client(c, data);
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    // The kept upload takes room: counted in bytes, not in files.
+    assert_eq!(site_quota(&mut c), (120_000, 0));
+    assert_eq!(site_quota(&mut c), with_resumes(s.root()));
+    assert_eq!(c.cmd("REST 120000").code, 350);
+    let (_, r) = upload(&mut c, "STOR doc.pdf", &whole[120_000..]);
+    assert_eq!(r.code, 226, "{}", r.text());
+    assert_eq!(std::fs::read(s.path("doc.pdf")).unwrap(), whole);
+    assert_eq!(site_quota(&mut c), (200_000, 1));
+    assert_eq!(site_quota(&mut c), on_disk(s.root()));
+}
