@@ -461,6 +461,29 @@ impl Cluster {
         .await;
     }
 
+    /// The nodes the database knows and how many seconds ago each was last seen; `None`
+    /// when the database does not answer.
+    pub async fn nodes(&self) -> Option<Vec<(String, f64)>> {
+        let c = self.client().await?;
+        let q = c.query(
+            "SELECT name, extract(epoch FROM now() - seen)::float8 FROM wharf_nodes ORDER BY name",
+            &[],
+        );
+        match tokio::time::timeout(CLUSTER_OP_WITHIN, q).await {
+            Ok(Ok(rows)) => Some(
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r.try_get::<_, String>(0).unwrap_or_default(),
+                            r.try_get::<_, f64>(1).unwrap_or(0.0),
+                        )
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Lifts a ban on every node.
     pub async fn lift_ban(&self, ip: IpAddr) {
         self.exec("DELETE FROM wharf_bans WHERE client = $1", &[&ip])

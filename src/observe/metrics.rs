@@ -98,6 +98,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Bytes moved by finished transfers (up, down) and logins (ok, failed) so far.
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let get = |f: &Family<Labels, Counter>, k: &str, v: &str| {
+            f.get_or_create(&labels(&[(k, v)])).get()
+        };
+        (
+            get(&self.bytes, "direction", "upload"),
+            get(&self.bytes, "direction", "download"),
+            get(&self.logins, "result", "ok"),
+            get(&self.logins, "result", "failed"),
+        )
+    }
+
     pub fn login(&self, ok: bool) {
         self.logins
             .get_or_create(&labels(&[("result", if ok { "ok" } else { "failed" })]))

@@ -26,6 +26,8 @@ pub struct SessionView {
     pub wake: Notify,
     /// The administrator ended this session.
     pub kicked: AtomicBool,
+    /// The last lines of its protocol trace, while traced (empty, unallocated, otherwise).
+    pub trace: Mutex<std::collections::VecDeque<String>>,
     /// Counted in the cluster's shared state (at admission, login, or re-registered after
     /// an outage): its end must be told there.
     pub registered: AtomicBool,
@@ -46,9 +48,32 @@ pub struct TransferView {
     pub path: String,
     pub progress: Arc<AtomicU64>,
     pub started: Instant,
+    /// The bytes a download will send, when known.
+    pub size: Option<u64>,
 }
 
+/// Trace lines a session keeps for the admin interface (older ones are dropped).
+pub const TRACE_LINES: usize = 200;
+
 impl SessionView {
+    /// Keeps a line of the session's protocol trace, for `GET /sessions/{id}/trace`.
+    pub fn traced(&self, line: String) {
+        if let Ok(mut t) = self.trace.lock() {
+            if t.len() >= TRACE_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+
+    /// The trace lines kept.
+    pub fn trace_lines(&self) -> Vec<String> {
+        self.trace
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn touch(&self, command: &str) {
         if let Ok(mut c) = self.command.lock() {
             command.clone_into(&mut c);
@@ -93,6 +118,7 @@ impl Who {
             transfer: Mutex::new(None),
             wake: Notify::new(),
             kicked: AtomicBool::new(false),
+            trace: Mutex::new(std::collections::VecDeque::new()),
             registered: AtomicBool::new(false),
         });
         if let Ok(mut m) = self.inner.lock() {
@@ -138,6 +164,9 @@ pub struct TransferInfo {
     pub path: String,
     pub bytes: u64,
     pub bytes_per_second: u64,
+    /// What a download will send in all, when known (for a progress bar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 impl SessionView {
@@ -150,6 +179,7 @@ impl SessionView {
                 path: t.path,
                 bytes,
                 bytes_per_second: (bytes as f64 / secs) as u64,
+                size: t.size,
             }
         });
         SessionInfo {

@@ -124,6 +124,13 @@ impl Session {
             } => Some(upload.clone()),
             _ => None,
         };
+        let size = match &job {
+            Job::Send {
+                from: Sending::File { left, .. },
+                ..
+            } => Some(*left),
+            _ => None,
+        };
         let handle = tokio::spawn(transfer::run(params, job).in_current_span());
         if let Ok(mut v) = self.listed.view.transfer.lock() {
             *v = Some(crate::observe::TransferView {
@@ -131,6 +138,7 @@ impl Session {
                 path: lossy(path.as_bytes()),
                 progress: progress.clone(),
                 started: Instant::now(),
+                size,
             });
         }
         self.transfer = Some(Box::new(Running {

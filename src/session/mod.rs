@@ -387,6 +387,9 @@ impl Session {
         if self.traced() {
             for l in r.lines() {
                 info!(code = r.code().number(), text = %lossy(l), "trace reply");
+                self.listed
+                    .view
+                    .traced(format!("< {} {}", r.code().number(), lossy(l)));
             }
         }
         if r.code().number() >= 400 && !self.verb.is_empty() {
@@ -456,6 +459,7 @@ impl Session {
                 lossy(&line)
             };
             info!(line = %shown, "trace command");
+            self.listed.view.traced(format!("> {shown}"));
         }
         if self.transfer.is_some() {
             return match cmd {

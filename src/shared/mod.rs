@@ -336,6 +336,11 @@ impl Shared {
         }
     }
 
+    /// The S3 storages by name, as they are now.
+    pub fn stores(&self) -> Arc<Stores> {
+        read(&self.stores)
+    }
+
     /// Checks every S3 storage answers with its credentials; says which does not.
     pub async fn probe_stores(&self) -> Result<(), String> {
         let stores = read(&self.stores);

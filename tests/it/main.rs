@@ -11,6 +11,7 @@ mod clients_tls;
 mod clients_util;
 mod cluster;
 mod cluster_haproxy;
+mod dashboard;
 mod hang;
 mod hardening;
 mod hardening_secrets;

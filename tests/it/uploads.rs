@@ -80,9 +80,11 @@ fn killed_client_leaves_nothing_under_the_final_name() {
         let mut data = c.epsv();
         assert_eq!(c.cmd(&format!("STOR {name}")).code, 150);
         data.write_all(&bytes(200_000, 23)).unwrap();
-        // The client dies: both connections vanish without a QUIT.
-        drop(data);
-        drop(c);
+        data.flush().unwrap();
+        await_received(&mut c, 200_000);
+        // The client dies: both connections vanish without a QUIT (the control connection
+        // first: a data connection closed first would pass for a complete file).
+        s.kill_client(c, data);
         wait_no_temp(&s, "");
     }
     // A vanished client's partial data is treated as complete by TCP (FIN), so check the

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::SessionInfo;
+
+mod dashboard;
 use crate::shared::{Shared, Stopping};
 
 #[derive(Debug, Deserialize)]
@@ -94,8 +96,12 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
 
 type App = Arc<Shared>;
 
+/// Set by [`same_machine`] (and only there: it is removed from what arrives) on a request
+/// signed in on the dashboard.
+const SIGNED_IN: &str = "x-wharf-dashboard-signed-in";
+
 async fn guard(shared: &App, headers: &HeaderMap) -> Result<(), Response> {
-    if authorized(shared, headers) {
+    if authorized(shared, headers) || headers.contains_key(SIGNED_IN) {
         Ok(())
     } else {
         Err((StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response())
@@ -105,37 +111,64 @@ async fn guard(shared: &App, headers: &HeaderMap) -> Result<(), Response> {
 /// Without `admin_token`, whoever reaches the endpoint may use it, so it must be someone on
 /// this machine and not a web page in their browser. A page can send requests to a loopback
 /// address (a form POST needs no CORS), and with DNS rebinding its own name can resolve to
-/// 127.0.0.1: refused are requests that carry `Origin` or `Sec-Fetch-Site` (browsers add
-/// them; `none` is a URL the user typed), and, over TCP, requests whose Host is not a
-/// loopback name or address. No browser connects to the Unix socket, so its Host is not
-/// looked at. With a token configured, the token decides, as before.
-async fn same_machine(State(local): State<Local>, req: Request, next: Next) -> Response {
-    if local.shared.config().admin_token.is_some() {
-        return next.run(req).await;
-    }
+/// 127.0.0.1: over TCP, requests whose Host is not a loopback name or address are refused.
+/// With a token configured, the token decides, as before.
+///
+/// Requests a browser makes for a page (they carry `Origin`, or a `Sec-Fetch-Site` other
+/// than `none`, which is a URL the user typed) are let through only from the dashboard's
+/// own origin, and only signed in there (its cookie), except for the page itself and the
+/// sign-in form; those that change anything must also carry the sign-in's CSRF token.
+async fn same_machine(State(local): State<Local>, mut req: Request, next: Next) -> Response {
+    req.headers_mut().remove(SIGNED_IN);
+    let token = local.shared.config().admin_token.is_some();
     let h = req.headers();
-    let from_page =
-        h.contains_key("origin") || h.get("sec-fetch-site").is_some_and(|v| v != "none");
-    if from_page {
-        return (
-            StatusCode::FORBIDDEN,
-            "refused: a request from a web page (set admin_token to use it)\n",
-        )
-            .into_response();
+    let host = h.get("host").and_then(|v| v.to_str().ok());
+    // An absolute-form request target carries the host too, and then wins.
+    let host = req.uri().authority().map(|a| a.as_str()).or(host);
+    if !token && local.check_host && !host.is_some_and(loopback_host) {
+        return refuse(
+            "refused: Host is not a loopback name or address (set admin_token to use another)\n",
+        );
     }
-    if local.check_host {
-        let host = h.get("host").and_then(|v| v.to_str().ok());
-        // An absolute-form request target carries the host too, and then wins.
-        let host = req.uri().authority().map(|a| a.as_str()).or(host);
-        if !host.is_some_and(loopback_host) {
-            return (
-                StatusCode::FORBIDDEN,
-                "refused: Host is not a loopback name or address (set admin_token to use another)\n",
-            )
-                .into_response();
+    let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = h.get("origin").and_then(|v| v.to_str().ok());
+    let from_page = origin.is_some() || site.is_some_and(|v| v != "none");
+    let csrf = local.dash.csrf_of(h);
+    // A bearer token is what a web page cannot send: with it, Origin does not matter.
+    let bearer = token && authorized(&local.shared, h);
+    if from_page && !bearer {
+        let same_origin = site.is_none_or(|v| v == "same-origin" || v == "none")
+            && origin.is_none_or(|o| host.is_some_and(|h| o == format!("http://{h}")));
+        if !same_origin || !local.check_host {
+            return refuse("refused: a request from another site\n");
+        }
+        let path = req.uri().path();
+        let changes = !matches!(*req.method(), Method::GET | Method::HEAD);
+        // The page, its script and style (no secrets in them), and the sign-in form.
+        let open = (matches!(path, "/" | "/ui/app.js" | "/ui/app.css") && !changes)
+            || (path == "/ui/login" && changes);
+        if !open {
+            let Some(expected) = &csrf else {
+                return refuse("refused: sign in on the dashboard first\n");
+            };
+            let sent = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok());
+            if changes && sent != Some(expected.as_str()) {
+                return refuse("refused: missing or wrong CSRF token\n");
+            }
         }
     }
+    if csrf.is_some() {
+        req.headers_mut()
+            .insert(SIGNED_IN, axum::http::HeaderValue::from_static("1"));
+    }
     next.run(req).await
+}
+
+fn refuse(why: &'static str) -> Response {
+    (StatusCode::FORBIDDEN, why).into_response()
 }
 
 /// Whether an HTTP Host (`name`, `name:port`, `[v6]`, `[v6]:port`) names this machine:
@@ -158,11 +191,13 @@ fn loopback_host(host: &str) -> bool {
             || name.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()))
 }
 
-/// What [`same_machine`] needs: the config (for the token) and the kind of listener.
+/// What [`same_machine`] needs: the config (for the token), the kind of listener and the
+/// dashboard's sign-ins.
 #[derive(Clone)]
 struct Local {
     shared: App,
     check_host: bool,
+    dash: Arc<dashboard::Dashboard>,
 }
 
 /// A listener the admin endpoint serves on.
@@ -355,11 +390,23 @@ where
     L: AdminListener,
     L::Addr: std::fmt::Debug,
 {
+    let dash = Arc::new(dashboard::Dashboard::default());
+    // Only a browser-reachable endpoint shows the dashboard's charts.
+    let sampler = L::BROWSER_REACHABLE.then(|| dash.spawn_sampler(&shared));
+    let _stop_sampler = sampler.map(|h| h.abort_handle()).map(AbortOnDrop);
     let local = Local {
         shared: shared.clone(),
         check_host: L::BROWSER_REACHABLE,
+        dash: dash.clone(),
     };
     let app = axum::Router::new()
+        .route("/", get(dashboard::page))
+        .route("/ui/app.js", get(dashboard::script))
+        .route("/ui/app.css", get(dashboard::style))
+        .route("/ui/login", post(dashboard::login))
+        .route("/ui/logout", post(dashboard::logout))
+        .route("/ui/state", get(dashboard::state))
+        .route("/sessions/{id}/trace", get(dashboard::trace_lines))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -372,10 +419,20 @@ where
         .route("/reload", post(reload))
         .route("/trace", get(trace_list).post(trace_set))
         .with_state(shared)
+        .layer(axum::Extension(dash))
         // On every route and on the 404 of unknown ones.
         .layer(axum::middleware::from_fn_with_state(local, same_machine));
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin endpoint failed");
+    }
+}
+
+/// Aborts a task when dropped (the sampler ends with the endpoint).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
