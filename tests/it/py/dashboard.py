@@ -123,6 +123,22 @@ try:
     assert reply.startswith("421"), "the client saw: %r" % reply
     print("client saw", reply)
     wait("the row to go", lambda: row() is None)
+
+    # Ban an address from the page, see it listed with its time left, lift it again.
+    BANNED = (
+        "return [...document.querySelectorAll('#bans tbody tr')]"
+        ".map(r => r.textContent).filter(t => t.includes('192.0.2.7'));"
+    )
+    driver.find_element(By.ID, "ban-ip").send_keys("192.0.2.7")
+    driver.find_element(By.ID, "ban-seconds").send_keys("600")
+    driver.find_element(By.CSS_SELECTOR, "#ban-form button").click()
+    listed = wait("the ban to be listed", lambda: driver.execute_script(BANNED))
+    print("banned", listed[0])
+    driver.execute_script(
+        "for (const r of document.querySelectorAll('#bans tbody tr'))"
+        "  if (r.textContent.includes('192.0.2.7')) r.querySelector('button.unban').click();"
+    )
+    wait("the ban to be lifted", lambda: not driver.execute_script(BANNED))
     print("ok")
 finally:
     driver.quit()
