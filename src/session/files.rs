@@ -77,13 +77,18 @@ impl Session {
     /// SITE QUOTA: what the login's root holds, and its limits.
     async fn site_quota(&self) -> Result<Reply, Reply> {
         let login = self.login()?;
+        let q = login.grant.quota;
+        if !q.is_set() {
+            // Nothing to count against: no stranger makes wharf walk a big public tree.
+            let text = format!("No quota for {}.", login.grant.user);
+            return Ok(Reply::new(Code::Ok, text));
+        }
         let usage = self
             .shared
             .quotas
             .usage(&login.jail)
             .await
             .map_err(|e| e.reply(Op::Other))?;
-        let q = login.grant.quota;
         let of = |n: u64, limit: Option<u64>| match limit {
             Some(l) => format!("{n} of {l}"),
             None => format!("{n} (no limit)"),

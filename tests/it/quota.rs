@@ -286,3 +286,12 @@ fn an_interrupted_then_resumed_upload_counts_once() {
     assert_eq!(site_quota(&mut c), (200_000, 1));
     assert_eq!(site_quota(&mut c), on_disk(s.root()));
 }
+
+#[test]
+fn a_login_without_a_quota_is_told_so_and_nothing_is_counted() {
+    let s = TestServer::start();
+    let mut c = s.login();
+    assert_eq!(c.cmd("SITE QUOTA").text(), "200 No quota for judge.\r\n");
+    assert!(c.cmd("SITE HELP").text().contains(" QUOTA\r\n"));
+    assert!(!s.shared.quotas.active());
+}
