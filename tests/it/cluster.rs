@@ -376,3 +376,51 @@ fn a_quota_holds_across_nodes() {
     assert!(r.text().contains("Bytes: 0 of 100000"), "{}", r.text());
     assert_eq!(on_a.stor("STOR three.bin", &bytes(90_000, 3)).1.code, 226);
 }
+
+#[test]
+fn a_quota_on_shared_object_storage_holds_across_nodes() {
+    use crate::s3::{Garage, S3Server, visible};
+    let Some(pg) = Postgres::start() else { return };
+    let Some(g) = Garage::start() else { return };
+    let unused = tempfile::tempdir().unwrap();
+    let on_s3 = |c: &mut wharf::Config| {
+        c.proxy_protocol = wharf::proxy::ProxyProtocol::Off;
+        c.storages.push(g.storage("bucket", "quota-nodes"));
+        c.root = "storage:bucket".into();
+        c.users[0].quota_bytes = Some(100_000);
+        c.users[0].quota_files = Some(2);
+    };
+    let (a, b) = (
+        node(&pg, "a", unused.path(), on_s3),
+        node(&pg, "b", unused.path(), on_s3),
+    );
+    let mut on_a = a.login();
+    on_a.cmd("TYPE I");
+    assert_eq!(on_a.stor("STOR one.bin", &bytes(50_000, 1)).1.code, 226);
+    let mut on_b = b.login();
+    on_b.cmd("TYPE I");
+    assert_eq!(on_b.stor("STOR two.bin", &bytes(30_000, 2)).1.code, 226);
+    // Two files, counted on either node: a third name is refused up front.
+    let r = on_a.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 80000 of 100000"), "{}", r.text());
+    let mut data = on_a.epsv();
+    assert_eq!(on_a.cmd("STOR three.bin").code, 552);
+    drop(data);
+    // Replacing one is fine while it fits; past the bytes, 552 and the object unchanged.
+    assert_eq!(on_b.stor("STOR one.bin", &bytes(60_000, 3)).1.code, 226);
+    data = on_a.epsv();
+    assert_eq!(on_a.cmd("STOR two.bin").code, 150);
+    for chunk in bytes(200_000, 4).chunks(16 * 1024) {
+        if data.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    drop(data);
+    let r = on_a.read_reply();
+    assert_eq!(r.code, 552, "{}", r.text());
+    assert!(visible(&g, "quota-nodes", "/two.bin"));
+    assert_eq!(on_a.retr("RETR two.bin").1, bytes(30_000, 2));
+    let r = on_b.cmd("SITE QUOTA");
+    assert!(r.text().contains("Bytes: 90000 of 100000"), "{}", r.text());
+    assert!(r.text().contains("Files: 2 of 2"), "{}", r.text());
+}
