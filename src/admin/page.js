@@ -124,6 +124,7 @@ function sessions(state) {
     const traced = state.traced.includes(s.client) || (s.user && state.traced.includes(s.user));
     return el("tr", { "data-id": s.id },
       el("td", { class: "user" }, s.user || "(not logged in)"),
+      el("td", { class: "host" }, s.host || ""),
       el("td", { class: "client" }, s.client),
       el("td", {}, s.tls ? "yes" : "no"),
       el("td", {}, ago(s.connected_seconds)),

@@ -149,10 +149,16 @@ pub fn who(args: &AdminArgs, json: bool) -> ExitCode {
             ),
             None => s.command.clone(),
         };
+        // A virtual host's user is shown as user@host.
+        let user = match (&s.user, &s.host) {
+            (Some(u), Some(h)) => format!("{u}@{h}"),
+            (Some(u), None) => u.clone(),
+            (None, _) => "-".into(),
+        };
         println!(
             "{:>6}  {:<16} {:<39} {:<4} {:>5}s  {}",
             s.id,
-            s.user.as_deref().unwrap_or("-"),
+            user,
             s.client,
             if s.tls { "yes" } else { "no" },
             s.idle_seconds,

@@ -17,6 +17,8 @@ pub struct SessionView {
     pub client: IpAddr,
     pub started: SystemTime,
     pub user: Mutex<Option<String>>,
+    /// The virtual host chosen (HOST or SNI); none for the default host.
+    pub host: Mutex<Option<String>>,
     pub tls: AtomicBool,
     pub command: Mutex<String>,
     pub last_active: Mutex<Instant>,
@@ -112,6 +114,7 @@ impl Who {
             client,
             started: SystemTime::now(),
             user: Mutex::new(None),
+            host: Mutex::new(None),
             tls: AtomicBool::new(false),
             command: Mutex::new(String::new()),
             last_active: Mutex::new(Instant::now()),
@@ -150,6 +153,9 @@ impl Who {
 pub struct SessionInfo {
     pub id: u64,
     pub user: Option<String>,
+    /// The virtual host the session chose, if not the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub client: String,
     pub tls: bool,
     pub command: String,
@@ -185,6 +191,7 @@ impl SessionView {
         SessionInfo {
             id: self.id,
             user: self.user.lock().ok().and_then(|u| u.clone()),
+            host: self.host.lock().ok().and_then(|h| h.clone()),
             client: self.client.to_string(),
             tls: self.tls.load(Ordering::Relaxed),
             command: self.command.lock().map(|c| c.clone()).unwrap_or_default(),

@@ -18,6 +18,14 @@ impl Session {
         }
     }
 
+    /// Chooses `host` (none: the default host), as the admin interface shows it too.
+    pub(super) fn set_host(&mut self, host: Option<Arc<crate::shared::Host>>) {
+        if let Ok(mut h) = self.listed.view.host.lock() {
+            *h = host.as_ref().map(|h| h.name.clone());
+        }
+        self.host = host;
+    }
+
     /// Whose users and anonymous policy a login here is checked against.
     pub(super) fn authenticator(&self) -> Arc<crate::auth::Authenticator> {
         match &self.host {
@@ -34,7 +42,7 @@ impl Session {
         }
         if let Some(h) = self.ctrl.stream.sni().and_then(|n| self.shared.host(&n)) {
             info!(host = %h.name, "virtual host chosen by TLS name");
-            self.host = Some(h);
+            self.set_host(Some(h));
             self.host_by_sni = true;
         }
     }
@@ -73,7 +81,7 @@ impl Session {
         if let Some(h) = &chosen {
             info!(host = %h.name, "virtual host chosen by HOST");
         }
-        self.host = chosen;
+        self.set_host(chosen);
         Reply::new(Code::ServiceReady, self.banner())
     }
 }

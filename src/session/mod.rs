@@ -566,7 +566,7 @@ impl Session {
                 self.logout();
                 // Back to the default host, unless the TLS name chose this one.
                 if !self.host_by_sni {
-                    self.host = None;
+                    self.set_host(None);
                 }
                 Some(replies::REINITIALIZED.reply())
             }

@@ -114,6 +114,13 @@ fn host_picks_the_users_root_and_banner() {
         "220 Welcome to alpha.example.\r\n"
     );
     c.login("ann", "pw");
+    // `wharf who` and the dashboard show the host chosen.
+    let shown: Vec<_> = s.shared.who.all().iter().map(|v| v.info()).collect();
+    let ann = shown
+        .iter()
+        .find(|i| i.user.as_deref() == Some("ann"))
+        .unwrap();
+    assert_eq!(ann.host.as_deref(), Some("alpha.example"));
     let list = names(&mut c);
     assert!(list.contains("alpha-only.txt"), "{list}");
     assert!(
