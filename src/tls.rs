@@ -39,6 +39,9 @@ pub struct Tls {
     /// closes a data connection without reading a late ticket would make its kernel reset
     /// the connection, and a reset can cost the tail of an upload.
     pub data_acceptor: TlsAcceptor,
+    /// Per virtual host with its own certificate (by each of its names): the acceptors
+    /// that present it to a client that sent no SNI name of ours, after `HOST` chose it.
+    hosts: std::collections::HashMap<String, (TlsAcceptor, TlsAcceptor)>,
     /// SHA-256 of the leaf certificate, `AB:CD:…`, for users to pin.
     pub fingerprint: String,
     /// Where the certificate came from, for the start-up log.
@@ -121,34 +124,70 @@ impl ResolvesServerCert for ByName {
 /// (`hosts`: each host's names and certificate), chosen by SNI.
 pub fn load(source: &CertSource, hosts: &[(Vec<String>, CertSource)]) -> io::Result<Tls> {
     let (default, fingerprint, from) = read_pair(source)?;
-    let mut by_name = ByName {
-        default,
-        hosts: Default::default(),
-    };
+    let mut own = Vec::new();
     for (names, source) in hosts {
-        let (cert, _, _) = read_pair(source)?;
-        for n in names {
-            by_name.hosts.insert(n.to_ascii_lowercase(), cert.clone());
-        }
+        own.push((names, read_pair(source)?.0));
     }
+    let by_name = |default: Arc<CertifiedKey>| {
+        let mut r = ByName {
+            default,
+            hosts: Default::default(),
+        };
+        for (names, cert) in &own {
+            for n in *names {
+                r.hosts.insert(n.to_ascii_lowercase(), cert.clone());
+            }
+        }
+        Arc::new(r)
+    };
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| invalid(e.to_string()))?
             .with_no_client_auth()
-            .with_cert_resolver(Arc::new(by_name));
+            .with_cert_resolver(by_name(default));
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| invalid(e.to_string()))?;
     // More than one ticket lets a client resume several data connections in parallel.
     config.send_tls13_tickets = 4;
-    let mut data = config.clone();
-    data.send_tls13_tickets = 0;
+    let pair = |config: &ServerConfig| {
+        let mut data = config.clone();
+        data.send_tls13_tickets = 0;
+        (
+            TlsAcceptor::from(Arc::new(config.clone())),
+            TlsAcceptor::from(Arc::new(data)),
+        )
+    };
+    // A host's own acceptors differ only in the certificate shown without SNI; sessions
+    // and tickets are shared, so data connections resume as with the default.
+    let mut per_host = std::collections::HashMap::new();
+    for (names, cert) in &own {
+        let mut c = config.clone();
+        c.cert_resolver = by_name(cert.clone());
+        let acceptors = pair(&c);
+        for n in *names {
+            per_host.insert(n.to_ascii_lowercase(), acceptors.clone());
+        }
+    }
+    let (acceptor, data_acceptor) = pair(&config);
     Ok(Tls {
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-        data_acceptor: TlsAcceptor::from(Arc::new(data)),
+        acceptor,
+        data_acceptor,
+        hosts: per_host,
         fingerprint,
         source: from,
     })
+}
+
+impl Tls {
+    /// The control and data acceptors for a session on virtual host `host` (its name):
+    /// its own certificate when it has one, else the default.
+    pub fn for_host(&self, host: Option<&str>) -> (&TlsAcceptor, &TlsAcceptor) {
+        match host.and_then(|h| self.hosts.get(&h.to_ascii_lowercase())) {
+            Some((c, d)) => (c, d),
+            None => (&self.acceptor, &self.data_acceptor),
+        }
+    }
 }
 
 /// Returns the generated certificate and key paths in `dir`, creating them (key 0600) if

@@ -31,7 +31,10 @@ impl Session {
         }
         let plain = std::mem::replace(&mut self.ctrl.stream, Stream::Closed);
         let limit = Duration::from_secs(self.cfg.tls_handshake_timeout);
-        match tokio::time::timeout(limit, plain.upgrade(&tls.acceptor, Some(&self.token))).await {
+        // A host chosen by HOST before AUTH presents its own certificate to a client that
+        // names no host by SNI (RFC 7151 asks for HOST first for this reason).
+        let (acceptor, _) = tls.for_host(self.host.as_ref().map(|h| h.name.as_str()));
+        match tokio::time::timeout(limit, plain.upgrade(acceptor, Some(&self.token))).await {
             Ok(Ok(stream)) => {
                 self.ctrl.stream = stream;
                 self.shared.tls_owners.handshake(self.token, self.peer);
@@ -59,7 +62,8 @@ impl Session {
         if !self.prot_private {
             return None;
         }
-        self.shared.tls().map(|t| t.data_acceptor.clone())
+        let host = self.host.as_ref().map(|h| h.name.as_str());
+        self.shared.tls().map(|t| t.for_host(host).1.clone())
     }
 
     pub(super) fn exempt(&self, anonymous: bool) -> bool {

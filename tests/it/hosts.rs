@@ -77,7 +77,11 @@ fn two_hosts(tls: bool) -> Hosts {
             tls.then_some((cb.0.as_path(), cb.1.as_path())),
         ),
     ];
-    let setup = move |c: &mut wharf::Config| c.hosts = hosts;
+    let setup = move |c: &mut wharf::Config| {
+        c.hosts = hosts;
+        // A host's data connections resume its control session as the default's do.
+        c.tls_data_reuse = wharf::config::TlsReuse::Require;
+    };
     let server = if tls {
         TestServer::tls(setup)
     } else {
@@ -280,4 +284,55 @@ fn under_tls_the_greeting_and_host_follow_the_tls_name() {
             "220 Welcome to alpha.example.",
         ]
     );
+}
+
+/// HOST, then AUTH TLS without an SNI name: prints whether the certificate names the host.
+const HOST_THEN_TLS: &str = r#"
+import socket, ssl, sys
+port, host = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port))
+def line(sock):
+    out = b""
+    while not out.endswith(b"\r\n"):
+        out += sock.recv(1)
+    return out.decode().strip()
+line(s)
+if host != "-":
+    s.sendall(b"HOST " + host.encode() + b"\r\n")
+    print(line(s))
+s.sendall(b"AUTH TLS\r\n")
+line(s)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s, server_hostname=None)
+der = t.getpeercert(binary_form=True)
+print("alpha" if b"alpha.example" in der else "beta" if b"beta.example" in der else "default")
+"#;
+
+#[test]
+fn host_before_auth_picks_the_certificate_without_sni() {
+    if !have("python3") {
+        return;
+    }
+    let h = two_hosts(true);
+    let port = h.server.v4.port().to_string();
+    let run_with = |host: &str| {
+        let out = run(Command::new("python3").args(["-c", HOST_THEN_TLS, &port, host]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        run_with("beta.example"),
+        "220 Welcome to beta.example.\nbeta"
+    );
+    assert_eq!(
+        run_with("www.alpha.example"),
+        "220 Welcome to alpha.example.\nalpha"
+    );
+    assert_eq!(run_with("-"), "default");
 }
