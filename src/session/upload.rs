@@ -150,6 +150,10 @@ impl Session {
         let (jail, rules) = self.access()?;
         let (target, mode, unique) = self.upload_target(&jail, &rules, &how).await?;
         self.need_data()?;
+        // Refused by a TLS policy before anything is opened under the name.
+        if !self.prot_private && self.data_policy() == TlsData::Required {
+            return Err(replies::DATA_TLS_REQUIRED.reply());
+        }
         if let Some(c) = self.shared.cluster.clone() {
             // One writer per name across the nodes, held until the transfer ends.
             let lock = Box::pin(c.lock_upload(&jail.lock_key(&target)))
@@ -191,8 +195,18 @@ impl Session {
         };
         let job = Job::Receive { into, ascii };
         let path = target.path().clone();
-        self.start(job, opening, Direction::Upload, path, done, commit)
-            .await
+        let started = self
+            .start(job, opening, Direction::Upload, path, done, commit)
+            .await;
+        if started.is_err() {
+            // Refused before the transfer began (a TLS policy): nothing of it may linger
+            // for the next transfer.
+            self.upload_quota = None;
+            if let Some(lock) = self.upload_lock.take() {
+                Box::pin(lock.release()).await;
+            }
+        }
+        started
     }
 
     /// Where an upload goes and how it is opened, as the rules at that name allow:

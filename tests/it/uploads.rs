@@ -574,3 +574,21 @@ fn rust_backtrace_does_not_reach_library_errors() {
     let env = std::fs::read_to_string(&seen).unwrap();
     assert!(env.lines().any(|l| l == "RUST_LIB_BACKTRACE=0"), "{env}");
 }
+
+/// An upload refused at its start (a TLS policy, after the name was checked and opened)
+/// leaves no hidden file behind, and nothing of it reaches the next transfer.
+#[test]
+fn an_upload_refused_at_its_start_leaves_nothing() {
+    let s = TestServer::tls(|c| {
+        c.tls_data = wharf::config::TlsData::Required;
+        c.users[0].quota_bytes = Some(1_000_000);
+    });
+    let mut c = s.login();
+    c.cmd("TYPE I");
+    let _data = c.epsv();
+    let r = c.cmd("STOR refused.bin");
+    assert_eq!(r.code, 521, "{}", r.text());
+    assert!(temp_files(&s, "").is_empty(), "{:?}", temp_files(&s, ""));
+    assert!(!s.path("refused.bin").exists());
+    assert!(c.cmd("SITE QUOTA").text().contains("Bytes: 0 of 1000000"));
+}
