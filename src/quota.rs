@@ -125,6 +125,12 @@ impl Footprint {
 async fn count(jail: &Jail) -> Result<Usage, Error> {
     let mut usage = Usage::default();
     let mut dirs = vec![VPath::root()];
+    // A directory reached twice (a symlink to one above it) is counted once, and a loop
+    // ends.
+    let mut seen = std::collections::HashSet::new();
+    if let Ok(root) = jail.stat(&VPath::root()).await {
+        seen.insert(root.unique);
+    }
     while let Some(dir) = dirs.pop() {
         let entries = match jail.list(&dir).await {
             Ok(e) => e,
@@ -136,6 +142,9 @@ async fn count(jail: &Jail) -> Result<Usage, Error> {
             let name = e.name.as_slice();
             match e.kind {
                 Kind::Dir if name != b"." && name != b".." => {
+                    if !seen.insert(e.unique) {
+                        continue;
+                    }
                     if let Ok(sub) = dir.resolve(name) {
                         dirs.push(sub);
                     }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use serde::{Deserialize, Serialize};
 
-use super::{App, BanInfo, authorized, guard};
+use super::{App, BanInfo, authorized, ban_list, guard, same_secret};
 use crate::observe::SessionInfo;
 use crate::shared::Shared;
 
@@ -34,7 +34,7 @@ const SIGNED_IN_FOR: Duration = Duration::from_secs(12 * 3600);
 const HISTORY: usize = 600;
 /// Rows of the sessions table: the busiest first.
 const TOP_SESSIONS: usize = 200;
-/// How often storage and cluster health are looked at.
+/// How often storage and cluster health are looked at (while the page is open).
 const HEALTH_EVERY: Duration = Duration::from_secs(10);
 /// A wrong token costs this long (the token is the only secret; a guess must be slow).
 const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
@@ -91,8 +91,15 @@ struct SignIn {
 #[derive(Default)]
 pub struct Dashboard {
     sign_ins: Mutex<HashMap<String, SignIn>>,
+    /// One sign-in checked at a time, a wrong one holding its turn for
+    /// [`WRONG_TOKEN_DELAY`]: guesses come at one a second however many connections send
+    /// them.
+    guessing: tokio::sync::Mutex<()>,
     history: Mutex<VecDeque<Sample>>,
     health: Mutex<Health>,
+    /// When the page last asked for the state: storages are probed only while someone
+    /// looks (each probe is a request to the storage, which may be billed).
+    viewed: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -118,19 +125,6 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v)
-}
-
-/// Compares two secrets in time that does not depend on where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    use hmac::Mac;
-    let key = random_hex();
-    let tag = |s: &str| {
-        let mut m = <hmac::Hmac<sha2::Sha256>>::new_from_slice(key.as_bytes())
-            .expect("HMAC takes any key length");
-        m.update(s.as_bytes());
-        m.finalize().into_bytes()
-    };
-    tag(a) == tag(b)
 }
 
 impl Dashboard {
@@ -185,7 +179,7 @@ impl Dashboard {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last: Option<(u64, u64, u64, u64)> = None;
-            let mut health_at = Instant::now() - HEALTH_EVERY;
+            let mut health_at: Option<Instant> = None;
             loop {
                 tick.tick().await;
                 let (Some(dash), Some(shared)) = (dash.upgrade(), shared.upgrade()) else {
@@ -205,8 +199,14 @@ impl Dashboard {
                     });
                 }
                 last = Some(now);
-                if health_at.elapsed() >= HEALTH_EVERY {
-                    health_at = Instant::now();
+                let looked_at = dash
+                    .viewed
+                    .lock()
+                    .ok()
+                    .and_then(|v| *v)
+                    .is_some_and(|t| t.elapsed() < HEALTH_EVERY * 6);
+                if looked_at && health_at.is_none_or(|t| t.elapsed() >= HEALTH_EVERY) {
+                    health_at = Some(Instant::now());
                     let h = health(&shared).await;
                     if let Ok(mut g) = dash.health.lock() {
                         *g = h;
@@ -357,6 +357,7 @@ pub async fn login(
     Extension(d): Extension<Arc<Dashboard>>,
     Form(f): Form<SignInForm>,
 ) -> Response {
+    let turn = d.guessing.lock().await;
     let good = s
         .config()
         .admin_token
@@ -364,10 +365,12 @@ pub async fn login(
         .is_some_and(|t| same_secret(t, &f.token));
     if !good {
         tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        drop(turn);
         tracing::warn!("dashboard sign-in with a wrong token");
         let r = (StatusCode::UNAUTHORIZED, LOGIN_FORM).into_response();
         return secure(r, "text/html; charset=utf-8");
     }
+    drop(turn);
     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
     r.headers_mut().insert(header::SET_COOKIE, d.sign_in());
     r
@@ -393,6 +396,9 @@ pub async fn state(
     if let Err(r) = guard(&s, &h).await {
         return r;
     }
+    if let Ok(mut v) = d.viewed.lock() {
+        *v = Some(Instant::now());
+    }
     let mut sessions: Vec<SessionInfo> = s.who.all().iter().map(|v| v.info()).collect();
     let sessions_total = sessions.len();
     sessions.sort_by(|a, b| {
@@ -400,15 +406,7 @@ pub async fn state(
         rate(b).cmp(&rate(a)).then(a.id.cmp(&b.id))
     });
     sessions.truncate(TOP_SESSIONS);
-    let bans = s
-        .guard
-        .bans(Instant::now())
-        .into_iter()
-        .map(|b| BanInfo {
-            ip: b.ip,
-            seconds_left: b.remaining.as_secs(),
-        })
-        .collect();
+    let bans = ban_list(&s);
     let config = s.config();
     let body = State_ {
         csrf: d.csrf_of(&h).unwrap_or_default(),

@@ -91,7 +91,23 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == token)
+        .is_some_and(|t| same_secret(t, token))
+}
+
+/// Compares two secrets in time that does not depend on where they differ (HMACs under a
+/// fresh key compared, so no prefix of a guess is confirmed early).
+fn same_secret(a: &str, b: &str) -> bool {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    use hmac::Mac;
+    let mut key = [0u8; 32];
+    OsRng.fill_bytes(&mut key);
+    let tag = |s: &str| {
+        let mut m =
+            <hmac::Hmac<sha2::Sha256>>::new_from_slice(&key).expect("HMAC takes any key length");
+        m.update(s.as_bytes());
+        m.finalize().into_bytes()
+    };
+    tag(a) == tag(b)
 }
 
 type App = Arc<Shared>;
@@ -320,20 +336,23 @@ async fn quota(s: App, h: HeaderMap, user: Option<String>) -> Response {
     Json(out).into_response()
 }
 
-async fn bans(State(s): State<App>, h: HeaderMap) -> Response {
-    if let Err(r) = guard(&s, &h).await {
-        return r;
-    }
-    let list: Vec<BanInfo> = s
-        .guard
+/// The bans in force, with their time left.
+fn ban_list(s: &Shared) -> Vec<BanInfo> {
+    s.guard
         .bans(Instant::now())
         .into_iter()
         .map(|b| BanInfo {
             ip: b.ip,
             seconds_left: b.remaining.as_secs(),
         })
-        .collect();
-    Json(list).into_response()
+        .collect()
+}
+
+async fn bans(State(s): State<App>, h: HeaderMap) -> Response {
+    if let Err(r) = guard(&s, &h).await {
+        return r;
+    }
+    Json(ban_list(&s)).into_response()
 }
 
 async fn add_ban(State(s): State<App>, h: HeaderMap, Json(req): Json<BanRequest>) -> Response {

@@ -93,6 +93,26 @@ fn sessions(args: &AdminArgs) -> Result<Vec<wharf::observe::SessionInfo>, String
     get_json(args, "/sessions")
 }
 
+/// GETs the list at `path`; with `--json` prints it as it came. `Err` is the exit code
+/// when nothing is left to do (printed, or the error told).
+fn list_or_json<T>(args: &AdminArgs, path: &str, json: bool) -> Result<Vec<T>, ExitCode>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let list: Vec<T> = get_json(args, path).map_err(|e| {
+        eprintln!("wharf: {e}");
+        ExitCode::FAILURE
+    })?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(list)
+}
+
 /// GETs `path` from the endpoint and reads its JSON answer.
 fn get_json<T: serde::de::DeserializeOwned>(args: &AdminArgs, path: &str) -> Result<T, String> {
     match args.client()?.call("GET", path, None)? {
@@ -120,20 +140,10 @@ fn human(n: u64) -> String {
 }
 
 pub fn who(args: &AdminArgs, json: bool) -> ExitCode {
-    let list = match sessions(args) {
+    let list: Vec<wharf::observe::SessionInfo> = match list_or_json(args, "/sessions", json) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("wharf: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
     println!(
         "{:>6}  {:<16} {:<39} {:<4} {:>6}  DOING",
         "ID", "USER", "CLIENT", "TLS", "IDLE"
@@ -206,20 +216,10 @@ pub fn kick(args: &AdminArgs, id: Option<u64>, user: Option<String>) -> ExitCode
 
 /// `wharf ban list`: a table, or the endpoint's JSON.
 pub fn ban_list(args: &AdminArgs, json: bool) -> ExitCode {
-    let bans: Vec<wharf::admin::BanInfo> = match get_json(args, "/bans") {
+    let bans: Vec<wharf::admin::BanInfo> = match list_or_json(args, "/bans", json) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("wharf: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&bans).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
     if bans.is_empty() {
         println!("no address is banned");
         return ExitCode::SUCCESS;
@@ -237,20 +237,10 @@ pub fn quota(args: &AdminArgs, user: Option<&str>, json: bool) -> ExitCode {
         Some(u) => format!("/quota/{}", percent_encode(u)),
         None => "/quota".into(),
     };
-    let list: Vec<wharf::admin::QuotaInfo> = match get_json(args, &path) {
+    let list: Vec<wharf::admin::QuotaInfo> = match list_or_json(args, &path, json) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("wharf: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
     if list.is_empty() {
         println!("no login has a quota");
         return ExitCode::SUCCESS;

@@ -206,14 +206,16 @@ impl Cluster {
         }
     }
 
-    async fn count(
+    /// Runs one query with the timeout; its rows, or `None` when the database did not
+    /// answer.
+    async fn rows(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Option<i64> {
+    ) -> Option<Vec<tokio_postgres::Row>> {
         let c = self.client().await?;
-        match tokio::time::timeout(CLUSTER_OP_WITHIN, c.query_one(sql, params)).await {
-            Ok(Ok(row)) => row.try_get(0).ok(),
+        match tokio::time::timeout(CLUSTER_OP_WITHIN, c.query(sql, params)).await {
+            Ok(Ok(rows)) => Some(rows),
             Ok(Err(e)) => {
                 self.schema_lost(&e);
                 if e.is_closed() {
@@ -227,6 +229,15 @@ impl Cluster {
                 None
             }
         }
+    }
+
+    /// The first column of a one-row query (a count).
+    async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Option<i64> {
+        self.rows(sql, params).await?.first()?.try_get(0).ok()
     }
 
     /// Applies the migrations and forgets this node's sessions from an earlier run.
@@ -464,24 +475,22 @@ impl Cluster {
     /// The nodes the database knows and how many seconds ago each was last seen; `None`
     /// when the database does not answer.
     pub async fn nodes(&self) -> Option<Vec<(String, f64)>> {
-        let c = self.client().await?;
-        let q = c.query(
-            "SELECT name, extract(epoch FROM now() - seen)::float8 FROM wharf_nodes ORDER BY name",
-            &[],
-        );
-        match tokio::time::timeout(CLUSTER_OP_WITHIN, q).await {
-            Ok(Ok(rows)) => Some(
-                rows.iter()
-                    .map(|r| {
-                        (
-                            r.try_get::<_, String>(0).unwrap_or_default(),
-                            r.try_get::<_, f64>(1).unwrap_or(0.0),
-                        )
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        }
+        let rows = self
+            .rows(
+                "SELECT name, extract(epoch FROM now() - seen)::float8 FROM wharf_nodes ORDER BY name",
+                &[],
+            )
+            .await?;
+        Some(
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.try_get::<_, String>(0).unwrap_or_default(),
+                        r.try_get::<_, f64>(1).unwrap_or(0.0),
+                    )
+                })
+                .collect(),
+        )
     }
 
     /// Lifts a ban on every node.

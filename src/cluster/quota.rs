@@ -2,37 +2,22 @@
 //! counted once by the first node that needs it, then moved by every change on any node.
 
 use super::Cluster;
-use crate::limits::CLUSTER_OP_WITHIN;
 
 impl Cluster {
     /// The usage stored for `key` (bytes, files): `Some(None)` when nobody counted it yet,
     /// `None` when the database did not answer.
     pub async fn quota_usage(&self, key: &str) -> Option<Option<(u64, u64)>> {
-        let c = self.client().await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-        let q = c.query_opt(
-            "SELECT bytes, files FROM wharf_quota WHERE key = $1",
-            &params,
-        );
-        match tokio::time::timeout(CLUSTER_OP_WITHIN, q).await {
-            Ok(Ok(row)) => Some(row.map(|r| {
-                let bytes: i64 = r.try_get(0).unwrap_or(0);
-                let files: i64 = r.try_get(1).unwrap_or(0);
-                (bytes.max(0) as u64, files.max(0) as u64)
-            })),
-            Ok(Err(e)) => {
-                self.schema_lost(&e);
-                if e.is_closed() {
-                    self.lost();
-                }
-                tracing::warn!(error = %e, "shared state query failed");
-                None
-            }
-            Err(_) => {
-                self.lost();
-                None
-            }
-        }
+        let rows = self
+            .rows(
+                "SELECT bytes, files FROM wharf_quota WHERE key = $1",
+                &[&key],
+            )
+            .await?;
+        Some(rows.first().map(|r| {
+            let bytes: i64 = r.try_get(0).unwrap_or(0);
+            let files: i64 = r.try_get(1).unwrap_or(0);
+            (bytes.max(0) as u64, files.max(0) as u64)
+        }))
     }
 
     /// Stores a fresh count of `key` unless another node stored one first; returns the

@@ -124,6 +124,22 @@ fn with_a_token_the_dashboard_needs_a_sign_in_and_csrf_tokens() {
         "token=wrong",
     );
     assert_eq!(status, 401);
+    // Guesses sent at once still come one a second: three take three seconds.
+    let started = std::time::Instant::now();
+    let guesses: Vec<_> = (0..3)
+        .map(|i| {
+            let head = format!("POST /ui/login HTTP/1.1\r\n{host}\r\n{page}\r\n{form}");
+            std::thread::spawn(move || http(admin, &head, &format!("token=guess{i}")).0)
+        })
+        .collect();
+    for g in guesses {
+        assert_eq!(g.join().unwrap(), 401);
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
     let (status, answer) = http(
         admin,
         &format!("POST /ui/login HTTP/1.1\r\n{host}\r\n{page}\r\n{form}"),

@@ -413,6 +413,19 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 /// How often [`wait_for`] looks again.
 const POLL: Duration = Duration::from_millis(15);
 
+/// Waits (bounded) until the server has read `n` bytes of the running upload (STAT says).
+pub fn await_received(c: &mut Ctrl, n: usize) {
+    let says = format!("{n} bytes");
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .cmd("STAT")
+            .text()
+            .contains(&says))
+        .is_some(),
+        "server never read the data"
+    );
+}
+
 /// Polls `cond` until it holds or `limit` has passed: how long it took, or `None` on
 /// timeout. The one way a test waits for something to happen (a server to answer, a file
 /// to appear, a ban to spread, a session to end), instead of sleeping and hoping.

@@ -269,10 +269,7 @@ fn an_interrupted_then_resumed_upload_counts_once() {
     assert_eq!(c.cmd("STOR doc.pdf").code, 150);
     data.write_all(&whole[..120_000]).unwrap();
     data.flush().unwrap();
-    let received = wait_for(Duration::from_secs(10), || {
-        c.cmd("STAT").text().contains("120000 bytes")
-    });
-    assert!(received.is_some(), "server never read the data");
+    await_received(&mut c, 120_000);
     s.kill_client(c, data);
     let mut c = s.login();
     c.cmd("TYPE I");
@@ -294,4 +291,16 @@ fn a_login_without_a_quota_is_told_so_and_nothing_is_counted() {
     assert_eq!(c.cmd("SITE QUOTA").text(), "200 No quota for judge.\r\n");
     assert!(c.cmd("SITE HELP").text().contains(" QUOTA\r\n"));
     assert!(!s.shared.quotas.active());
+}
+
+#[test]
+fn a_symlink_loop_in_the_root_is_counted_once() {
+    let s = with_quota(Some(1_000_000), None, |_| {});
+    std::fs::create_dir(s.path("d")).unwrap();
+    std::fs::write(s.path("d/f.bin"), bytes(1000, 1)).unwrap();
+    std::os::unix::fs::symlink(".", s.path("d/again")).unwrap();
+    std::os::unix::fs::symlink("..", s.path("d/up")).unwrap();
+    std::fs::write(s.path("top.bin"), bytes(500, 2)).unwrap();
+    let mut c = s.login();
+    assert_eq!(site_quota(&mut c), (1500, 2));
 }

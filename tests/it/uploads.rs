@@ -16,19 +16,6 @@ fn temp_files(s: &TestServer, dir: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits (bounded) until the server has read `n` bytes of the running upload (STAT says).
-fn await_received(c: &mut Ctrl, n: usize) {
-    let says = format!("{n} bytes");
-    assert!(
-        wait_for(Duration::from_secs(10), || c
-            .cmd("STAT")
-            .text()
-            .contains(&says))
-        .is_some(),
-        "server never read the data"
-    );
-}
-
 /// The interrupted uploads kept for a resume in `dir`.
 fn resume_files(s: &TestServer, dir: &str) -> Vec<String> {
     std::fs::read_dir(s.path(dir))
